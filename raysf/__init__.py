@@ -1,0 +1,1 @@
+"""Shared, Ray-free utilities of the project (typed configuration loading)."""
