@@ -17,7 +17,6 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import types
-
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
@@ -59,8 +58,11 @@ def _coerce(value: Any, tp: Any, key: str, source: str | None) -> Any:
                 return _coerce(value, arg, key, source)
             except ConfigError as exc:
                 errors.append(str(exc))
-        raise ConfigError(errors[0] if len(errors) == 1 else f"{_where(source, key)}: {value!r} "
-                          f"matches none of {_type_name(tp)}")
+        raise ConfigError(
+            errors[0]
+            if len(errors) == 1
+            else f"{_where(source, key)}: {value!r} matches none of {_type_name(tp)}"
+        )
     if origin is Literal:
         choices = get_args(tp)
         if value not in choices:
@@ -81,8 +83,10 @@ def _coerce(value: Any, tp: Any, key: str, source: str | None) -> Any:
                 raise ConfigError(
                     f"{_where(source, key)}: expected {len(args)} items, got {len(value)}"
                 )
-            return tuple(_coerce(v, a, f"{key}[{i}]", source) for i, (v, a) in
-                         enumerate(zip(value, args, strict=True)))
+            return tuple(
+                _coerce(v, a, f"{key}[{i}]", source)
+                for i, (v, a) in enumerate(zip(value, args, strict=True))
+            )
         item = args[0] if args else Any
         items = [_coerce(v, item, f"{key}[{i}]", source) for i, v in enumerate(value)]
         return tuple(items) if origin is tuple else items
@@ -115,8 +119,9 @@ def _coerce(value: Any, tp: Any, key: str, source: str | None) -> Any:
     return value
 
 
-def build(cls: type[T], data: Mapping[str, Any], *, source: str | None = None,
-          prefix: str = "") -> T:
+def build(
+    cls: type[T], data: Mapping[str, Any], *, source: str | None = None, prefix: str = ""
+) -> T:
     """Build dataclass ``cls`` from ``data``, rejecting unknown keys and wrong types."""
     hints = get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
@@ -126,12 +131,16 @@ def build(cls: type[T], data: Mapping[str, Any], *, source: str | None = None,
         if name not in fields:
             close = difflib.get_close_matches(str(name), list(fields), n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ConfigError(f"{_where(source, key)}: unknown key{hint}; "
-                              f"known keys: {sorted(fields)}")
+            raise ConfigError(
+                f"{_where(source, key)}: unknown key{hint}; known keys: {sorted(fields)}"
+            )
         kwargs[name] = _coerce(value, hints[name], key, source)
     for name, field in fields.items():
-        if name not in kwargs and field.default is dataclasses.MISSING and \
-                field.default_factory is dataclasses.MISSING:
+        if (
+            name not in kwargs
+            and field.default is dataclasses.MISSING
+            and field.default_factory is dataclasses.MISSING
+        ):
             key = f"{prefix}.{name}" if prefix else name
             raise ConfigError(f"{_where(source, key)}: required key is missing")
     try:
@@ -172,7 +181,7 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str,
             if child is None:
                 child = node[part] = {}
             elif not isinstance(child, dict):
-                raise ConfigError(f"override {text!r}: {'.'.join(parts[:i + 1])} is not a mapping")
+                raise ConfigError(f"override {text!r}: {'.'.join(parts[: i + 1])} is not a mapping")
             node = child
         node[parts[-1]] = value
     return out
@@ -204,8 +213,12 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def load_config(cls: type[T], path: str | Path | None = None, overrides: Sequence[str] = (),
-                base: Mapping[str, Any] | None = None) -> T:
+def load_config(
+    cls: type[T],
+    path: str | Path | None = None,
+    overrides: Sequence[str] = (),
+    base: Mapping[str, Any] | None = None,
+) -> T:
     """Read ``path`` (optional), merge over ``base``, apply ``overrides``, build ``cls``."""
     data = _merge(dict(base or {}), read_yaml(path) if path else {})
     data = apply_overrides(data, overrides)
@@ -262,5 +275,3 @@ __all__ = [
     "read_yaml",
     "to_dict",
 ]
-
-
