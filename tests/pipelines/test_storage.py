@@ -1,0 +1,56 @@
+"""Tests of pipelines.storage on the local filesystem and on a real (moto) S3 endpoint."""
+
+from __future__ import annotations
+
+import os
+
+import pyarrow.fs as pafs
+import pytest
+
+from pipelines import storage
+
+
+def test_resolve_local_path_is_absolute(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    fs, path = storage.resolve_filesystem("sub/dir")
+    assert isinstance(fs, pafs.LocalFileSystem)
+    assert path == os.path.join(str(tmp_path), "sub", "dir")
+    fs2, path2 = storage.resolve_filesystem(f"file://{tmp_path}/x")
+    assert isinstance(fs2, pafs.LocalFileSystem) and path2 == f"{tmp_path}/x"
+
+
+def test_resolve_rejects_unknown_scheme_and_empty():
+    with pytest.raises(ValueError, match="gs"):
+        storage.resolve_filesystem("gs://bucket/key")
+    with pytest.raises(ValueError, match="empty"):
+        storage.resolve_filesystem("")
+    with pytest.raises(ValueError, match="no bucket"):
+        storage.resolve_filesystem("s3://")
+
+
+def test_resolve_s3_uses_env_endpoint(monkeypatch):
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-3")
+    fs, path = storage.resolve_filesystem("s3://bucket/a/b/")
+    assert isinstance(fs, pafs.S3FileSystem)
+    assert path == "bucket/a/b"
+    assert fs.region == "eu-west-3"
+    assert storage.to_uri(fs, path) == "s3://bucket/a/b"
+
+
+def test_local_atomic_write_read_list(tmp_path):
+    fs, root = storage.resolve_filesystem(str(tmp_path / "out"))
+    storage.write_bytes_atomic(fs, storage.join(root, "a", "x.bin"), b"abc")
+    storage.write_bytes_atomic(fs, storage.join(root, "b.bin"), b"")
+    storage.write_bytes_atomic(fs, storage.join(root, "b.bin"), b"new")
+    assert storage.read_bytes(fs, storage.join(root, "a/x.bin")) == b"abc"
+    assert storage.read_text(fs, storage.join(root, "b.bin")) == "new"
+    assert storage.list_files(fs, root) == [f"{root}/a/x.bin", f"{root}/b.bin"]
+    assert storage.list_files(fs, root, recursive=False) == [f"{root}/b.bin"]
+    assert storage.list_files(fs, storage.join(root, "missing")) == []
+    assert not any(".tmp-" in p for p in os.listdir(root))
+    assert storage.exists(fs, root) and storage.is_file(fs, f"{root}/b.bin")
+    storage.delete_file(fs, f"{root}/b.bin")
+    assert not storage.exists(fs, f"{root}/b.bin")
+    with pytest.raises(FileNotFoundError, match="missing.bin"):
+        storage.read_bytes(fs, f"{root}/missing.bin")
