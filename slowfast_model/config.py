@@ -1,0 +1,273 @@
+"""Typed, validated configuration of a SlowFast network.
+
+`SlowFastConfig` is the single description of a network: every builder in this package reads
+it and nothing else. It is frozen and validated on construction; an invalid value raises
+`ValueError` naming the field. Per-stage structure is derived from it as a tuple of
+`StageSpec`, so the four residual stages are built by one loop.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+FUSIONS = ("time_to_channel", "time_strided_sampling", "time_strided_conv", "none")
+PATHWAYS = ("slowfast", "slow_only", "fast_only")
+FAST_INPUTS = ("rgb", "gray", "time_diff")
+
+#: Residual blocks per stage (res2..res5). Every depth uses bottleneck blocks, as PySlowFast
+#: and PyTorchVideo do (their "R18" is the 2-2-2-2 bottleneck net).
+STAGE_DEPTHS: dict[int, tuple[int, int, int, int]] = {
+    18: (2, 2, 2, 2),
+    50: (3, 4, 6, 3),
+    101: (3, 4, 23, 3),
+}
+
+#: Bottleneck output channels are `EXPANSION` times the inner width.
+EXPANSION = 4
+
+#: Output channels of the time-strided-conv lateral, as a multiple of the Fast channels (2*beta*C).
+FUSION_CONV_CHANNEL_RATIO = 2
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """Structure of one residual stage (res2..res5) of one pathway.
+
+    Attributes:
+        index: 0 for res2 ... 3 for res5.
+        num_blocks: residual blocks in the stage.
+        inner: channels inside the bottleneck (the 3x3 conv).
+        out: channels the stage outputs (`inner * 4`).
+        spatial_stride: stride of the first block's 3x3 conv (1 for res2, else 2).
+        temporal_kernel: temporal size of every temporal block's first (1x1) conv.
+        temporal_blocks: how many leading blocks use `temporal_kernel` (the rest use 1).
+        nonlocal_after: block indices followed by a non-local block.
+    """
+
+    index: int
+    num_blocks: int
+    inner: int
+    out: int
+    spatial_stride: int
+    temporal_kernel: int
+    temporal_blocks: int
+    nonlocal_after: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class SlowFastConfig:
+    """Every hyper-parameter of a SlowFast-family network.
+
+    Attributes:
+        depth: ResNet depth, one of 18, 50, 101.
+        alpha: frame-rate ratio Fast/Slow (the Fast pathway sees `alpha * slow_frames` frames).
+        beta_inv: channel ratio Slow/Fast (beta = 1 / beta_inv); must divide `width`.
+        slow_frames: T, frames of the Slow pathway.
+        default_tau: temporal stride (in source frames) of the Slow pathway; data sampling
+            default, unused by the network itself.
+        fusion: lateral transform Fast -> Slow: `time_to_channel`, `time_strided_sampling`,
+            `time_strided_conv`, or `none` (no laterals).
+        fusion_kernel: temporal kernel of the time-strided conv (5 in the paper, 7 in the
+            released 8x8 checkpoints).
+        lateral_norm: BN + ReLU after the time-strided conv (PySlowFast/PyTorchVideo); False
+            matches mmaction2's plain-conv laterals.
+        pathways: `slowfast`, `slow_only` or `fast_only`.
+        fast_input: what the Fast pathway sees: `rgb`, `gray` (luma) or `time_diff`.
+        width: base width (Slow stem channels); 64 in the paper.
+        num_classes: classifier outputs.
+        dropout: dropout probability before the classifier.
+        nonlocal_res4: non-local blocks in the Slow pathway's res4 (the paper's R101+NL).
+        res4_temporal_blocks: temporal blocks in res4 (None: all; 6 in the "R101_50_50" models).
+        zero_init_residual: zero the last BN gamma of every residual branch.
+        in_channels: channels of the RGB input.
+    """
+
+    depth: int = 50
+    alpha: int = 4
+    beta_inv: int = 8
+    slow_frames: int = 8
+    default_tau: int = 8
+    fusion: str = "time_strided_conv"
+    fusion_kernel: int = 7
+    lateral_norm: bool = True
+    pathways: str = "slowfast"
+    fast_input: str = "rgb"
+    width: int = 64
+    num_classes: int = 400
+    dropout: float = 0.5
+    nonlocal_res4: bool = False
+    res4_temporal_blocks: int | None = None
+    zero_init_residual: bool = True
+    in_channels: int = 3
+
+    def __post_init__(self) -> None:
+        def check(ok: bool, name: str, message: str) -> None:
+            if not ok:
+                raise ValueError(f"SlowFastConfig.{name}={getattr(self, name)!r}: {message}")
+
+        for name in (
+            "depth",
+            "alpha",
+            "beta_inv",
+            "slow_frames",
+            "default_tau",
+            "fusion_kernel",
+            "width",
+            "num_classes",
+            "in_channels",
+        ):
+            value = getattr(self, name)
+            check(isinstance(value, int) and not isinstance(value, bool), name, "must be an int")
+        check(self.depth in STAGE_DEPTHS, "depth", f"must be one of {sorted(STAGE_DEPTHS)}")
+        check(self.alpha >= 1, "alpha", "must be >= 1")
+        check(self.beta_inv >= 1, "beta_inv", "must be >= 1")
+        check(self.slow_frames >= 1, "slow_frames", "must be >= 1")
+        check(self.default_tau >= 1, "default_tau", "must be >= 1")
+        check(self.width >= 1, "width", "must be >= 1")
+        check(self.num_classes >= 1, "num_classes", "must be >= 1")
+        check(self.in_channels >= 1, "in_channels", "must be >= 1")
+        check(self.fusion in FUSIONS, "fusion", f"must be one of {FUSIONS}")
+        check(self.pathways in PATHWAYS, "pathways", f"must be one of {PATHWAYS}")
+        check(self.fast_input in FAST_INPUTS, "fast_input", f"must be one of {FAST_INPUTS}")
+        check(
+            self.fusion_kernel >= 1 and self.fusion_kernel % 2 == 1,
+            "fusion_kernel",
+            "must be a positive odd int (the conv keeps T with padding k//2)",
+        )
+        check(
+            isinstance(self.dropout, (int, float)) and 0.0 <= self.dropout < 1.0,
+            "dropout",
+            "must be in [0, 1)",
+        )
+        for name in ("lateral_norm", "nonlocal_res4", "zero_init_residual"):
+            check(isinstance(getattr(self, name), bool), name, "must be a bool")
+        if self.pathways != "slow_only":
+            check(
+                self.width % self.beta_inv == 0,
+                "beta_inv",
+                f"must divide width={self.width} (the Fast stem has width/beta_inv channels)",
+            )
+        if self.pathways != "slowfast":
+            check(
+                self.fusion == "none",
+                "fusion",
+                f"must be 'none' for pathways={self.pathways!r} (laterals need both pathways)",
+            )
+        if self.pathways == "slow_only":
+            check(self.fast_input == "rgb", "fast_input", "must be 'rgb' for a slow_only model")
+        if self.pathways == "fast_only":
+            check(
+                self.nonlocal_res4 is False,
+                "nonlocal_res4",
+                "non-local blocks live in the Slow pathway",
+            )
+        if self.fast_input == "gray":
+            check(self.in_channels == 3, "in_channels", "fast_input='gray' needs RGB (3) input")
+        if self.res4_temporal_blocks is not None:
+            check(
+                isinstance(self.res4_temporal_blocks, int)
+                and 0 <= self.res4_temporal_blocks <= STAGE_DEPTHS[self.depth][2],
+                "res4_temporal_blocks",
+                f"must be None or in [0, {STAGE_DEPTHS[self.depth][2]}]",
+            )
+
+    # ----------------------------------------------------------------- derived quantities
+    @property
+    def beta(self) -> float:
+        """Channel ratio Fast/Slow."""
+        return 1.0 / self.beta_inv
+
+    @property
+    def fast_frames(self) -> int:
+        """alpha * T, frames of the Fast pathway."""
+        return self.alpha * self.slow_frames
+
+    @property
+    def has_slow(self) -> bool:
+        return self.pathways in ("slowfast", "slow_only")
+
+    @property
+    def has_fast(self) -> bool:
+        return self.pathways in ("slowfast", "fast_only")
+
+    @property
+    def fast_width(self) -> int:
+        """Fast stem channels (beta * width)."""
+        return self.width // self.beta_inv
+
+    @property
+    def fast_in_channels(self) -> int:
+        """Channels the Fast stem conv takes (1 for `gray`)."""
+        return 1 if self.fast_input == "gray" else self.in_channels
+
+    def lateral_channels(self, fast_channels: int) -> int:
+        """Channels a lateral adds to the Slow pathway, given the Fast channels it reads."""
+        if self.fusion == "time_to_channel":
+            return self.alpha * fast_channels
+        if self.fusion == "time_strided_sampling":
+            return fast_channels
+        if self.fusion == "time_strided_conv":
+            return FUSION_CONV_CHANNEL_RATIO * fast_channels
+        return 0
+
+    def stage_specs(self, pathway: str) -> tuple[StageSpec, ...]:
+        """The four residual stages of `pathway` ('slow' or 'fast').
+
+        Slow: temporal kernels (3x1x1) only in res4 and res5. Fast: in every stage.
+        Neither pathway downsamples time.
+        """
+        if pathway not in ("slow", "fast"):
+            raise ValueError(f"pathway={pathway!r}: must be 'slow' or 'fast'")
+        base = self.width if pathway == "slow" else self.fast_width
+        specs = []
+        for index, num_blocks in enumerate(STAGE_DEPTHS[self.depth]):
+            temporal = 3 if (pathway == "fast" or index >= 2) else 1
+            temporal_blocks = num_blocks
+            if index == 2 and self.res4_temporal_blocks is not None:
+                temporal_blocks = self.res4_temporal_blocks
+            nonlocal_after: tuple[int, ...] = ()
+            if pathway == "slow" and index == 2 and self.nonlocal_res4:
+                nonlocal_after = nonlocal_positions(num_blocks)
+            inner = base * 2**index
+            specs.append(
+                StageSpec(
+                    index=index,
+                    num_blocks=num_blocks,
+                    inner=inner,
+                    out=inner * EXPANSION,
+                    spatial_stride=1 if index == 0 else 2,
+                    temporal_kernel=temporal,
+                    temporal_blocks=temporal_blocks,
+                    nonlocal_after=nonlocal_after,
+                )
+            )
+        return tuple(specs)
+
+    def replace(self, **overrides: object) -> SlowFastConfig:
+        """A copy with `overrides` applied (validated again); unknown names raise ValueError."""
+        known = {f.name for f in dataclasses.fields(self)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise ValueError(f"SlowFastConfig has no field(s) {unknown}; known: {sorted(known)}")
+        return dataclasses.replace(self, **overrides)
+
+    def to_dict(self) -> dict[str, object]:
+        """Plain dict of the public fields (for logging and checkpoints)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, object]) -> SlowFastConfig:
+        """Inverse of `to_dict`; unknown keys raise ValueError."""
+        return cls().replace(**values)
+
+
+def nonlocal_positions(num_blocks: int) -> tuple[int, ...]:
+    """Blocks of res4 followed by a non-local block.
+
+    23 blocks (R101): after blocks 6, 13, 20 (PySlowFast's R101+NL). Otherwise every other
+    block starting at 1 (1, 3, 5 for R50), as in the non-local networks paper.
+    """
+    if num_blocks == 23:
+        return (6, 13, 20)
+    return tuple(range(1, num_blocks, 2))
