@@ -113,12 +113,11 @@ class SlowFast(nn.Module):
         for name, x in (("slow", slow), ("fast", fast)):
             if x is not None and x.dim() != 5:
                 raise ValueError(f"inputs: {name} must be (B, C, T, H, W), got {tuple(x.shape)}")
-        if slow is not None and fast is not None and self.laterals:
-            if fast.shape[2] != self.config.alpha * slow.shape[2]:
-                raise ValueError(
-                    f"inputs: fast has {fast.shape[2]} frames, expected alpha={self.config.alpha}"
-                    f" x slow frames {slow.shape[2]}"
-                )
+        if self.laterals and fast.shape[2] != self.config.alpha * slow.shape[2]:
+            raise ValueError(
+                f"inputs: fast has {fast.shape[2]} frames, expected alpha={self.config.alpha}"
+                f" x slow frames {slow.shape[2]}"
+            )
         return slow, fast
 
     def _weaken_fast(self, fast: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,393 @@
+"""Checkpoint conversion between this package and PyTorchVideo, PySlowFast and mmaction2.
+
+Key names are translated by `their_key(our_key, source, pathways)`, a pure function of our
+module path. Converting a foreign state dict therefore needs our key list, which comes from
+the config: `infer_config_from_state_dict` reads depth, width, beta, fusion kind, fusion kernel,
+lateral BN, non-local blocks, res4 temporal blocks and classes from weight shapes. What weights
+cannot tell (alpha for conv/sampling laterals, T, tau, dropout, rgb vs time_diff) comes from a
+base config or preset.
+
+Layouts (slow pathway, res2 first block, first conv):
+    ours          slow.stages.0.blocks.0.conv_a.weight
+    pytorchvideo  blocks.1.multipathway_blocks.0.res_blocks.0.branch2.conv_a.weight
+    pyslowfast    s2.pathway0_res0.branch2.a.weight
+    mmaction2     backbone.slow_path.layer1.0.conv1.conv.weight
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+
+import torch
+
+from slowfast_model.config import STAGE_DEPTHS, SlowFastConfig, nonlocal_positions
+from slowfast_model.model import SlowFast, build_model
+from slowfast_model.presets import get_config
+
+SOURCES = ("pytorchvideo", "pyslowfast", "mmaction2")
+
+_STEM = re.compile(r"(slow|fast)\.stem\.(conv|bn)\.(.+)")
+_LATERAL = re.compile(r"laterals\.(\d)\.(conv|bn)\.(.+)")
+_BLOCK = re.compile(r"(slow|fast)\.stages\.(\d)\.blocks\.(\d+)\.(\w+)\.(.+)")
+_NONLOCAL = re.compile(r"slow\.stages\.(\d)\.nonlocal_blocks\.(\d+)\.(\w+)\.(.+)")
+_HEAD = re.compile(r"head\.(weight|bias)")
+
+_BLOCK_PARTS = {
+    "pytorchvideo": {
+        "conv_a": "branch2.conv_a", "bn_a": "branch2.norm_a",
+        "conv_b": "branch2.conv_b", "bn_b": "branch2.norm_b",
+        "conv_c": "branch2.conv_c", "bn_c": "branch2.norm_c",
+        "proj_conv": "branch1_conv", "proj_bn": "branch1_norm",
+    },
+    "pyslowfast": {
+        "conv_a": "branch2.a", "bn_a": "branch2.a_bn",
+        "conv_b": "branch2.b", "bn_b": "branch2.b_bn",
+        "conv_c": "branch2.c", "bn_c": "branch2.c_bn",
+        "proj_conv": "branch1", "proj_bn": "branch1_bn",
+    },
+    "mmaction2": {
+        "conv_a": "conv1.conv", "bn_a": "conv1.bn",
+        "conv_b": "conv2.conv", "bn_b": "conv2.bn",
+        "conv_c": "conv3.conv", "bn_c": "conv3.bn",
+        "proj_conv": "downsample.conv", "proj_bn": "downsample.bn",
+    },
+}  # fmt: skip
+
+
+def _check_source(source: str) -> None:
+    if source not in SOURCES:
+        raise ValueError(f"source={source!r}: must be one of {SOURCES}")
+
+
+def their_key(our_key: str, source: str, pathways: str) -> str | None:
+    """The name `source` gives to our parameter/buffer `our_key`; None if it has none."""
+    _check_source(source)
+    two = pathways == "slowfast"
+    if m := _STEM.fullmatch(our_key):
+        path, part, rest = m.groups()
+        p = 0 if path == "slow" or not two else 1
+        if source == "pytorchvideo":
+            prefix = f"blocks.0.multipathway_blocks.{p}." if two else "blocks.0."
+            return f"{prefix}{'conv' if part == 'conv' else 'norm'}.{rest}"
+        if source == "pyslowfast":
+            return f"s1.pathway{p}_stem.{part}.{rest}"
+        return f"{_mm_prefix(path, two)}conv1.{part}.{rest}"
+    if m := _LATERAL.fullmatch(our_key):
+        i, part, rest = int(m.group(1)), m.group(2), m.group(3)
+        if source == "pytorchvideo":
+            name = "conv_fast_to_slow" if part == "conv" else "norm"
+            return f"blocks.{i}.multipathway_fusion.{name}.{rest}"
+        if source == "pyslowfast":
+            return f"s{i + 1}_fuse.{'conv_f2s' if part == 'conv' else 'bn'}.{rest}"
+        if part == "bn":
+            return None  # mmaction2's laterals are a bare conv
+        layer = "conv1_lateral" if i == 0 else f"layer{i}_lateral"
+        return f"backbone.slow_path.{layer}.conv.{rest}"
+    if m := _BLOCK.fullmatch(our_key):
+        path, s, j, part, rest = m.groups()
+        s, p = int(s), 0 if m.group(1) == "slow" or not two else 1
+        sub = _BLOCK_PARTS[source].get(part)
+        if sub is None:
+            return None
+        if source == "pytorchvideo":
+            prefix = f"blocks.{s + 1}.multipathway_blocks.{p}." if two else f"blocks.{s + 1}."
+            return f"{prefix}res_blocks.{j}.{sub}.{rest}"
+        if source == "pyslowfast":
+            return f"s{s + 2}.pathway{p}_res{j}.{sub}.{rest}"
+        return f"{_mm_prefix(path, two)}layer{s + 1}.{j}.{sub}.{rest}"
+    if m := _NONLOCAL.fullmatch(our_key):
+        s, j, part, rest = m.groups()
+        if source == "pyslowfast":
+            return f"s{int(s) + 2}.pathway0_nonlocal{j}.{part}.{rest}"
+        return None  # PyTorchVideo has no non-local SlowFast; mmaction2's differs (pooling)
+    if m := _HEAD.fullmatch(our_key):
+        if source == "pytorchvideo":
+            return f"blocks.{6 if two else 5}.proj.{m.group(1)}"
+        if source == "pyslowfast":
+            return f"head.projection.{m.group(1)}"
+        return f"cls_head.fc_cls.{m.group(1)}"
+    return None
+
+
+def _mm_prefix(path: str, two: bool) -> str:
+    return f"backbone.{path}_path." if two else "backbone."
+
+
+# ---------------------------------------------------------------------- loading files
+def unwrap_state_dict(obj: Mapping[str, object]) -> dict[str, torch.Tensor]:
+    """Strip `model_state` / `state_dict` / `model` wrappers and DDP `module.` prefixes."""
+    for wrapper in ("model_state", "state_dict", "model"):
+        if isinstance(obj, Mapping) and wrapper in obj and isinstance(obj[wrapper], Mapping):
+            obj = obj[wrapper]
+    if not isinstance(obj, Mapping):
+        raise ValueError(f"state_dict: expected a mapping, got {type(obj).__name__}")
+    out = {}
+    for key, value in obj.items():
+        if not isinstance(value, torch.Tensor):
+            continue
+        out[key[len("module.") :] if key.startswith("module.") else key] = value
+    return out
+
+
+def detect_source(state_dict: Mapping[str, torch.Tensor]) -> str:
+    """Guess the layout of a state dict: 'ours', 'pytorchvideo', 'pyslowfast' or 'mmaction2'."""
+    keys = list(state_dict)
+    if any(k.startswith(("slow.stem.", "fast.stem.")) for k in keys):
+        return "ours"
+    if any(k.startswith("s1.pathway0_stem.") for k in keys):
+        return "pyslowfast"
+    if any(k.startswith("backbone.") for k in keys):
+        return "mmaction2"
+    if any(k.startswith("blocks.0.") for k in keys):
+        return "pytorchvideo"
+    raise ValueError(f"state_dict: unrecognised key layout (first keys: {keys[:3]})")
+
+
+def load_checkpoint_file(path: str | os.PathLike, source: str | None = None) -> dict:
+    """Read a .pyth / .pt / .pth checkpoint (weights_only) and return OUR state dict.
+
+    `source` None detects the layout from the key names.
+    """
+    path = os.fspath(path)
+    if not path.endswith((".pyth", ".pt", ".pth")):
+        raise ValueError(f"path={path!r}: expected a .pyth, .pt or .pth file")
+    if not os.path.isfile(path):
+        raise ValueError(f"path={path!r}: no such file")
+    try:
+        raw = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - re-raised with the path
+        raise ValueError(f"path={path!r}: cannot load checkpoint: {exc}") from exc
+    state = unwrap_state_dict(raw)
+    source = source or detect_source(state)
+    if source == "ours":
+        return state
+    return convert_state_dict(state, source)
+
+
+# ---------------------------------------------------------------------- inference
+def _shape(state: Mapping[str, torch.Tensor], key: str | None) -> tuple[int, ...] | None:
+    if key is None or key not in state:
+        return None
+    return tuple(state[key].shape)
+
+
+def infer_config_from_state_dict(
+    state_dict: Mapping[str, torch.Tensor],
+    source: str,
+    base: SlowFastConfig | str | None = None,
+) -> SlowFastConfig:
+    """Config whose architecture matches `state_dict` (in `source` layout, or 'ours').
+
+    Fields not visible in weights (alpha unless time_to_channel, T, tau, dropout, rgb vs
+    time_diff) come from `base` (a config or preset name; default `SlowFastConfig()`).
+    """
+    if isinstance(base, str):
+        base = get_config(base)
+    base = base or SlowFastConfig()
+    state = unwrap_state_dict(state_dict)
+
+    def key(our: str, pathways: str) -> str | None:
+        return our if source == "ours" else their_key(our, source, pathways)
+
+    if source != "ours":
+        _check_source(source)
+    slow_stem = _shape(state, key("slow.stem.conv.weight", "slowfast"))
+    fast_stem = _shape(state, key("fast.stem.conv.weight", "slowfast"))
+    if slow_stem and fast_stem:
+        pathways = "slowfast"
+    else:
+        single = _shape(state, key("slow.stem.conv.weight", "slow_only")) or _shape(
+            state, key("fast.stem.conv.weight", "fast_only")
+        )
+        if single is None:
+            raise ValueError(f"state_dict: no stem conv found for source={source!r}")
+        pathways = "slow_only" if single[2] == 1 else "fast_only"
+        slow_stem, fast_stem = (single, None) if pathways == "slow_only" else (None, single)
+    path = "fast" if pathways == "fast_only" else "slow"
+
+    def shape(our: str) -> tuple[int, ...] | None:
+        return _shape(state, key(our, pathways))
+
+    res4 = 0
+    while shape(f"{path}.stages.2.blocks.{res4}.conv_a.weight") is not None:
+        res4 += 1
+    depth = next((d for d, blocks in STAGE_DEPTHS.items() if blocks[2] == res4), None)
+    if depth is None:
+        raise ValueError(f"state_dict: res4 has {res4} blocks, matching no depth in {STAGE_DEPTHS}")
+    temporal = sum(
+        1 for j in range(res4) if shape(f"{path}.stages.2.blocks.{j}.conv_a.weight")[2] > 1
+    )
+    head = shape("head.weight")
+    if head is None:
+        raise ValueError("state_dict: classifier weight not found")
+    fields: dict[str, object] = {
+        "pathways": pathways,
+        "depth": depth,
+        "num_classes": head[0],
+        "res4_temporal_blocks": None if temporal == res4 else temporal,
+        "nonlocal_res4": shape(
+            f"slow.stages.2.nonlocal_blocks.{nonlocal_positions(res4)[0]}.conv_theta.weight"
+        )
+        is not None,
+        "fusion": "none",
+    }
+    if pathways == "fast_only":
+        fields["width"] = fast_stem[0] * base.beta_inv
+        fields["fast_input"] = "gray" if fast_stem[1] == 1 else _rgb_or(base.fast_input)
+        fields["in_channels"] = 3 if fast_stem[1] == 1 else fast_stem[1]
+    else:
+        fields["width"] = slow_stem[0]
+        fields["in_channels"] = slow_stem[1]
+    if pathways == "slowfast":
+        fields["beta_inv"] = slow_stem[0] // fast_stem[0]
+        fields["fast_input"] = "gray" if fast_stem[1] == 1 else _rgb_or(base.fast_input)
+        lateral = shape("laterals.0.conv.weight")
+        extra = shape("slow.stages.0.blocks.0.conv_a.weight")[1] - slow_stem[0]
+        if lateral is not None:
+            fields["fusion"] = "time_strided_conv"
+            fields["fusion_kernel"] = lateral[2]
+            fields["lateral_norm"] = shape("laterals.0.bn.weight") is not None
+        elif extra == fast_stem[0]:
+            fields["fusion"] = "time_strided_sampling"
+        elif extra > 0 and extra % fast_stem[0] == 0:
+            fields["fusion"] = "time_to_channel"
+            fields["alpha"] = extra // fast_stem[0]
+    return base.replace(**fields)
+
+
+def _rgb_or(fast_input: str) -> str:
+    return fast_input if fast_input in ("rgb", "time_diff") else "rgb"
+
+
+# ---------------------------------------------------------------------- conversion
+def _our_keys(config: SlowFastConfig) -> list[str]:
+    with torch.device("meta"):
+        model = SlowFast(config)
+    return list(model.state_dict())
+
+
+def convert_state_dict(
+    state_dict: Mapping[str, object],
+    source: str,
+    config: SlowFastConfig | str | None = None,
+) -> dict[str, torch.Tensor]:
+    """Translate a `source` state dict to our key layout.
+
+    Args:
+        state_dict: the foreign state dict, possibly wrapped (`model_state`, `state_dict`).
+        source: 'pytorchvideo', 'pyslowfast' or 'mmaction2'.
+        config: our config (or preset name used as inference base); inferred when None.
+
+    Keys with no counterpart are kept under their original name, so a strict load reports
+    them as unexpected.
+    """
+    _check_source(source)
+    state = unwrap_state_dict(state_dict)
+    if not isinstance(config, SlowFastConfig):
+        config = infer_config_from_state_dict(state, source, base=config)
+    out: dict[str, torch.Tensor] = {}
+    used = set()
+    for ours in _our_keys(config):
+        theirs = their_key(ours, source, config.pathways)
+        if theirs is not None and theirs in state:
+            out[ours] = state[theirs]
+            used.add(theirs)
+    for theirs, value in state.items():
+        if theirs not in used:
+            out[theirs] = value
+    return out
+
+
+def export_state_dict(
+    state_dict: Mapping[str, object],
+    target: str,
+    config: SlowFastConfig | None = None,
+) -> dict[str, torch.Tensor]:
+    """Translate our state dict to `target`'s layout (inverse of `convert_state_dict`).
+
+    Raises ValueError listing our keys that `target` cannot represent (e.g. lateral BN for
+    mmaction2, non-local blocks outside PySlowFast).
+    """
+    _check_source(target)
+    state = unwrap_state_dict(state_dict)
+    if config is None:
+        config = infer_config_from_state_dict(state, "ours")
+    out: dict[str, torch.Tensor] = {}
+    lost = []
+    for ours, value in state.items():
+        theirs = their_key(ours, target, config.pathways)
+        if theirs is None:
+            lost.append(ours)
+        else:
+            out[theirs] = value
+    if lost:
+        raise ValueError(f"target={target!r} has no place for keys: {sorted(lost)[:20]}")
+    return out
+
+
+def load_pretrained(
+    model: SlowFast,
+    path_or_state: str | os.PathLike | Mapping[str, object],
+    source: str | None = None,
+    strict: bool = True,
+    skip_head: bool = False,
+) -> list[str]:
+    """Load weights into `model` from a file or a state dict in any supported layout.
+
+    Args:
+        model: target network (its config drives the key translation).
+        path_or_state: checkpoint path (.pyth/.pt/.pth) or a (wrapped) state dict.
+        source: layout ('ours' or one of SOURCES); detected from key names when None.
+        strict: raise ValueError listing missing / unexpected / mis-shaped keys.
+        skip_head: drop the classifier weights (fine-tuning with a new num_classes).
+
+    Returns the keys of `model` left at their initial values (the head when skip_head).
+    """
+    if isinstance(path_or_state, (str, os.PathLike)):
+        path = os.fspath(path_or_state)
+        if not path.endswith((".pyth", ".pt", ".pth")) or not os.path.isfile(path):
+            raise ValueError(f"path_or_state={path!r}: not a .pyth/.pt/.pth file")
+        raw = torch.load(path, map_location="cpu", weights_only=True)
+    else:
+        raw = path_or_state
+    state = unwrap_state_dict(raw)
+    source = source or detect_source(state)
+    if source != "ours":
+        state = convert_state_dict(state, source, config=model.config)
+    if skip_head:
+        state = {k: v for k, v in state.items() if not k.startswith("head.")}
+    own = model.state_dict()
+    missing = [k for k in own if k not in state and not (skip_head and k.startswith("head."))]
+    unexpected = [k for k in state if k not in own]
+    mismatched = [
+        f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}"
+        for k, v in state.items()
+        if k in own and v.shape != own[k].shape
+    ]
+    if strict and (missing or unexpected or mismatched):
+        raise ValueError(
+            f"load_pretrained (source={source!r}): missing keys {missing[:20]} "
+            f"({len(missing)}), unexpected keys {unexpected[:20]} ({len(unexpected)}), "
+            f"shape mismatches {mismatched[:20]}"
+        )
+    loadable = {k: v for k, v in state.items() if k in own and v.shape == own[k].shape}
+    model.load_state_dict(loadable, strict=False)
+    return missing
+
+
+def build_from_checkpoint(
+    path_or_state: str | os.PathLike | Mapping[str, object],
+    source: str,
+    base: SlowFastConfig | str | None = None,
+) -> SlowFast:
+    """Build a model whose architecture is inferred from the checkpoint, and load it."""
+    if isinstance(path_or_state, (str, os.PathLike)):
+        raw = torch.load(os.fspath(path_or_state), map_location="cpu", weights_only=True)
+    else:
+        raw = path_or_state
+    state = unwrap_state_dict(raw)
+    model = build_model(infer_config_from_state_dict(state, source, base=base))
+    load_pretrained(model, state, source=source)
+    return model
