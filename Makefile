@@ -1,0 +1,39 @@
+# The two commands of the README, each doing its own set-up into .venv:
+#   make demo   end-to-end demo on embedded defaults (local Ray, local files, local MLflow store)
+#   make test   the whole test suite (unit + integration, slow ones included)
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: setup demo test test-fast lint bench local-up local-down local-e2e clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -c constraints.txt torch==2.13.0
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m jobs.demo
+
+test: $(STAMP)
+	$(PY) -m pytest -q --timeout=900
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow"
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+bench: $(STAMP)
+	$(PY) benchmarks/model_bench.py
+	$(PY) benchmarks/loader_bench.py
+	$(PY) benchmarks/ingest_bench.py
+	$(PY) benchmarks/ddp_bench.py
+
+clean:
+	rm -rf demo_output .pytest_cache

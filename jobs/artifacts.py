@@ -1,0 +1,108 @@
+"""Run artifacts logged to MLflow after training: resolved config, confusion matrix, per-class
+accuracy and the final model (``mlflow.pytorch``, with an input example)."""
+
+from __future__ import annotations
+
+import csv
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from jobs.checkpoints import TrainingState, load_state
+from raysf.config import dump_yaml
+
+
+class SingleTensorSlowFast(torch.nn.Module):
+    """Serving wrapper: one normalised fast clip ``(B, 3, alpha*T, H, W)`` in, logits out.
+
+    The slow frames are every ``alpha``-th fast frame (the ``stride`` rule), so one tensor carries
+    both pathways; this is the signature of the model logged to MLflow.
+    """
+
+    def __init__(self, model: torch.nn.Module, alpha: int):
+        super().__init__()
+        self.model = model
+        self.alpha = alpha
+
+    def forward(self, fast: torch.Tensor) -> torch.Tensor:
+        slow = fast[:, :, :: self.alpha]
+        return self.model([slow, fast])
+
+
+def confusion_png(confusion: np.ndarray, classes: list[str], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = len(classes)
+    fig, ax = plt.subplots(figsize=(max(4, 0.5 * n + 2), max(4, 0.5 * n + 2)))
+    ax.imshow(confusion, cmap="Blues")
+    ax.set_xticks(range(n), classes, rotation=90, fontsize=7)
+    ax.set_yticks(range(n), classes, fontsize=7)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    if n <= 20:
+        for i in range(n):
+            for j in range(n):
+                ax.text(j, i, int(confusion[i, j]), ha="center", va="center", fontsize=7)
+    ax.set_title("validation confusion matrix")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def per_class_accuracy(confusion: np.ndarray) -> np.ndarray:
+    totals = confusion.sum(axis=1)
+    return np.divide(np.diag(confusion), totals, out=np.zeros(len(totals)), where=totals > 0)
+
+
+def build_model_from_state(state: TrainingState) -> torch.nn.Module:
+    import slowfast_model
+
+    model = slowfast_model.build_model(slowfast_model.SlowFastConfig(**state.model_config))
+    model.load_state_dict(state.model)
+    return model.eval()
+
+
+def log_training_artifacts(
+    tracking_uri: str, run_id: str, job, checkpoint_uri: str, log_model: bool = True
+) -> None:
+    import mlflow
+
+    state = load_state(checkpoint_uri)
+    client = mlflow.tracking.MlflowClient(tracking_uri)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp)
+        (out / "resolved_config.yaml").write_text(dump_yaml(job))
+        (out / "preprocessing.yaml").write_text(dump_yaml(state.preprocessing.to_dict()))
+        if state.confusion is not None:
+            conf = np.asarray(state.confusion)
+            confusion_png(conf, state.classes, out / "confusion_matrix.png")
+            acc = per_class_accuracy(conf)
+            with open(out / "per_class_accuracy.csv", "w", newline="") as f:
+                w = csv.writer(f)
+                w.writerow(["label_id", "label", "accuracy", "support"])
+                for i, name in enumerate(state.classes):
+                    w.writerow([i, name, f"{acc[i]:.4f}", int(conf[i].sum())])
+        for path in sorted(out.iterdir()):
+            client.log_artifact(run_id, str(path))
+        client.set_tag(run_id, "checkpoint_uri", checkpoint_uri)
+    if log_model:
+        log_pytorch_model(tracking_uri, run_id, state)
+
+
+def log_pytorch_model(tracking_uri: str, run_id: str, state: TrainingState) -> None:
+    """Log the final model with ``mlflow.pytorch`` and a normalised-clip input example."""
+    import mlflow
+
+    prep = state.preprocessing
+    model = SingleTensorSlowFast(build_model_from_state(state), prep.alpha).eval()
+    example = np.zeros(
+        (1, 3, prep.alpha * prep.slow_frames, prep.crop_size, prep.crop_size), dtype=np.float32
+    )
+    mlflow.set_tracking_uri(tracking_uri)
+    with mlflow.start_run(run_id=run_id):
+        mlflow.pytorch.log_model(model, name="model", input_example=example)

@@ -1,0 +1,163 @@
+"""MLflow helpers: resolve and check the tracking URI at start, create/resume runs, log in bulk.
+
+Only the driver and the rank-0 worker talk to MLflow. An unreachable tracking server is reported
+before any training starts, naming the URI.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+DEFAULT_STORE_DIR = "demo_output/mlflow"
+RUN_KEY_TAG = "raysf.run_key"
+
+
+class TrackingUnavailableError(RuntimeError):
+    """The MLflow tracking store cannot be reached or written."""
+
+
+def resolve_tracking_uri(uri: str | None) -> str:
+    """``None`` -> a local SQLite store in the working folder; relative sqlite/file made absolute."""
+    if not uri:
+        store = Path(DEFAULT_STORE_DIR).absolute()
+        store.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{store / 'mlflow.db'}"
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        return "sqlite:///" + str(Path(uri[len("sqlite:///") :]).absolute())
+    if uri.startswith("file:") or "://" not in uri:
+        path = Path(uri.removeprefix("file://").removeprefix("file:")).absolute()
+        return f"file://{path}"
+    return uri
+
+
+def default_artifact_location(tracking_uri: str) -> str | None:
+    """Artifacts of a local SQLite store live beside the database (not in the cwd)."""
+    if tracking_uri.startswith("sqlite:///"):
+        return (Path(tracking_uri[len("sqlite:///") :]).parent / "artifacts").as_uri()
+    return None
+
+
+def check_reachable(tracking_uri: str, timeout: float = 10.0) -> None:
+    """Fail fast, naming the URI, when the tracking server or store is unusable."""
+    if tracking_uri.startswith(("http://", "https://")):
+        url = tracking_uri.rstrip("/") + "/health"
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as resp:
+                if resp.status >= 400:
+                    raise TrackingUnavailableError(
+                        f"MLflow tracking server {tracking_uri} answered {resp.status} on /health"
+                    )
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise TrackingUnavailableError(
+                f"MLflow tracking server {tracking_uri} is unreachable ({reason}); start it or set "
+                "mlflow.tracking_uri (or mlflow.enabled=false)"
+            ) from exc
+        return
+    if tracking_uri.startswith(("sqlite:///", "file://")):
+        raw = tracking_uri.removeprefix("sqlite:///").removeprefix("file://")
+        parent = Path(raw if tracking_uri.startswith("file://") else raw).parent
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise TrackingUnavailableError(
+                f"MLflow store {tracking_uri}: cannot create {parent}: {exc}"
+            ) from exc
+        if not os.access(parent, os.W_OK):
+            raise TrackingUnavailableError(f"MLflow store {tracking_uri}: {parent} is not writable")
+
+
+def get_client(tracking_uri: str):
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=tracking_uri)
+
+
+def ensure_experiment(client, name: str, tracking_uri: str) -> str:
+    exp = client.get_experiment_by_name(name)
+    if exp is not None:
+        return exp.experiment_id
+    return client.create_experiment(name, artifact_location=default_artifact_location(tracking_uri))
+
+
+def start_run(
+    tracking_uri: str,
+    experiment: str,
+    run_name: str | None,
+    run_key: str | None = None,
+    parent_run_id: str | None = None,
+    resume: bool = True,
+) -> str:
+    """Create a run (or reuse the unfinished one tagged ``run_key`` when resuming)."""
+    client = get_client(tracking_uri)
+    exp_id = ensure_experiment(client, experiment, tracking_uri)
+    if resume and run_key:
+        found = client.search_runs(
+            [exp_id], filter_string=f"tags.`{RUN_KEY_TAG}` = '{run_key}'", max_results=1
+        )
+        if found:
+            return found[0].info.run_id
+    tags = {**run_tags()}
+    if run_key:
+        tags[RUN_KEY_TAG] = run_key
+    if parent_run_id:
+        tags["mlflow.parentRunId"] = parent_run_id
+    run = client.create_run(exp_id, run_name=run_name, tags=tags)
+    return run.info.run_id
+
+
+def run_tags() -> dict[str, str]:
+    """Git commit and library versions."""
+    import importlib.metadata as md
+
+    tags = {"python": platform.python_version()}
+    for lib in ("torch", "ray", "av", "pyarrow", "mlflow", "numpy"):
+        try:
+            tags[f"version.{lib}"] = md.version(lib)
+        except md.PackageNotFoundError:
+            tags[f"version.{lib}"] = "not installed"
+    tags["mlflow.source.git.commit"] = git_commit()
+    tags["git_commit"] = tags["mlflow.source.git.commit"]
+    return tags
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+        if out.returncode == 0:
+            return out.stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        pass
+    return os.environ.get("RAYSF_GIT_COMMIT", "unknown")
+
+
+def log_params(tracking_uri: str, run_id: str, params: dict[str, Any]) -> None:
+    """Log many params in batches of 100 (MLflow's limit), values as strings."""
+    from mlflow.entities import Param
+
+    client = get_client(tracking_uri)
+    existing = client.get_run(run_id).data.params
+    items = [Param(k, str(v)[:6000]) for k, v in params.items() if k not in existing]
+    for i in range(0, len(items), 100):
+        client.log_batch(run_id, params=items[i : i + 100])
+
+
+def log_metrics(tracking_uri: str, run_id: str, metrics: dict[str, float], step: int) -> None:
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    batch = [Metric(k, float(v), now, step) for k, v in metrics.items() if v is not None]
+    get_client(tracking_uri).log_batch(run_id, metrics=batch)

@@ -1,0 +1,67 @@
+"""The training config is parsed once and every bad key or value names itself."""
+
+from pathlib import Path
+
+import pytest
+
+from jobs.config import TrainJobConfig, load_train_config
+from raysf.config import ConfigError, dump_yaml, flatten, to_dict
+
+TRAIN_YAML = Path(__file__).resolve().parents[2] / "jobs" / "train.yaml"
+
+
+def test_yaml_defaults_match_dataclass_defaults():
+    # jobs/train.yaml documents the defaults: it must agree with the code.
+    assert load_train_config(TRAIN_YAML) == TrainJobConfig()
+
+
+def test_overrides_are_typed():
+    cfg = load_train_config(
+        TRAIN_YAML,
+        [
+            "train.epochs=3",
+            "data.short_side_range=[64, 80]",
+            "data.crop_size=56",
+            "data.test_short_side=64",
+            "model.overrides.alpha=2",
+            "scaling.use_gpu=true",
+        ],
+    )
+    assert cfg.train.epochs == 3
+    assert cfg.data.short_side_range == (64, 80)
+    assert cfg.model.overrides == {"alpha": 2}
+    assert cfg.scaling.use_gpu is True
+
+
+@pytest.mark.parametrize(
+    "override, fragment",
+    [
+        ("optim.base_lrr=0.1", "optim.base_lrr: unknown key (did you mean 'base_lr'?)"),
+        ("train.epochs=3.5", "train.epochs: expected an integer"),
+        ("train.precision=fp16", "train.precision: 'fp16' is not one of"),
+        ("data.crop_size=400", "data.crop_size (400) must not exceed"),
+        ("model.preset=resnet", "model.preset"),
+        ("model.overrides.fusion=concat", "model.overrides"),
+        ("train.precision=bf16", "bf16 autocast needs scaling.use_gpu"),
+        ("scaling.num_workers=0", "scaling.num_workers must be >= 1"),
+    ],
+)
+def test_bad_values_name_the_key(override, fragment):
+    with pytest.raises(ConfigError) as info:
+        load_train_config(TRAIN_YAML, [override])
+    assert fragment in str(info.value)
+    assert str(TRAIN_YAML) in str(info.value)
+
+
+def test_missing_file_names_it(tmp_path):
+    with pytest.raises(ConfigError, match="nope.yaml"):
+        load_train_config(tmp_path / "nope.yaml")
+
+
+def test_round_trip_through_yaml(tmp_path):
+    cfg = load_train_config(TRAIN_YAML, ["model.preset=slowfast_tiny", "train.epochs=2"])
+    path = tmp_path / "resolved.yaml"
+    path.write_text(dump_yaml(cfg))
+    assert load_train_config(path) == cfg
+    flat = flatten(to_dict(cfg))
+    assert flat["model.preset"] == "slowfast_tiny" and flat["optim.momentum"] == 0.9
