@@ -1,0 +1,155 @@
+"""Spatial augmentation (crop, flip) and normalisation for dual-pathway clips.
+
+A clip is a list of pathway arrays (``[slow, fast]``), each uint8 ``(T_i, H, W, 3)`` with the
+same ``H, W``. Every spatial function applies *one* crop / flip to all pathways of a clip, so
+Slow and Fast always see the same pixels. Scale augmentation (random short side) is done at
+decode time by libswscale (see :func:`pipelines.decode.decode_frames`), so nothing here
+resizes.
+
+Normalisation happens on the training device: :func:`to_model_inputs` moves uint8 batches
+(4x smaller than float32) and converts them to normalised ``(B, 3, T, H, W)`` floats there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+#: Kinetics mean/std (RGB, on [0, 1] pixels) used by PySlowFast.
+KINETICS_MEAN = (0.45, 0.45, 0.45)
+KINETICS_STD = (0.225, 0.225, 0.225)
+
+
+def _check_clip(clip: Sequence[np.ndarray]) -> tuple[int, int]:
+    if len(clip) == 0:
+        raise ValueError("clip must hold at least one pathway array")
+    shapes = {tuple(a.shape[1:3]) for a in clip}
+    if any(a.ndim != 4 or a.shape[-1] != 3 for a in clip) or len(shapes) != 1:
+        raise ValueError(
+            f"pathways must be (T, H, W, 3) with one H, W, got {[a.shape for a in clip]}"
+        )
+    h, w = shapes.pop()
+    return int(h), int(w)
+
+
+def random_short_side(rng: np.random.Generator, low: int, high: int) -> int:
+    """Uniform integer short side in ``[low, high]`` (scale jitter, applied at decode)."""
+    if not 0 < low <= high:
+        raise ValueError(f"short side range must satisfy 0 < low <= high, got ({low}, {high})")
+    return int(rng.integers(low, high + 1))
+
+
+def crop(clip: Sequence[np.ndarray], y: int, x: int, size: int) -> list[np.ndarray]:
+    """The same ``size x size`` window at ``(y, x)`` of every pathway (views, no copy)."""
+    h, w = _check_clip(clip)
+    if not (0 <= y <= h - size and 0 <= x <= w - size):
+        raise ValueError(f"crop {size} at (y={y}, x={x}) does not fit in {h}x{w}")
+    return [a[:, y : y + size, x : x + size] for a in clip]
+
+
+def random_crop(
+    clip: Sequence[np.ndarray], size: int, rng: np.random.Generator
+) -> list[np.ndarray]:
+    """One uniformly placed ``size x size`` crop applied to every pathway of the clip."""
+    h, w = _check_clip(clip)
+    if size > min(h, w):
+        raise ValueError(f"crop_size {size} is larger than the frames ({h}x{w})")
+    y = int(rng.integers(0, h - size + 1))
+    x = int(rng.integers(0, w - size + 1))
+    return crop(clip, y, x, size)
+
+
+def spatial_crop(
+    clip: Sequence[np.ndarray], size: int, spatial_index: int = 1, num_crops: int = 3
+) -> list[np.ndarray]:
+    """Test-time crop number ``spatial_index`` of ``num_crops`` along the long side.
+
+    As in PySlowFast's 3-crop test: index 0 is the left (or top) crop, 1 the centre, 2 the
+    right (or bottom); the short side is centred. ``num_crops == 1`` is a centre crop.
+    """
+    h, w = _check_clip(clip)
+    if size > min(h, w):
+        raise ValueError(f"crop_size {size} is larger than the frames ({h}x{w})")
+    if num_crops not in (1, 3):
+        raise ValueError(f"num_crops must be 1 or 3, got {num_crops}")
+    if not 0 <= spatial_index < num_crops:
+        raise ValueError(f"spatial_index must be in [0, {num_crops}), got {spatial_index}")
+    y, x = (h - size) // 2, (w - size) // 2
+    if num_crops == 3:
+        if h > w:
+            y = (0, (h - size) // 2, h - size)[spatial_index]
+        else:
+            x = (0, (w - size) // 2, w - size)[spatial_index]
+    return crop(clip, y, x, size)
+
+
+def center_crop(clip: Sequence[np.ndarray], size: int) -> list[np.ndarray]:
+    """Centre ``size x size`` crop of every pathway."""
+    return spatial_crop(clip, size, 0, 1)
+
+
+def three_crops(clip: Sequence[np.ndarray], size: int) -> list[list[np.ndarray]]:
+    """The three test crops (left/top, centre, right/bottom) of a clip."""
+    return [spatial_crop(clip, size, i, 3) for i in range(3)]
+
+
+def horizontal_flip(clip: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """Mirror every pathway left-right (views)."""
+    _check_clip(clip)
+    return [a[:, :, ::-1] for a in clip]
+
+
+def random_horizontal_flip(
+    clip: Sequence[np.ndarray], rng: np.random.Generator, p: float = 0.5
+) -> list[np.ndarray]:
+    """With probability ``p`` flip *all* pathways of the clip (one draw per clip)."""
+    return horizontal_flip(clip) if rng.random() < p else list(clip)
+
+
+def to_model_inputs(
+    batch: Mapping[str, Any],
+    mean: Sequence[float] = KINETICS_MEAN,
+    std: Sequence[float] = KINETICS_STD,
+    device: Any = "cpu",
+    channels_last: bool = False,
+    keys: Sequence[str] = ("slow", "fast"),
+) -> list[Any]:
+    """uint8 ``(B, T, H, W, 3)`` pathway arrays -> normalised float ``(B, 3, T, H, W)`` tensors.
+
+    The uint8 data is moved to ``device`` first and converted there:
+    ``(x / 255 - mean) / std`` per RGB channel.
+
+    Args:
+        batch: dict with ``keys`` holding numpy arrays or torch tensors (uint8).
+        mean, std: per-channel statistics on [0, 1] pixels (3 values each).
+        device: torch device (or its name).
+        channels_last: return tensors in ``torch.channels_last_3d`` memory format.
+        keys: pathway entries, in model input order.
+
+    Returns:
+        ``[slow, fast]`` float32 tensors on ``device``.
+    """
+    import torch
+
+    if len(mean) != 3 or len(std) != 3 or any(s <= 0 for s in std):
+        raise ValueError(f"mean and std need 3 values (std > 0), got {mean}, {std}")
+    device = torch.device(device)
+    std_t = torch.tensor(std, dtype=torch.float32, device=device).view(1, 3, 1, 1, 1)
+    mean_t = torch.tensor(mean, dtype=torch.float32, device=device).view(1, 3, 1, 1, 1)
+    scale_t, offset_t = 1.0 / (255.0 * std_t), mean_t / std_t  # (x/255 - m)/s = x*scale - off
+    out = []
+    for key in keys:
+        if key not in batch:
+            raise ValueError(f"batch has no {key!r} entry (keys: {sorted(batch)})")
+        x = batch[key]
+        x = torch.from_numpy(np.ascontiguousarray(x)) if isinstance(x, np.ndarray) else x
+        if x.dtype != torch.uint8 or x.ndim != 5 or x.shape[-1] != 3:
+            raise ValueError(f"{key} must be uint8 (B, T, H, W, 3), got {x.dtype} {tuple(x.shape)}")
+        x = x.to(device, non_blocking=True).permute(0, 4, 1, 2, 3).float()
+        x = x * scale_t - offset_t
+        fmt = torch.channels_last_3d if channels_last else torch.contiguous_format
+        x = x.contiguous(memory_format=fmt)
+        out.append(x)
+    return out
