@@ -374,7 +374,7 @@ def load_pretrained(
         )
     loadable = {k: v for k, v in state.items() if k in own and v.shape == own[k].shape}
     model.load_state_dict(loadable, strict=False)
-    return missing
+    return [k for k in own if k not in loadable]
 
 
 def build_from_checkpoint(
