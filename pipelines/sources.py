@@ -1,0 +1,273 @@
+"""Read a video listing in one of three formats into a sorted, fingerprinted :class:`Listing`.
+
+Formats (``videos`` is a local root or an ``s3://`` prefix):
+
+- ``kinetics``: official annotation CSVs with the columns
+  ``label,youtube_id,time_start,time_end,split`` (extra columns are ignored); the file of a row
+  is ``<videos>/<split>/{youtube_id}_{time_start:06d}_{time_end:06d}.mp4``. ``annotations`` is
+  one CSV or a folder of ``*.csv`` (default ``<videos>/annotations``).
+- ``list``: PySlowFast / PyTorchVideo lists, one ``<path> <label_id>`` per line (path relative
+  to ``videos`` or absolute / ``s3://``). The split is the list file's stem (``train.csv`` ->
+  ``train``). ``annotations`` is one list file or a folder of ``*.csv``/``*.txt`` lists.
+  Class names are the ids (``"0"``, ``"1"`` ...) unless a class-name file is given.
+- ``folders``: ``<videos>/<split>/<class>/<file>``; every regular file is an input (a stray
+  non-video lands in the rejects table). Files directly under ``<split>/`` have no label.
+
+Problems with the listing itself (unreadable annotation file, missing column, malformed line,
+unknown format) raise ``ValueError`` naming the file and line/column before any video is read.
+Problems with one video (missing file, unknown label) are the ingest job's rejects.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+from dataclasses import dataclass
+
+import pyarrow.fs as pafs
+
+from pipelines import storage
+
+FORMATS = ("kinetics", "list", "folders")
+KINETICS_COLUMNS = ("label", "youtube_id", "time_start", "time_end", "split")
+_LIST_SUFFIXES = (".csv", ".txt", ".lst")
+
+
+@dataclass(frozen=True)
+class SourceEntry:
+    """One input video.
+
+    Attributes:
+        uri: where the file is (absolute local path or ``s3://bucket/key``).
+        video_id: id unique within its split (Kinetics: ``{youtube_id}_{start:06d}_{end:06d}``;
+            otherwise the file name without extension).
+        split: ``train``, ``val``, ``test`` or whatever the listing names.
+        label: class name as listed (``""`` when the listing has none).
+    """
+
+    uri: str
+    video_id: str
+    split: str
+    label: str
+
+
+@dataclass(frozen=True)
+class Listing:
+    """All inputs, sorted by ``(split, video_id, uri)``, and the class list.
+
+    ``classes[i]`` is the name of label id ``i``.
+    """
+
+    format: str
+    entries: tuple[SourceEntry, ...]
+    classes: tuple[str, ...]
+
+    def label_id(self, label: str) -> int | None:
+        """Label id of a class name, or None when it is not in the class list."""
+        try:
+            return self.classes.index(label)
+        except ValueError:
+            return None
+
+    def fingerprint(self) -> str:
+        """sha256 of the format, the sorted entries and the class list."""
+        payload = {
+            "format": self.format,
+            "classes": list(self.classes),
+            "entries": [[e.uri, e.video_id, e.split, e.label] for e in self.entries],
+        }
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def read_class_names(uri: str, endpoint_url: str | None = None) -> tuple[str, ...]:
+    """Class-name file: one name per line, line ``i`` (blank lines skipped) names label id ``i``.
+
+    A JSON file holding a list of names or a ``{name: id}`` mapping is also accepted.
+    """
+    fs, path = storage.resolve_filesystem(uri, endpoint_url)
+    text = _read_listing_file(fs, path, uri)
+    stripped = text.strip()
+    if stripped.startswith(("[", "{")):
+        try:
+            data = json.loads(stripped)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{uri}: invalid JSON class list: {exc}") from exc
+        if isinstance(data, dict):
+            names = [name for name, _ in sorted(data.items(), key=lambda kv: int(kv[1]))]
+            if sorted(int(v) for v in data.values()) != list(range(len(names))):
+                raise ValueError(f"{uri}: class ids must be 0..{len(names) - 1}")
+        else:
+            names = [str(n) for n in data]
+    else:
+        names = [line.strip() for line in text.splitlines() if line.strip()]
+    if not names:
+        raise ValueError(f"{uri}: class-name file is empty")
+    if len(set(names)) != len(names):
+        raise ValueError(f"{uri}: class names are not unique")
+    return tuple(names)
+
+
+def read_listing(
+    videos: str,
+    *,
+    format: str,
+    annotations: str | None = None,
+    classes: tuple[str, ...] | None = None,
+    endpoint_url: str | None = None,
+) -> Listing:
+    """Read the listing of ``videos`` in ``format`` (see module docstring).
+
+    Args:
+        videos: root folder or ``s3://`` prefix of the videos.
+        format: one of :data:`FORMATS`.
+        annotations: annotation/list file or folder (``kinetics``, ``list``).
+        classes: class names in label-id order; when None they are derived from the listing
+            (sorted names; for ``list``, ``"0"..str(max id)``).
+        endpoint_url: S3 endpoint override.
+    """
+    if format not in FORMATS:
+        raise ValueError(f"unknown input format {format!r}; expected one of {list(FORMATS)}")
+    fs, root = storage.resolve_filesystem(videos, endpoint_url)
+    if not storage.exists(fs, root):
+        raise ValueError(f"video root {videos} does not exist")
+    if format == "kinetics":
+        ann = annotations or storage.join(videos, "annotations")
+        entries = _read_kinetics(fs, root, _annotation_files(ann, endpoint_url, (".csv",)))
+    elif format == "list":
+        if not annotations:
+            raise ValueError("format 'list' needs --annotations (a list file or folder)")
+        files = _annotation_files(annotations, endpoint_url, _LIST_SUFFIXES)
+        entries = _read_lists(fs, root, files)
+        if classes is None:
+            ids = [int(e.label) for e in entries]
+            classes = tuple(str(i) for i in range(max(ids) + 1)) if ids else ()
+        else:
+            entries = [_name_list_label(e, classes) for e in entries]
+    else:
+        entries = _read_folders(fs, root)
+    if classes is None:
+        classes = tuple(sorted({e.label for e in entries if e.label}))
+    entries.sort(key=lambda e: (e.split, e.video_id, e.uri))
+    return Listing(format=format, entries=tuple(entries), classes=tuple(classes))
+
+
+def _annotation_files(
+    uri: str, endpoint_url: str | None, suffixes: tuple[str, ...]
+) -> list[tuple[pafs.FileSystem, str, str]]:
+    """(fs, path, uri) of the annotation file ``uri`` or of the matching files in folder ``uri``."""
+    fs, path = storage.resolve_filesystem(uri, endpoint_url)
+    info = fs.get_file_info(path)
+    if info.type == pafs.FileType.NotFound:
+        raise ValueError(f"annotation file or folder {uri} does not exist")
+    if info.type == pafs.FileType.File:
+        return [(fs, path, uri)]
+    files = [p for p in storage.list_files(fs, path, recursive=False) if p.endswith(suffixes)]
+    if not files:
+        raise ValueError(f"no annotation files ({', '.join(suffixes)}) in {uri}")
+    return [(fs, p, storage.to_uri(fs, p)) for p in files]
+
+
+def _read_listing_file(fs: pafs.FileSystem, path: str, uri: str) -> str:
+    try:
+        return storage.read_text(fs, path)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"cannot read annotation file {uri}: {exc}") from exc
+
+
+def _file_uri(fs: pafs.FileSystem, root: str, path: str) -> str:
+    """URI of ``path`` (relative to ``root`` unless absolute / s3://)."""
+    if storage.is_s3(path):
+        return path
+    if isinstance(fs, pafs.LocalFileSystem):
+        return path if os.path.isabs(path) else os.path.normpath(os.path.join(root, path))
+    return storage.to_uri(fs, storage.join(root, path))
+
+
+def _read_kinetics(
+    fs: pafs.FileSystem, root: str, files: list[tuple[pafs.FileSystem, str, str]]
+) -> list[SourceEntry]:
+    entries: list[SourceEntry] = []
+    for afs, apath, auri in files:
+        text = _read_listing_file(afs, apath, auri)
+        reader = csv.DictReader(io.StringIO(text))
+        header = [h.strip() for h in (reader.fieldnames or [])]
+        missing = [c for c in KINETICS_COLUMNS if c not in header]
+        if missing:
+            raise ValueError(
+                f"{auri}: missing column(s) {missing}; Kinetics CSVs need {list(KINETICS_COLUMNS)}"
+                f" (found {header})"
+            )
+        reader.fieldnames = header
+        for line, row in enumerate(reader, start=2):
+            try:
+                start = int(float(row["time_start"]))
+                end = int(float(row["time_end"]))
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"{auri}:{line}: time_start/time_end must be numbers") from exc
+            youtube_id = (row["youtube_id"] or "").strip()
+            split = (row["split"] or "").strip()
+            if not youtube_id or not split:
+                raise ValueError(f"{auri}:{line}: empty youtube_id or split")
+            video_id = f"{youtube_id}_{start:06d}_{end:06d}"
+            uri = _file_uri(fs, root, f"{split}/{video_id}.mp4")
+            label = (row["label"] or "").strip()
+            entries.append(SourceEntry(uri=uri, video_id=video_id, split=split, label=label))
+    return entries
+
+
+def _read_lists(
+    fs: pafs.FileSystem, root: str, files: list[tuple[pafs.FileSystem, str, str]]
+) -> list[SourceEntry]:
+    entries: list[SourceEntry] = []
+    for afs, apath, auri in files:
+        split = os.path.splitext(os.path.basename(apath))[0]
+        text = _read_listing_file(afs, apath, auri)
+        for line_no, line in enumerate(text.splitlines(), start=1):
+            line = line.strip()
+            if not line:
+                continue
+            parts = line.rsplit(None, 1)
+            if len(parts) != 2:
+                raise ValueError(f"{auri}:{line_no}: expected '<path> <label_id>', got {line!r}")
+            path, label = parts
+            try:
+                label_id = int(label)
+            except ValueError as exc:
+                raise ValueError(f"{auri}:{line_no}: label id {label!r} is not an integer") from exc
+            if label_id < 0:
+                raise ValueError(f"{auri}:{line_no}: label id {label_id} is negative")
+            video_id = os.path.splitext(os.path.basename(path))[0]
+            entries.append(
+                SourceEntry(
+                    uri=_file_uri(fs, root, path), video_id=video_id, split=split, label=label
+                )
+            )
+    return entries
+
+
+def _name_list_label(entry: SourceEntry, classes: tuple[str, ...]) -> SourceEntry:
+    """Replace a list entry's numeric label by its class name ("" when out of range)."""
+    label_id = int(entry.label)
+    name = classes[label_id] if label_id < len(classes) else ""
+    return SourceEntry(uri=entry.uri, video_id=entry.video_id, split=entry.split, label=name)
+
+
+def _read_folders(fs: pafs.FileSystem, root: str) -> list[SourceEntry]:
+    entries: list[SourceEntry] = []
+    for path in storage.list_files(fs, root, recursive=True):
+        rel = path[len(root) :].lstrip("/")
+        parts = rel.split("/")
+        if any(p.startswith(".") for p in parts) or len(parts) < 2:
+            continue  # hidden files, and files at the root (not in a split folder)
+        split = parts[0]
+        label = parts[1] if len(parts) >= 3 else ""
+        video_id = os.path.splitext(parts[-1])[0]
+        entries.append(
+            SourceEntry(uri=storage.to_uri(fs, path), video_id=video_id, split=split, label=label)
+        )
+    if not entries:
+        raise ValueError(f"no files under {storage.to_uri(fs, root)}/<split>/<class>/")
+    return entries

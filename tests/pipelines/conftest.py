@@ -1,0 +1,190 @@
+"""Fixtures that write tiny real videos (good and broken) for the ingest tests.
+
+Names are prefixed ``ingest_`` to stay clear of the loader's fixtures.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections.abc import Callable
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+
+def ingest_frame(index: int, width: int, height: int) -> np.ndarray:
+    """RGB uint8 ``(height, width, 3)`` frame whose content identifies ``index``.
+
+    A bright square moves one step per frame over a background whose level encodes
+    ``index``, so neighbouring frames decode to clearly different images.
+    """
+    img = np.zeros((height, width, 3), dtype=np.uint8)
+    img[..., 0] = (index * 37) % 200
+    img[..., 1] = (index * 11) % 160 + 40
+    img[..., 2] = 90
+    side = max(4, min(width, height) // 4)
+    x = (index * 3) % max(1, width - side)
+    y = (index * 2) % max(1, height - side)
+    img[y : y + side, x : x + side] = 255
+    return img
+
+
+def write_ingest_mp4(
+    path: str | os.PathLike,
+    *,
+    num_frames: int = 48,
+    fps: int = 30,
+    width: int = 64,
+    height: int = 48,
+    gop: int = 12,
+    bframes: int = 2,
+    rotation: int = 0,
+    audio: bool = False,
+    faststart: bool = False,
+) -> Path:
+    """Write an H.264 mp4 (optionally with an AAC track and a rotation matrix)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    options = {"movflags": "+faststart"} if faststart else {}
+    with av.open(str(path), mode="w", format="mp4", options=options) as out:
+        stream = out.add_stream("libx264", rate=fps)
+        stream.width, stream.height = width, height
+        stream.pix_fmt = "yuv420p"
+        stream.codec_context.gop_size = gop
+        stream.codec_context.max_b_frames = bframes
+        stream.options = {"preset": "ultrafast", "crf": "20", "threads": "1"}
+        stream.options = {
+            **stream.options,
+            "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0:bframes={bframes}",
+        }
+        if rotation:
+            stream.set_display_rotation(rotation)
+        astream = out.add_stream("aac", rate=16000) if audio else None
+        for i in range(num_frames):
+            frame = av.VideoFrame.from_ndarray(ingest_frame(i, width, height), format="rgb24")
+            frame.pts = i
+            frame.time_base = Fraction(1, fps)
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+        if astream is not None:
+            _write_tone(out, astream, seconds=num_frames / fps)
+    return path
+
+
+def _write_tone(out: av.container.OutputContainer, stream, seconds: float) -> None:
+    rate = stream.codec_context.sample_rate
+    samples = np.sin(np.arange(int(rate * seconds)) * 0.05).astype(np.float32)
+    frame_size = stream.codec_context.frame_size or 1024
+    for start in range(0, samples.shape[0], frame_size):
+        chunk = samples[start : start + frame_size]
+        chunk = np.pad(chunk, (0, frame_size - chunk.shape[0]))[None, :]
+        frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="mono")
+        frame.sample_rate = rate
+        frame.pts = start
+        out.mux(stream.encode(frame))
+    out.mux(stream.encode(None))
+
+
+def write_audio_only_mp4(path: str | os.PathLike, seconds: float = 1.0) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), mode="w", format="mp4") as out:
+        _write_tone(out, out.add_stream("aac", rate=16000), seconds)
+    return path
+
+
+def write_png_as_mp4(path: str | os.PathLike) -> Path:
+    """A real PNG image saved under an .mp4 name."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), mode="w", format="image2pipe") as out:
+        stream = out.add_stream("png", rate=1)
+        stream.width, stream.height, stream.pix_fmt = 32, 24, "rgb24"
+        frame = av.VideoFrame.from_ndarray(ingest_frame(3, 32, 24), format="rgb24")
+        out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    return path
+
+
+def corrupt_avcc(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
+    """Copy an H.264 mp4 with its codec configuration (the ``avcC`` box's SPS) garbled.
+
+    The container stays valid and demuxes, but the decoder cannot configure itself, so no
+    frame decodes: a real "undecodable codec config" input.
+    """
+    data = bytearray(Path(src).read_bytes())
+    at = data.find(b"avcC")
+    if at < 0:
+        raise ValueError(f"no avcC box in {src}")
+    size = struct.unpack(">I", data[at - 4 : at])[0]
+    body = at + 4
+    # avcC: version, profile, compat, level, lengthSize, numSPS, spsLen(2), SPS...
+    sps_len = struct.unpack(">H", data[body + 6 : body + 8])[0]
+    sps = body + 8
+    end = min(sps + sps_len, at - 4 + size)
+    data[sps + 1 : end] = bytes((0xFF ^ b) for b in data[sps + 1 : end])
+    # the PPS follows: garble it too
+    pps_hdr = end + 1
+    if pps_hdr + 2 <= at - 4 + size:
+        pps_len = struct.unpack(">H", data[pps_hdr : pps_hdr + 2])[0]
+        p0 = pps_hdr + 2
+        data[p0 + 1 : p0 + pps_len] = bytes((0x5A ^ b) for b in data[p0 + 1 : p0 + pps_len])
+    dst = Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    dst.write_bytes(bytes(data))
+    return dst
+
+
+BAD_KINDS = (
+    "empty",
+    "truncated",
+    "random",
+    "audio_only",
+    "image",
+    "too_short",
+    "undecodable",
+)
+
+
+def write_bad_input(kind: str, path: str | os.PathLike, tmp_dir: str | os.PathLike) -> Path:
+    """Write one broken input of ``kind`` (see ``BAD_KINDS``) at ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "truncated":
+        good = write_ingest_mp4(Path(tmp_dir) / f"_full_{path.name}", num_frames=90)
+        data = good.read_bytes()
+        path.write_bytes(data[: len(data) // 2])
+    elif kind == "random":
+        path.write_bytes(np.random.default_rng(7).integers(0, 256, 4096, dtype=np.uint8).tobytes())
+    elif kind == "audio_only":
+        write_audio_only_mp4(path)
+    elif kind == "image":
+        write_png_as_mp4(path)
+    elif kind == "too_short":
+        write_ingest_mp4(path, num_frames=10, gop=5)
+    elif kind == "undecodable":
+        good = write_ingest_mp4(Path(tmp_dir) / f"_good_{path.name}", num_frames=48)
+        corrupt_avcc(good, path)
+    else:
+        raise ValueError(f"unknown bad input kind {kind!r}")
+    return path
+
+
+@pytest.fixture
+def ingest_write_mp4() -> Callable[..., Path]:
+    """``write(path, **kw)``: a tiny H.264 mp4 (see :func:`write_ingest_mp4`)."""
+    return write_ingest_mp4
+
+
+@pytest.fixture
+def ingest_write_bad(tmp_path) -> Callable[[str, str | os.PathLike], Path]:
+    """``write(kind, path)``: a broken input of one of ``BAD_KINDS``."""
+    scratch = tmp_path / "_scratch"
+    scratch.mkdir(exist_ok=True)
+    return lambda kind, path: write_bad_input(kind, path, scratch)
