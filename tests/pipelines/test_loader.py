@@ -1,0 +1,267 @@
+"""pipelines.loader through a real local Ray on a small Parquet of SynthMotion clip records."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from pipelines import sampling
+from pipelines.decode import decode_frames
+from pipelines.frame_table import read_frame_table
+from pipelines.loader import build_clip_dataset, clip_nbytes, clip_window, decode_batch
+from pipelines.synth import generate
+
+T, TAU, ALPHA = 4, 8, 4  # the demo's sampling: span 32 native frames
+SIDE = 64  # square videos so that crop == frame: train-mode differences are temporal only
+
+
+def write_records(root, videos, *, num_test_clips=2) -> list[dict]:
+    """Minimal clip records (whole video as content) + manifest, as ingest would write them."""
+    classes = sorted({v.label for v in videos})
+    span = sampling.window_span(T, TAU)
+    rows = []
+    for v in videos:
+        content = Path(v.path).read_bytes()
+        table = read_frame_table(content)
+        starts = (
+            sampling.uniform_starts(table.num_frames, span, num_test_clips)
+            if v.split == "test"
+            else [sampling.center_start(table.num_frames, span)]
+        )
+        for clip_index, start in enumerate(starts):
+            fast, slow = sampling.clip_indices(
+                int(start), table.num_frames, slow_frames=T, tau=TAU, alpha=ALPHA
+            )
+            rows.append(
+                {
+                    "video_id": v.youtube_id,
+                    "label": v.label,
+                    "label_id": classes.index(v.label),
+                    "split": v.split,
+                    "clip_index": clip_index,
+                    "fps": table.fps,
+                    "num_frames": table.num_frames,
+                    "height": table.height,
+                    "width": table.width,
+                    "start_frame": int(start),
+                    "fast_idx": fast.tolist(),
+                    "slow_idx": slow.tolist(),
+                    "content": content,
+                    "frame_pts": table.pts.tolist(),
+                    "keyframes": table.keyframes.tolist(),
+                    "span": span,
+                }
+            )
+    (root / "clips").mkdir(parents=True)
+    pq.write_table(pa.Table.from_pylist(rows), root / "clips" / "part-00000.parquet")
+    manifest = {
+        "sampling": {
+            "slow_frames": T,
+            "tau": TAU,
+            "alpha": ALPHA,
+            "rule": "stride",
+            "target_fps": None,
+        },
+        "classes": [{"label": c, "label_id": i} for i, c in enumerate(classes)],
+    }
+    (root / "manifest.json").write_text(json.dumps(manifest))
+    return rows
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    base = tmp_path_factory.mktemp("loader")
+    videos = generate(
+        base / "videos",
+        classes=6,
+        videos_per_class=3,
+        seed=3,
+        frames=64,
+        size=(SIDE, SIDE),
+        splits={"train": 0.34, "val": 0.33, "test": 0.33},
+    )
+    rows = write_records(base / "ds", videos)
+    return base / "ds", rows
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+def _rows(ds) -> list[dict]:
+    out = []
+    for batch in ds.iter_batches(batch_size=4, batch_format="numpy"):
+        for i in range(len(batch["label"])):
+            out.append({k: batch[k][i] for k in batch})
+    return out
+
+
+def _records(rows, split):
+    return {(r["video_id"], r["clip_index"]): r for r in rows if r["split"] == split}
+
+
+def test_clip_window_train_jitters_val_recentres():
+    record = {"fps": 25.0, "num_frames": 100, "start_frame": 34, "span": 32}
+    opts = {"slow_frames": 4, "tau": 16, "alpha": 8, "target_fps": None, "rule": "stride"}
+    starts = {
+        int(clip_window(record, {**opts, "mode": "train"}, np.random.default_rng(s))[0][0])
+        for s in range(30)
+    }
+    assert len(starts) > 10 and min(starts) >= 0 and max(starts) <= 100 - 64
+    fast, slow = clip_window(record, {**opts, "mode": "val"}, np.random.default_rng(0))
+    assert fast.shape == (32,) and slow.shape == (4,)
+    assert fast[0] == 34 + 16 - 32  # centre 50 kept with the new span 64
+    np.testing.assert_array_equal(np.diff(fast), 2)
+
+
+def test_decode_batch_without_ray_test_mode_three_crops(dataset):
+    _, rows = dataset
+    rec = next(r for r in rows if r["split"] == "test")
+    batch = {k: np.array([rec[k]], dtype=object) for k in rec}
+    opts = {
+        "mode": "test",
+        "slow_frames": T,
+        "tau": TAU,
+        "alpha": ALPHA,
+        "rule": "stride",
+        "target_fps": None,
+        "crop_size": 40,
+        "short_side_range": (48, 48),
+        "test_short_side": 48,
+        "num_spatial_crops": 3,
+        "flip": False,
+        "seed": None,
+    }
+    out = decode_batch(batch, opts)
+    assert out["slow"].shape == (3, T, 40, 40, 3) and out["fast"].shape == (3, 16, 40, 40, 3)
+    assert out["spatial_index"].tolist() == [0, 1, 2]
+    full = decode_frames(rec["content"], rec["slow_idx"], short_side=48)
+    np.testing.assert_array_equal(out["slow"][0], full[:, 4:44, 0:40])  # left crop, y centred
+    assert clip_nbytes(T, ALPHA, 40) == out["slow"][0].nbytes + out["fast"][0].nbytes
+
+
+@pytest.mark.slow
+def test_train_batches_shapes_labels_and_frame_accuracy(dataset, ray_local):
+    root, rows = dataset
+    records = _records(rows, "train")
+    ds = build_clip_dataset(
+        str(root),
+        split="train",
+        mode="train",
+        slow_frames=T,
+        tau=TAU,
+        alpha=ALPHA,
+        crop_size=SIDE,
+        short_side_range=(SIDE, SIDE),
+        flip=False,
+        decode_batch_size=2,
+    )
+    first = _rows(ds)
+    assert len(first) == len(records) == 6
+    for r in first:
+        rec = records[(r["video_id"], int(r["clip_index"]))]
+        assert r["slow"].shape == (T, SIDE, SIDE, 3) and r["slow"].dtype == np.uint8
+        assert r["fast"].shape == (ALPHA * T, SIDE, SIDE, 3) and r["fast"].dtype == np.uint8
+        assert int(r["label"]) == rec["label_id"] and r["label"].dtype == np.int64
+        # The rows are exactly the frames of some valid window of the video.
+        span = sampling.window_span(T, TAU)
+        frames = decode_frames(rec["content"], np.arange(rec["num_frames"]))
+        matches = [
+            s
+            for s in range(sampling.max_start(rec["num_frames"], span) + 1)
+            if np.array_equal(
+                r["fast"],
+                frames[
+                    sampling.clip_indices(
+                        s, rec["num_frames"], slow_frames=T, tau=TAU, alpha=ALPHA
+                    )[0]
+                ],
+            )
+        ]
+        assert matches, "fast frames are not a window of the video"
+        np.testing.assert_array_equal(r["slow"], r["fast"][::ALPHA])
+    # Temporal jitter: a second pass over the same dataset draws other windows.
+    second = {(r["video_id"], int(r["clip_index"])): r for r in _rows(ds)}
+    changed = sum(
+        not np.array_equal(r["fast"], second[(r["video_id"], int(r["clip_index"]))]["fast"])
+        for r in first
+    )
+    assert changed >= 3
+
+
+@pytest.mark.slow
+def test_seeded_train_is_deterministic_and_torch_batches(dataset, ray_local):
+    root, _ = dataset
+    kwargs = dict(
+        split="train",
+        mode="train",
+        slow_frames=T,
+        tau=TAU,
+        alpha=2,
+        crop_size=32,
+        short_side_range=(40, 56),
+        seed=7,
+        decode_batch_size=4,
+    )
+    a = sorted(_rows(build_clip_dataset(str(root), **kwargs)), key=lambda r: r["video_id"])
+    b = sorted(_rows(build_clip_dataset(str(root), **kwargs)), key=lambda r: r["video_id"])
+    assert a[0]["fast"].shape == (2 * T, 32, 32, 3)  # alpha changed at load time
+    for x, y in zip(a, b, strict=True):
+        np.testing.assert_array_equal(x["fast"], y["fast"])
+    ds = build_clip_dataset(str(root), **kwargs).drop_columns(["video_id"])
+    batch = next(iter(ds.iter_torch_batches(batch_size=3, local_shuffle_buffer_size=4)))
+    assert (
+        tuple(batch["slow"].shape) == (3, T, 32, 32, 3)
+        and str(batch["label"].dtype) == "torch.int64"
+    )
+
+
+@pytest.mark.slow
+def test_val_and_test_modes(dataset, ray_local):
+    root, rows = dataset
+    common = dict(slow_frames=T, tau=TAU, alpha=ALPHA, crop_size=48, test_short_side=56)
+    val = _rows(build_clip_dataset(str(root), split="val", mode="val", **common))
+    val_records = _records(rows, "val")
+    assert len(val) == len(val_records)
+    for r in val:
+        rec = val_records[(r["video_id"], int(r["clip_index"]))]
+        full = decode_frames(rec["content"], rec["slow_idx"], short_side=56)
+        np.testing.assert_array_equal(r["slow"], full[:, 4:52, 4:52])  # centre crop
+        assert int(r["spatial_index"]) == 1
+    test = _rows(build_clip_dataset(str(root), split="test", mode="test", **common))
+    test_records = _records(rows, "test")
+    per_clip = Counter((r["video_id"], int(r["clip_index"])) for r in test)
+    assert set(per_clip) == set(test_records) and set(per_clip.values()) == {3}
+    assert Counter(int(r["spatial_index"]) for r in test) == {
+        i: len(test_records) for i in range(3)
+    }
+    assert {int(r["label"]) for r in test} <= {rec["label_id"] for rec in test_records.values()}
+
+
+def test_bad_arguments_are_named():
+    with pytest.raises(ValueError, match="mode"):
+        build_clip_dataset("/nowhere", split="train", mode="eval", slow_frames=4, tau=8, alpha=4)
+    with pytest.raises(ValueError, match="short_side_range"):
+        build_clip_dataset(
+            "/nowhere",
+            split="train",
+            mode="train",
+            slow_frames=4,
+            tau=8,
+            alpha=4,
+            crop_size=224,
+            short_side_range=(200, 300),
+        )
+    with pytest.raises(ValueError, match="manifest"):
+        build_clip_dataset("/nowhere", split="train", mode="train", slow_frames=4, tau=8, alpha=4)
