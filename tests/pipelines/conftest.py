@@ -188,3 +188,86 @@ def ingest_write_bad(tmp_path) -> Callable[[str, str | os.PathLike], Path]:
     scratch = tmp_path / "_scratch"
     scratch.mkdir(exist_ok=True)
     return lambda kind, path: write_bad_input(kind, path, scratch)
+
+
+def decode_all_frames(data: bytes) -> list[np.ndarray]:
+    """Every frame of the first video stream, RGB, in presentation order."""
+    import io
+
+    with av.open(io.BytesIO(data)) as c:
+        pairs = [(f.pts, f.to_ndarray(format="rgb24")) for f in c.decode(c.streams.video[0])]
+    return [img for _, img in sorted(pairs, key=lambda p: p[0])]
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def ingest_s3_endpoint():
+    """A real moto S3 server on 127.0.0.1 (own process group, killed at teardown).
+
+    Yields the endpoint URL; AWS credentials/region env vars are set for the session.
+    """
+    import signal
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    port = _free_port()
+    exe = Path(sys.executable).with_name("moto_server")
+    proc = subprocess.Popen(
+        [str(exe), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=1)
+            break
+        except OSError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                raise RuntimeError("moto_server did not start") from None
+            time.sleep(0.2)
+    saved = {
+        k: os.environ.get(k)
+        for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")
+    }
+    os.environ.update(
+        AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1"
+    )
+    try:
+        yield url
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+@pytest.fixture(scope="session")
+def ingest_media():
+    """The helpers of this module, for tests (``from conftest import`` is ambiguous when
+    several test folders have a conftest): ``write_mp4``, ``write_bad(kind, path, scratch)``,
+    ``decode`` (all frames), ``bad_kinds``, ``corrupt_avcc``."""
+    import types
+
+    return types.SimpleNamespace(
+        write_mp4=write_ingest_mp4,
+        write_bad=write_bad_input,
+        decode=decode_all_frames,
+        bad_kinds=BAD_KINDS,
+        corrupt_avcc=corrupt_avcc,
+    )
