@@ -11,7 +11,8 @@ Formats (``videos`` is a local root or an ``s3://`` prefix):
   ``train``). ``annotations`` is one list file or a folder of ``*.csv``/``*.txt`` lists.
   Class names are the ids (``"0"``, ``"1"`` ...) unless a class-name file is given.
 - ``folders``: ``<videos>/<split>/<class>/<file>``; every regular file is an input (a stray
-  non-video lands in the rejects table). Files directly under ``<split>/`` have no label.
+  non-video lands in the rejects table). Files directly under ``<split>/`` have no label;
+  hidden files and a top-level ``annotations/`` folder are skipped.
 
 Problems with the listing itself (unreadable annotation file, missing column, malformed line,
 unknown format) raise ``ValueError`` naming the file and line/column before any video is read.
@@ -260,8 +261,8 @@ def _read_folders(fs: pafs.FileSystem, root: str) -> list[SourceEntry]:
     for path in storage.list_files(fs, root, recursive=True):
         rel = path[len(root) :].lstrip("/")
         parts = rel.split("/")
-        if any(p.startswith(".") for p in parts) or len(parts) < 2:
-            continue  # hidden files, and files at the root (not in a split folder)
+        if any(p.startswith(".") for p in parts) or len(parts) < 2 or parts[0] == "annotations":
+            continue  # hidden files, files at the root, the annotations folder
         split = parts[0]
         label = parts[1] if len(parts) >= 3 else ""
         video_id = os.path.splitext(parts[-1])[0]
