@@ -133,15 +133,6 @@ def object_state(spec: VideoSpec, t: int) -> ObjectState:
     return ObjectState(int(round(x)), int(round(y)), int(round(size)), color)
 
 
-def _mod16(n: int) -> int:
-    """Round a frame side to a multiple of 16.
-
-    libx264 (single-threaded) produced different bytes across runs for some heights that are
-    not multiples of 16 (e.g. 108), so SynthMotion only uses mod-16 sizes to stay byte-exact.
-    """
-    return max(16, int(round(n / 16)) * 16)
-
-
 def _random_color(rng: np.random.Generator) -> tuple[int, int, int]:
     return tuple(int(c) for c in rng.integers(30, 226, size=3))  # type: ignore[return-value]
 
@@ -159,20 +150,20 @@ def sample_spec(
     Args:
         rng: the generator (one per video, derived from the dataset seed).
         num_frames: frames in the video.
-        short_side: inclusive range of the short side when ``size`` is None; sides are
-            multiples of 16 (see :func:`_mod16`).
-        size: fixed ``(width, height)`` (rounded to multiples of 16) instead of a random short
-            side and aspect.
+        short_side: inclusive range of the short side when ``size`` is None (sides are even,
+            as yuv420p requires).
+        size: fixed ``(width, height)`` (rounded down to even) instead of a random short side
+            and aspect.
     """
     if label not in CLASS_NAMES:
         raise ValueError(f"label must be one of {CLASS_NAMES}, got {label!r}")
     if size is None:
-        short = int(rng.integers(-(-short_side[0] // 16), short_side[1] // 16 + 1)) * 16
+        short = int(rng.integers(-(-short_side[0] // 2), short_side[1] // 2 + 1)) * 2
         aspect = float(ASPECTS[int(rng.integers(len(ASPECTS)))])
-        long = max(short, int(round(short * max(aspect, 1 / aspect) / 16)) * 16)
+        long = max(short, int(round(short * max(aspect, 1 / aspect) / 2)) * 2)
         width, height = (long, short) if aspect >= 1 else (short, long)
     else:
-        width, height = _mod16(size[0]), _mod16(size[1])
+        width, height = int(size[0]) // 2 * 2, int(size[1]) // 2 * 2
     if min(width, height) < 32:
         raise ValueError(f"size must be at least 32 pixels on the short side, got {width}x{height}")
     short = min(width, height)
@@ -292,6 +283,9 @@ def encode_mp4(
             "threads": "1",
             "crf": str(crf),
             "preset": "veryfast",
+            # x264's macroblock-tree rate control gave different bytes from run to run on
+            # identical input (seen at 80x80); without it the output is byte-reproducible.
+            "x264-params": "mbtree=0",
         }
         for frame in frames:
             for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
