@@ -100,9 +100,10 @@ def evaluate_checkpoint(
 ) -> dict[str, float]:
     """Run the 10x3 protocol over ``split`` of ``dataset`` (default: the training dataset)."""
     import ray
-    from pipelines.loader import build_clip_dataset
 
     from jobs.config import resolve_path
+    from jobs.train import dataset_filesystem
+    from pipelines.loader import build_clip_dataset
 
     state = load_state(checkpoint_uri)
     prep = state.preprocessing
@@ -125,7 +126,7 @@ def evaluate_checkpoint(
         test_short_side=prep.test_short_side,
         num_spatial_crops=num_crops or prep.num_test_crops,
         decode_num_cpus=decode_cpus,
-        endpoint_url=endpoint_url,
+        filesystem=dataset_filesystem(dataset, endpoint_url),
     ).select_columns(["slow", "fast", "label", "video_id"])
     scored = views.map_batches(
         ViewScorer,

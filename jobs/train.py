@@ -44,7 +44,7 @@ def read_manifest(dataset_uri: str, endpoint_url: str | None = None) -> dict[str
 
 def class_names(manifest: dict[str, Any]) -> list[str]:
     classes = sorted(manifest["classes"], key=lambda c: c["label_id"])
-    return [c["label"] for c in classes]
+    return [c["name"] for c in classes]
 
 
 def preprocessing_of(job: TrainJobConfig, model_cfg) -> Preprocessing:
@@ -96,7 +96,7 @@ def build_datasets(job: TrainJobConfig, prep: Preprocessing) -> dict[str, Any]:
         decode_num_cpus=job.data.decode_cpus,
         decode_batch_size=job.data.decode_batch_size,
         resources=job.data.decode_resources or None,
-        endpoint_url=job.data.endpoint_url,
+        filesystem=dataset_filesystem(job.data.dataset, job.data.endpoint_url),
     )
     dataset = resolve_path(job.data.dataset)
     train = build_clip_dataset(
@@ -107,10 +107,16 @@ def build_datasets(job: TrainJobConfig, prep: Preprocessing) -> dict[str, Any]:
     return {"train": train.select_columns(cols), "val": val.select_columns(cols)}
 
 
-def count_split(job: TrainJobConfig, manifest: dict[str, Any], split: str) -> int:
-    from pipelines.manifest import split_count
+def dataset_filesystem(uri: str, endpoint_url: str | None):
+    """pyarrow filesystem for a dataset URI (S3 endpoint from the config or AWS env vars)."""
+    from pipelines.storage import resolve_filesystem
 
-    return split_count(manifest, split)
+    return resolve_filesystem(resolve_path(uri), endpoint_url)[0]
+
+
+def count_split(manifest: dict[str, Any], split: str) -> int:
+    """Clip records of ``split`` according to the dataset manifest."""
+    return int(manifest.get("per_split", {}).get(split, {}).get("clips", 0))
 
 
 def _storage(job: TrainJobConfig):
@@ -132,10 +138,16 @@ def run_name_of(job: TrainJobConfig) -> str:
 
 
 def init_ray(address: str | None = None) -> None:
+    """Join the cluster (``RAY_ADDRESS``, ``ray job submit``, ``--address``) or start a local Ray."""
     import ray
 
     if ray.is_initialized():
         return
+    import ray.data
+
+    # One line per epoch from the workers is the training log; Ray Data's per-operator progress
+    # bars would interleave with it from several datasets at once.
+    ray.data.DataContext.get_current().enable_progress_bars = False
     import os
 
     env = {"env_vars": {"PYTHONPATH": os.pathsep.join(sys.path[:1] + [str(Path.cwd())])}}
@@ -161,7 +173,7 @@ def run_training(
     model_cfg = build_model_config(job, len(classes))
     prep = preprocessing_of(job, model_cfg)
     info = model_summary(model_cfg, prep.crop_size)
-    n_train = count_split(job, manifest, job.data.train_split)
+    n_train = count_split(manifest, job.data.train_split)
     global_batch = job.train.batch_size * job.scaling.num_workers
     steps_per_epoch = max(1, n_train // global_batch)
     if job.train.max_steps_per_epoch:
