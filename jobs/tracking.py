@@ -159,5 +159,10 @@ def log_metrics(tracking_uri: str, run_id: str, metrics: dict[str, float], step:
     from mlflow.entities import Metric
 
     now = int(time.time() * 1000)
-    batch = [Metric(k, float(v), now, step) for k, v in metrics.items() if v is not None]
+    skip = {"epoch", "steps", "world_size"}
+    batch = [
+        Metric(k, float(v), now, step)
+        for k, v in metrics.items()
+        if k not in skip and isinstance(v, (int, float)) and not isinstance(v, bool)
+    ]
     get_client(tracking_uri).log_batch(run_id, metrics=batch)

@@ -155,9 +155,18 @@ def init_ray(address: str | None = None) -> None:
 
 
 def run_training(
-    job: TrainJobConfig, *, address: str | None = None, evaluate_after: bool | None = None
+    job: TrainJobConfig,
+    *,
+    address: str | None = None,
+    evaluate_after: bool | None = None,
+    callbacks: list | None = None,
+    metrics_log: str | None = None,
 ) -> TrainOutcome:
-    """Run the whole job: checks, datasets, TorchTrainer, artifacts, evaluation."""
+    """Run the whole job: checks, datasets, TorchTrainer, artifacts, evaluation.
+
+    ``metrics_log``: also write every worker's per-epoch report to this JSON-lines file
+    (:class:`jobs.callbacks.MetricsLogCallback`); ``callbacks``: extra Ray Train callbacks.
+    """
     import ray.train
     from ray.train.torch import TorchTrainer
 
@@ -234,6 +243,7 @@ def run_training(
             storage_filesystem=storage_fs,
             failure_config=ray.train.FailureConfig(max_failures=job.failure.max_failures),
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=job.checkpoint.keep),
+            callbacks=_callbacks(callbacks, metrics_log),
         ),
         datasets=build_datasets(job, prep),
     )
@@ -269,6 +279,15 @@ def run_training(
             decode_cpus=job.data.decode_cpus,
         )
     return outcome
+
+
+def _callbacks(callbacks: list | None, metrics_log: str | None) -> list:
+    out = list(callbacks or [])
+    if metrics_log:
+        from jobs.callbacks import MetricsLogCallback
+
+        out.append(MetricsLogCallback(str(Path(metrics_log).absolute())))
+    return out
 
 
 def _train_func():
@@ -319,6 +338,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="smallest real run on generated SynthMotion data (~2 min on 2 CPUs)",
     )
     parser.add_argument("--address", default=None, help="Ray address (default: auto/local)")
+    parser.add_argument(
+        "--metrics-log",
+        default=None,
+        help="append every worker's per-epoch report to this JSON-lines file",
+    )
     args = parser.parse_args(argv)
     if args.config and "=" in args.config:
         args.overrides.insert(0, args.config)
@@ -338,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    outcome = run_training(job, address=args.address)
+    outcome = run_training(job, address=args.address, metrics_log=args.metrics_log)
     summary = {
         "checkpoint": outcome.checkpoint_uri,
         "val_top1": outcome.metrics.get("val_top1"),

@@ -50,6 +50,17 @@ def topk_correct(logits: torch.Tensor, labels: torch.Tensor, ks=(1, 5)) -> list[
     return [int(hits[:, : min(k, maxk)].any(dim=1).sum()) for k in ks]
 
 
+def param_digest(model: torch.nn.Module) -> str:
+    """SHA-1 of all parameters and buffers: equal on every rank when DDP keeps them in sync."""
+    import hashlib
+
+    h = hashlib.sha1()
+    for name, tensor in sorted(unwrap_model(model).state_dict().items()):
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
 def _all_reduce(tensor: torch.Tensor) -> torch.Tensor:
     if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
         dist.all_reduce(tensor)
@@ -232,6 +243,8 @@ def train_func(loop_config: dict[str, Any]) -> None:
             "clips_per_s": float(sums[1]) / max(mean_elapsed, 1e-9),
             "data_wait_frac": float(sums[3]) / max(float(sums[2]), 1e-9),
             "steps": tr["steps"],
+            "world_size": world,
+            "param_digest": param_digest(model),
             **val_metrics,
         }
         if rank == 0 and tracking_uri and run_id:
