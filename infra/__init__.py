@@ -1,0 +1,1 @@
+"""Infrastructure helpers: cluster definitions and the local multi-node test cluster."""

@@ -1,0 +1,104 @@
+"""moto's standalone S3 server on 127.0.0.1 and bucket creation.
+
+The server keeps everything in memory: a fresh one starts empty. Any S3 client reaches it
+with the fake credentials of :data:`S3_CREDENTIALS` and ``endpoint_url`` set to
+``S3Server.endpoint`` (boto3, pyarrow's ``S3FileSystem(endpoint_override=..., scheme="http")``,
+mlflow through ``MLFLOW_S3_ENDPOINT_URL``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from infra.local.procs import LOOPBACK, ServiceProcess, free_port, spawn, wait_http
+
+S3_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+def s3_env(endpoint: str) -> dict[str, str]:
+    """Environment that points AWS SDKs, pyarrow and mlflow at ``endpoint``."""
+    return {
+        **S3_CREDENTIALS,
+        "AWS_REGION": S3_CREDENTIALS["AWS_DEFAULT_REGION"],
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ENDPOINT_URL_S3": endpoint,
+        "MLFLOW_S3_ENDPOINT_URL": endpoint,
+        # Never read a developer's real ~/.aws profile by accident.
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+    }
+
+
+@dataclass
+class S3Server:
+    """A running moto server.
+
+    Attributes:
+        endpoint: ``http://127.0.0.1:<port>``.
+        env: :func:`s3_env` for this endpoint.
+        process: the server process (leader of its own process group).
+    """
+
+    endpoint: str
+    env: dict[str, str]
+    process: ServiceProcess
+
+    def stop(self) -> None:
+        self.process.stop(timeout=5.0)
+
+
+def _moto_executable() -> str:
+    candidate = Path(sys.executable).parent / "moto_server"
+    if candidate.exists():
+        return str(candidate)
+    found = shutil.which("moto_server")
+    if found is None:
+        raise FileNotFoundError("moto_server not found: install moto[server]")
+    return found
+
+
+def start_moto_server(
+    state_dir: str | os.PathLike[str], port: int | None = None, timeout: float = 30.0
+) -> S3Server:
+    """Start ``moto_server`` on 127.0.0.1 (log ``<state_dir>/moto.log``) and wait for it."""
+    port = port or free_port()
+    log = Path(state_dir) / "moto.log"
+    process = spawn("moto_server", [_moto_executable(), "-H", LOOPBACK, "-p", str(port)], log)
+    endpoint = f"http://{LOOPBACK}:{port}"
+    try:
+        wait_http(f"{endpoint}/moto-api/", timeout, process)
+    except BaseException:
+        process.stop()
+        raise
+    return S3Server(endpoint=endpoint, env=s3_env(endpoint), process=process)
+
+
+def s3_client(endpoint: str, **config: object):  # -> botocore S3 client
+    """A boto3 S3 client for ``endpoint`` with the fake credentials (extra ``Config`` kwargs)."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id=S3_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=S3_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        region_name=S3_CREDENTIALS["AWS_DEFAULT_REGION"],
+        config=Config(**config) if config else None,
+    )
+
+
+def make_bucket(endpoint: str, name: str) -> None:
+    """Create bucket ``name`` on ``endpoint``; an existing bucket of ours is fine."""
+    client = s3_client(endpoint)
+    with contextlib.suppress(client.exceptions.BucketAlreadyOwnedByYou):
+        client.create_bucket(Bucket=name)
