@@ -99,6 +99,12 @@ def _coerce(value: Any, tp: Any, key: str, source: str | None) -> Any:
             for k, v in value.items()
         }
     if tp is float:
+        if isinstance(value, str):
+            # PyYAML reads YAML 1.1, where "5e-5" (no dot) is a string, not a float.
+            try:
+                value = float(value)
+            except ValueError:
+                pass
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{_where(source, key)}: expected a number, got {value!r}")
         return float(value)
