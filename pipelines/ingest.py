@@ -422,6 +422,14 @@ def run_ingest(cfg: IngestConfig) -> dict[str, Any]:
     """
     import ray
 
+    # Resolve S3 settings once on the driver so every task uses the same endpoint and region.
+    cfg = replace(
+        cfg,
+        storage=StorageConfig(
+            endpoint_url=cfg.storage.endpoint_url or storage.env_endpoint_url(),
+            region=cfg.storage.region or storage.env_region(),
+        ),
+    )
     listing, tasks = prepare(cfg)
     fs, root = storage.resolve_filesystem(cfg.out, cfg.storage.endpoint_url, cfg.storage.region)
     fingerprint = listing.fingerprint()
@@ -483,6 +491,8 @@ def _run_shards(pending: list[ShardTask], cfg: IngestConfig, root: str, total: i
         _build_shard_row,
         fn_kwargs={"cfg": cfg, "root": root},
         num_cpus=cfg.resources.cpus_per_task,
+        # Credentials travel as the driver's AWS_* variables, never in the config.
+        runtime_env={"env_vars": _aws_env()},
     )
     committed = total - len(pending)
     started = time.monotonic()
@@ -497,6 +507,11 @@ def _run_shards(pending: list[ShardTask], cfg: IngestConfig, root: str, total: i
             row["rejects"],
             time.monotonic() - started,
         )
+
+
+def _aws_env() -> dict[str, str]:
+    """The driver's ``AWS_*`` environment variables (credentials, profile, CA bundle)."""
+    return {k: v for k, v in os.environ.items() if k.startswith("AWS_")}
 
 
 def _encode_task(task: ShardTask) -> str:
