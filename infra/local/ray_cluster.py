@@ -177,7 +177,7 @@ class RayCluster:
         resources: Mapping[str, float] | None = None,
         labels: Mapping[str, str] | None = None,
         object_store_memory: int = DEFAULT_OBJECT_STORE_BYTES,
-        timeout: float = 60.0,
+        timeout: float = 90.0,
     ) -> RayNode:
         """Start one more worker raylet; see :func:`start_ray_worker`."""
         return start_ray_worker(
@@ -343,7 +343,8 @@ def start_ray_worker(
     resources: Mapping[str, float] | None = None,
     labels: Mapping[str, str] | None = None,
     object_store_memory: int = DEFAULT_OBJECT_STORE_BYTES,
-    timeout: float = 60.0,
+    timeout: float = 90.0,
+    retries: int = 1,
 ) -> RayNode:
     """Start a worker raylet that joins ``cluster``, and wait until it is ALIVE.
 
@@ -355,19 +356,46 @@ def start_ray_worker(
         resources: custom resources, e.g. ``{"decode_node": 100}`` or ``{"train_node": 100}``.
         labels: extra Ray node labels.
         object_store_memory: bytes of shared memory for the node's object store.
-        timeout: seconds to wait for the node to register.
+        timeout: seconds to wait for the node to register (per attempt).
+        retries: extra attempts when the node fails to come up.
     """
     name = name or f"worker-{len(cluster.workers) + 1}"
     if name in {n.name for n in cluster.nodes}:
         raise ValueError(f"node name {name!r} is already used in this cluster")
+    last_error: Exception | None = None
+    for _attempt in range(1 + retries):
+        node = _launch_worker(
+            cluster, name, num_cpus, resources, labels, object_store_memory, log_suffix=_attempt
+        )
+        try:
+            _wait_node_alive(cluster, node, timeout)
+            cluster.workers.append(node)
+            return node
+        except (RuntimeError, TimeoutError) as err:
+            # `ray start` gives a raylet a fixed 30 s to register; on an overloaded
+            # machine that can run out, so the node is started once more.
+            _stop_node(node)
+            last_error = err
+    assert last_error is not None
+    raise last_error
+
+
+def _launch_worker(
+    cluster: RayCluster,
+    name: str,
+    num_cpus: int,
+    resources: Mapping[str, float] | None,
+    labels: Mapping[str, str] | None,
+    object_store_memory: int,
+    log_suffix: int,
+) -> RayNode:
     node_args, nm_port = _node_args(
         name, num_cpus, dict(resources or {}), dict(labels or {}), object_store_memory
     )
     argv = [ray_executable(), "start", f"--address={cluster.gcs_address}", *node_args]
-    process = spawn(
-        f"ray node {name}", argv, cluster.state_dir / f"ray-{name}.log", env=cluster.node_env
-    )
-    node = RayNode(
+    log = cluster.state_dir / f"ray-{name}{'' if not log_suffix else f'-retry{log_suffix}'}.log"
+    process = spawn(f"ray node {name}", argv, log, env=cluster.node_env)
+    return RayNode(
         name=name,
         is_head=False,
         node_manager_port=nm_port,
@@ -376,14 +404,6 @@ def start_ray_worker(
         num_cpus=num_cpus,
         process=process,
     )
-    cluster.workers.append(node)
-    try:
-        _wait_node_alive(cluster, node, timeout)
-    except BaseException:
-        _stop_node(node)
-        cluster.workers.remove(node)
-        raise
-    return node
 
 
 def _wait_node_alive(cluster: RayCluster, node: RayNode, timeout: float) -> None:

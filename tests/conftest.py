@@ -1,0 +1,108 @@
+"""Shared pytest setup: repo root on sys.path and lazy fixtures for the real local services.
+
+Fixtures (each starts its service only when a test asks for it):
+
+- ``s3_server`` (session): moto S3 on 127.0.0.1 with bucket ``S3_BUCKET`` created;
+  an :class:`infra.local.s3.S3Server` (``.endpoint``, ``.env``).
+- ``mlflow_server`` (session): MLflow server (SQLite backend, proxied artifacts in
+  ``s3://<S3_BUCKET>/mlflow`` on ``s3_server``); ``.tracking_uri``, ``.env``.
+- ``ray_cluster_factory`` (session): ``factory(workers=..., head_resources=..., env=...)``
+  returns a started :class:`infra.local.ray_cluster.RayCluster`; every cluster it made is
+  stopped at the end of the session.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from infra.local.mlflow_server import MlflowServer, start_mlflow_server  # noqa: E402
+from infra.local.procs import free_port as _free_port  # noqa: E402
+from infra.local.ray_cluster import (  # noqa: E402
+    RayCluster,
+    start_ray_head,
+    start_ray_worker,
+    stop_ray,
+)
+from infra.local.s3 import S3Server, make_bucket, start_moto_server  # noqa: E402
+
+S3_BUCKET = "raysf-test"
+
+WorkerSpec = Mapping[str, object]
+RayClusterFactory = Callable[..., RayCluster]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # pyproject registers it already; this keeps the marker known when run from elsewhere.
+    config.addinivalue_line("markers", "slow: starts real processes (Ray, mlflow, S3)")
+
+
+def free_port() -> int:
+    """A free TCP port on this machine (never the same twice in one test session)."""
+    return _free_port()
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    server = start_moto_server(tmp_path_factory.mktemp("moto"))
+    try:
+        make_bucket(server.endpoint, S3_BUCKET)
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(
+    s3_server: S3Server, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[MlflowServer]:
+    server = start_mlflow_server(
+        tmp_path_factory.mktemp("mlflow"), f"s3://{S3_BUCKET}/mlflow", s3_server.env
+    )
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def ray_cluster_factory(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[RayClusterFactory]:
+    """``factory(workers=[{"name": "decode-1", "resources": {"decode_node": 100}}], ...)``.
+
+    Keyword arguments: ``workers`` (sequence of dicts passed to ``start_ray_worker``:
+    name, num_cpus, resources, labels), ``head_num_cpus`` (default 1), ``head_resources``,
+    ``env`` (extra environment for every node, e.g. ``s3_server.env``).
+    """
+    clusters: list[RayCluster] = []
+
+    def factory(
+        workers: Sequence[WorkerSpec] = (),
+        head_num_cpus: int = 1,
+        head_resources: Mapping[str, float] | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> RayCluster:
+        cluster = start_ray_head(
+            tmp_path_factory.mktemp("ray"),
+            num_cpus=head_num_cpus,
+            resources=head_resources,
+            env=env,
+        )
+        clusters.append(cluster)
+        for spec in workers:
+            start_ray_worker(cluster, **spec)  # type: ignore[arg-type]
+        return cluster
+
+    try:
+        yield factory
+    finally:
+        for cluster in reversed(clusters):
+            stop_ray(cluster)
