@@ -170,6 +170,9 @@ def down(state_dir: Path, grace: float = 3.0) -> list[str]:
         time.sleep(0.1)
     for pgid in groups.values():
         signal_group(pgid, signal.SIGKILL)
+    deadline = time.monotonic() + 5.0
+    while time.monotonic() < deadline and any(group_alive(p) for p in groups.values()):
+        time.sleep(0.1)
     temp_dir = state["ray_temp_dir"]
     for pid in find_pids(temp_dir):
         with contextlib.suppress(ProcessLookupError, PermissionError):
