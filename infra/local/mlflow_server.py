@@ -58,7 +58,7 @@ def start_mlflow_server(
     s3_env: Mapping[str, str] | None = None,
     *,
     port: int | None = None,
-    timeout: float = 90.0,
+    timeout: float = 180.0,
 ) -> MlflowServer:
     """Start ``mlflow server`` on 127.0.0.1 and wait for ``/health``.
 

@@ -267,7 +267,7 @@ def start_ray_head(
     object_store_memory: int = DEFAULT_OBJECT_STORE_BYTES,
     env: Mapping[str, str] | None = None,
     name: str = "head",
-    timeout: float = 90.0,
+    timeout: float = 180.0,
 ) -> RayCluster:
     """Start a Ray head node on 127.0.0.1 and wait until the GCS lists it ALIVE.
 
