@@ -464,7 +464,8 @@ def run_ingest(cfg: IngestConfig) -> dict[str, Any]:
             if cfg.resources.address:
                 ray.init(address=cfg.resources.address)
             else:
-                ray.init(num_cpus=cfg.resources.num_cpus, include_dashboard=False)
+                # address="local": always a fresh instance, never a cluster found on the host.
+                ray.init(address="local", num_cpus=cfg.resources.num_cpus, include_dashboard=False)
         _run_shards(pending, cfg, root, total=len(tasks))
     markers = [mf.read_json(fs, mf.marker_path(root, t.shard)) for t in tasks]
     manifest = mf.build_manifest(

@@ -193,7 +193,10 @@ def reencode_video(
             "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0:open-gop=0",
         }
         for j, i in enumerate(picks):
-            frame = frames[int(i)][1].reformat(width=out_w, height=out_h, format="yuv420p")
+            # Through a fresh ndarray: a clean frame (no padding bytes, flags or side data
+            # inherited from the decoder), so the encoder's input depends only on the pixels.
+            pixels = frames[int(i)][1].reformat(width=out_w, height=out_h, format="yuv420p")
+            frame = av.VideoFrame.from_ndarray(pixels.to_ndarray(), format="yuv420p")
             frame.pict_type = PictureType.NONE  # do not force the source keyframes
             frame.pts = j
             frame.time_base = 1 / rate_q

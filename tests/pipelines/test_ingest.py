@@ -295,9 +295,6 @@ def test_kill_and_rerun_gives_the_clean_result(tmp_path, ingest_media):
     overrides = [
         "shard_size=1",
         "resources.num_cpus=2",
-        "reencode.short_side=48",
-        "reencode.fps=20.0",
-        "reencode.gop=8",
         *SMALL,
     ]
     env = {**os.environ, "RAY_DEDUP_LOGS": "0"}
@@ -305,12 +302,13 @@ def test_kill_and_rerun_gives_the_clean_result(tmp_path, ingest_media):
     def cli(out, *, kill_after_first_shard=False):
         cmd = [sys.executable, "-m", "pipelines.ingest", "--videos", str(videos)]
         cmd += ["--out", str(out), *overrides]
+        log_file = open(tmp_path / f"{out.name}.log", "ab")  # noqa: SIM115
         proc = subprocess.Popen(
             cmd,
             cwd=REPO,
             env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         try:
@@ -328,15 +326,16 @@ def test_kill_and_rerun_gives_the_clean_result(tmp_path, ingest_media):
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
+            log_file.close()
 
     killed = tmp_path / "killed"
     cli(killed, kill_after_first_shard=True)
     committed = len(glob.glob(str(killed / "_shards" / "*.json")))
     assert not (killed / "manifest.json").exists()
     assert 1 <= committed < 18
-    assert cli(killed) == 0
+    assert cli(killed) == 0, (tmp_path / "killed.log").read_text()[-3000:]
     clean = tmp_path / "clean"
-    assert cli(clean) == 0
+    assert cli(clean) == 0, (tmp_path / "clean.log").read_text()[-3000:]
     a, b = _read_clips(killed), _read_clips(clean)
     assert len(a) == len(b) > 0
     for ra, rb in zip(a, b, strict=True):
