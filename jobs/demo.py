@@ -23,7 +23,7 @@ DEMO_ROOT = Path("demo_output")
 
 #: Sizes for 2 CPUs: tiny nets, 64-frame videos, 48-pixel crops. The sampling (T=4, tau=8,
 #: alpha=4) puts the Slow stride on a multiple of SynthMotion's fast periods (4 and 8 frames).
-DEMO_DATA = dict(classes=6, videos_per_class=30, frames=64, slow_frames=4, tau=8, alpha=4)
+DEMO_DATA = dict(classes=6, videos_per_class=40, frames=64, slow_frames=4, tau=8, alpha=4)
 
 DEMO_TRAIN = [
     "data.tau=8",
@@ -32,7 +32,7 @@ DEMO_TRAIN = [
     "data.test_short_side=56",
     "data.decode_batch_size=8",
     "data.shuffle_buffer=32",
-    "train.epochs=12",
+    "train.epochs=15",
     "train.batch_size=8",
     "optim.base_lr=0.4",
     "optim.warmup_epochs=1",
@@ -43,7 +43,13 @@ DEMO_TRAIN = [
 ]
 
 MODELS = {
-    "SlowFast": ["model.preset=slowfast_tiny", "model.overrides.beta_inv=4"],
+    # The paper's time-difference Fast input: on ~170 training videos the RGB Fast pathway of a
+    # 0.3M-parameter net overfits within the CPU budget, the time-difference one does not.
+    "SlowFast": [
+        "model.preset=slowfast_tiny",
+        "model.overrides.beta_inv=4",
+        "model.overrides.fast_input=time_diff",
+    ],
     "Slow-only": ["model.preset=slow_tiny"],
 }
 

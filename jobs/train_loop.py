@@ -57,8 +57,20 @@ def param_digest(model: torch.nn.Module) -> str:
     h = hashlib.sha1()
     for name, tensor in sorted(unwrap_model(model).state_dict().items()):
         h.update(name.encode())
-        h.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+        h.update(tensor.detach().cpu().reshape(-1).contiguous().view(torch.uint8).numpy().tobytes())
     return h.hexdigest()
+
+
+def sync_buffers(model: torch.nn.Module) -> None:
+    """Broadcast rank 0's buffers (BatchNorm running statistics) to every rank.
+
+    DDP broadcasts buffers at the start of each forward, so after the last training step every
+    rank holds statistics updated by its own last batch; this makes validation and the
+    checkpoint use one set.
+    """
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        for buf in unwrap_model(model).buffers():
+            dist.broadcast(buf.data, src=0)
 
 
 def _all_reduce(tensor: torch.Tensor) -> torch.Tensor:
@@ -231,6 +243,7 @@ def train_func(loop_config: dict[str, Any]) -> None:
                 device=device,
             )
         ).cpu()
+        sync_buffers(model)
         val_batches = val_shard.iter_torch_batches(batch_size=job.train.batch_size)
         val_metrics, confusion = validate(
             unwrap_model(model), val_batches, job, device, num_classes
@@ -266,7 +279,7 @@ def train_func(loop_config: dict[str, Any]) -> None:
                 optimizer=optimizer.state_dict(),
                 scheduler=scheduler.state_dict(),
                 job_config=loop_config["job_dict"],
-                metrics={k: float(v) for k, v in metrics.items()},
+                metrics={k: float(v) for k, v in metrics.items() if k != "param_digest"},
                 confusion=confusion.tolist(),
             )
             with tempfile.TemporaryDirectory() as tmp:

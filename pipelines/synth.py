@@ -137,6 +137,17 @@ def _random_color(rng: np.random.Generator) -> tuple[int, int, int]:
     return tuple(int(c) for c in rng.integers(30, 226, size=3))  # type: ignore[return-value]
 
 
+def _contrasting_color(
+    rng: np.random.Generator, other: tuple[int, int, int], min_distance: float = 120.0
+) -> tuple[int, int, int]:
+    """A random colour at least ``min_distance`` (RGB Euclidean) from ``other``."""
+    for _ in range(100):
+        color = _random_color(rng)
+        if np.linalg.norm(np.subtract(color, other)) >= min_distance:
+            return color
+    return tuple(255 - c for c in other)
+
+
 def sample_spec(
     rng: np.random.Generator,
     label: str,
@@ -167,8 +178,8 @@ def sample_spec(
     if min(width, height) < 32:
         raise ValueError(f"size must be at least 32 pixels on the short side, got {width}x{height}")
     short = min(width, height)
-    obj = int(rng.integers(int(0.15 * short), int(0.25 * short) + 1))
-    amplitude = max(3, int(round(rng.uniform(0.05, 0.08) * short)))
+    obj = int(rng.integers(int(0.22 * short), int(0.32 * short) + 1))
+    amplitude = max(4, int(round(rng.uniform(0.12, 0.18) * short)))
     speed = 0.0
     margin = amplitude + 1
     x_lo, x_hi = margin, width - obj - margin
@@ -192,6 +203,7 @@ def sample_spec(
         x_lo, x_hi = amplitude + 1, width - obj - amplitude - 1
         y_lo, y_hi = amplitude + 1, height - obj - amplitude - 1
     gop, bframes = GOP_CHOICES[int(rng.integers(len(GOP_CHOICES)))]
+    color = _random_color(rng)
     return VideoSpec(
         label=label,
         width=width,
@@ -204,12 +216,12 @@ def sample_spec(
         size=obj,
         x0=float(rng.uniform(x_lo, max(x_lo, x_hi))),
         y0=float(rng.uniform(y_lo, max(y_lo, y_hi))),
-        color=_random_color(rng),
-        color2=_random_color(rng),
+        color=color,
+        color2=_contrasting_color(rng, color),
         amplitude=amplitude,
         phase=int(rng.integers(0, 8)),
         speed=float(speed),
-        noise=float(rng.uniform(2.0, 6.0)),
+        noise=float(rng.uniform(1.0, 4.0)),
         seed=int(rng.integers(0, 2**31 - 1)),
     )
 
@@ -221,7 +233,7 @@ def _background(rng: np.random.Generator, width: int, height: int) -> np.ndarray
     img = np.broadcast_to(base, (height, width, 3)).copy()
     for _ in range(3):
         fx, fy = rng.uniform(-0.25, 0.25, size=2)
-        amp = rng.uniform(8, 25, size=3).astype(np.float32)
+        amp = rng.uniform(4, 12, size=3).astype(np.float32)
         wave = np.sin(fx * xx + fy * yy + rng.uniform(0, 2 * np.pi))
         img += wave[..., None] * amp
     return img
