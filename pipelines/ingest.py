@@ -552,7 +552,7 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
         "--smoke-test", action="store_true", help="tiny SynthMotion set, smallest settings"
     )
     parser.add_argument("overrides", nargs="*", help="dotted.key=value config overrides")
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)
     overrides = []
     for key in ("videos", "annotations", "format", "classes", "out"):
         value = getattr(args, key)

@@ -67,7 +67,8 @@ def _reports(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def test_two_worker_ddp_keeps_ranks_identical(dataset, local_ray, tmp_path):
+def test_two_worker_ddp_keeps_ranks_identical(dataset, local_ray, tmp_path, mlflow_server):
+    """Acceptance 1 (ranks identical) and 5 (a real ``mlflow server`` holds the run)."""
     job = _job(
         dataset,
         tmp_path,
@@ -76,6 +77,8 @@ def test_two_worker_ddp_keeps_ranks_identical(dataset, local_ray, tmp_path):
         "train.batch_size=2",
         "train.epochs=2",
         "eval.after_training=true",
+        "mlflow.experiment=ddp-test",
+        tracking_uri=mlflow_server.tracking_uri,
     )
     log = tmp_path / "reports.jsonl"
     outcome = run_training(job, metrics_log=str(log))
@@ -100,6 +103,35 @@ def test_two_worker_ddp_keeps_ranks_identical(dataset, local_ray, tmp_path):
     assert state.optimizer and state.scheduler and state.job_config["data"]["dataset"] == dataset
     assert 0.0 <= outcome.test_metrics["test_top1"] <= 1.0
     assert outcome.test_metrics["test_views_per_video"] == 2.0  # 2 windows x 1 crop
+
+    # Everything is readable back from the tracking server.
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(mlflow_server.tracking_uri)
+    run = client.get_run(outcome.mlflow_run_id)
+    params = run.data.params
+    assert params["model.preset"] == "slowfast_tiny"
+    assert params["model.resolved.alpha"] == "2" and params["model.resolved.fusion"]
+    assert float(params["model.gflops"]) > 0 and int(params["model.params"]) > 100_000
+    assert params["scaling.num_workers"] == "2"
+    assert run.data.tags["git_commit"] and run.data.tags["version.torch"].startswith("2.")
+    history = client.get_metric_history(run.info.run_id, "val_top1")
+    assert [m.step for m in history] == [0, 1]
+    for key in ("train_loss", "lr", "val_top5", "clips_per_s", "data_wait_frac", "test_top1"):
+        assert key in run.data.metrics, key
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"resolved_config.yaml", "confusion_matrix.png", "per_class_accuracy.csv"} <= artifacts
+    models = client.search_logged_models(experiment_ids=[run.info.experiment_id])
+    assert any(m.source_run_id == run.info.run_id for m in models)
+    import mlflow.pytorch
+
+    mlflow.set_tracking_uri(mlflow_server.tracking_uri)
+    model_uri = next(m.model_uri for m in models if m.source_run_id == run.info.run_id)
+    served = mlflow.pytorch.load_model(model_uri)
+    import torch
+
+    logits = served(torch.zeros(1, 3, 8, 32, 32))
+    assert logits.shape == (1, 3)
 
 
 def test_killed_worker_resumes_without_repeating_epochs(dataset, local_ray, tmp_path):
