@@ -35,5 +35,9 @@ bench: $(STAMP)
 	$(PY) benchmarks/ingest_bench.py
 	$(PY) benchmarks/ddp_bench.py
 
+# ingest -> train (-> tune) on a local head + decode/train nodes, data/checkpoints/MLflow in S3
+local-e2e: $(STAMP)
+	$(PY) -m infra.local.e2e
+
 clean:
 	rm -rf demo_output .pytest_cache
