@@ -12,6 +12,7 @@ import argparse
 import json
 import sys
 from collections import defaultdict
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -51,40 +52,56 @@ class ViewScorer:
         return {"video_id": batch["video_id"], "label": batch["label"], "probs": probs}
 
 
-def aggregate_views(batches) -> dict[str, float]:
-    """Average view scores per video; video- and view-level top-1/top-5."""
-    sums: dict[str, np.ndarray] = {}
-    labels: dict[str, int] = {}
-    counts: dict[str, int] = defaultdict(int)
-    view_hits = np.zeros(2)
-    n_views = 0
-    for batch in batches:
+@dataclass
+class VideoScores:
+    """Per-video sums of view scores, with the view-level hit counts seen on the way."""
+
+    sums: dict[str, np.ndarray] = field(default_factory=dict)
+    labels: dict[str, int] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    view_top1: int = 0
+
+    def add(self, batch: dict[str, np.ndarray]) -> None:
         for vid, label, p in zip(batch["video_id"], batch["label"], batch["probs"], strict=True):
             vid = str(vid)
-            sums[vid] = sums[vid] + p if vid in sums else p.astype(np.float64).copy()
-            labels[vid] = int(label)
-            counts[vid] += 1
-            top = np.argsort(-p)
-            view_hits += [top[0] == label, label in top[:5]]
-            n_views += 1
-    if not sums:
+            self.sums[vid] = self.sums[vid] + p if vid in self.sums else p.astype(np.float64)
+            self.labels[vid] = int(label)
+            self.counts[vid] += 1
+            self.view_top1 += int(np.argmax(p) == label)
+
+    def mean(self, vid: str) -> np.ndarray:
+        return self.sums[vid] / self.counts[vid]
+
+
+def accumulate_views(batches) -> VideoScores:
+    scores = VideoScores()
+    for batch in batches:
+        scores.add(batch)
+    if not scores.sums:
         raise ValueError("no test views were produced: is the split empty?")
+    return scores
+
+
+def aggregate_views(batches) -> dict[str, float]:
+    """Average view scores per video; video- and view-level top-1/top-5."""
+    scores = accumulate_views(batches)
     hits = np.zeros(2)
-    for vid, total in sums.items():
+    for vid, total in scores.sums.items():
         top = np.argsort(-total)
-        hits += [top[0] == labels[vid], labels[vid] in top[:5]]
-    n = len(sums)
+        hits += [top[0] == scores.labels[vid], scores.labels[vid] in top[:5]]
+    n = len(scores.sums)
+    n_views = sum(scores.counts.values())
     return {
         "test_top1": float(hits[0] / n),
         "test_top5": float(hits[1] / n),
-        "test_view_top1": float(view_hits[0] / n_views),
+        "test_view_top1": float(scores.view_top1 / n_views),
         "test_videos": float(n),
         "test_views": float(n_views),
         "test_views_per_video": float(n_views / n),
     }
 
 
-def evaluate_checkpoint(
+def score_views(
     checkpoint_uri: str,
     *,
     dataset: str | None = None,
@@ -95,10 +112,8 @@ def evaluate_checkpoint(
     concurrency: int = 1,
     use_gpu: bool = False,
     decode_cpus: float = 1.0,
-    tracking_uri: str | None = None,
-    run_id: str | None = None,
-) -> dict[str, float]:
-    """Run the 10x3 protocol over ``split`` of ``dataset`` (default: the training dataset)."""
+):
+    """Ray Dataset of per-view softmax scores (``video_id``, ``label``, ``probs``) of a split."""
     import ray
 
     from jobs.config import resolve_path
@@ -123,23 +138,35 @@ def evaluate_checkpoint(
         rule=prep.rule,
         target_fps=prep.target_fps,
         crop_size=prep.crop_size,
+        short_side_range=prep.short_side_range,
         test_short_side=prep.test_short_side,
         num_spatial_crops=num_crops or prep.num_test_crops,
         decode_num_cpus=decode_cpus,
         filesystem=dataset_filesystem(dataset, endpoint_url),
     ).select_columns(["slow", "fast", "label", "video_id"])
-    scored = views.map_batches(
+    return views.map_batches(
         ViewScorer,
         fn_constructor_args=(checkpoint_uri, use_gpu),
         batch_size=batch_size,
         concurrency=concurrency,
         num_gpus=1 if use_gpu else 0,
     )
+
+
+def evaluate_checkpoint(
+    checkpoint_uri: str,
+    *,
+    tracking_uri: str | None = None,
+    run_id: str | None = None,
+    **kwargs,
+) -> dict[str, float]:
+    """Run the 10x3 protocol (see :func:`score_views` for the arguments); log to MLflow."""
+    scored = score_views(checkpoint_uri, **kwargs)
     metrics = aggregate_views(scored.iter_batches(batch_size=256, batch_format="numpy"))
     if tracking_uri and run_id:
         from jobs.tracking import log_metrics
 
-        log_metrics(tracking_uri, run_id, metrics, step=max(state.epoch, 0))
+        log_metrics(tracking_uri, run_id, metrics, step=max(load_state(checkpoint_uri).epoch, 0))
     return metrics
 
 

@@ -311,13 +311,13 @@ def _pretrained_state(job: TrainJobConfig, model_cfg):
 
     pre = job.model.pretrained
     model = slowfast_model.build_model(model_cfg)
+    path = resolve_path(pre.path)
     if pre.source == "raysf":
-        state = load_state(resolve_path(pre.path)).model
+        slowfast_model.load_pretrained(
+            model, load_state(path).model, source="ours", skip_head=pre.skip_head
+        )
     else:
-        state = slowfast_model.load_checkpoint_file(resolve_path(pre.path), source=pre.source)
-    slowfast_model.load_pretrained(
-        model, state, source="raysf", strict=True, skip_head=pre.skip_head
-    )
+        slowfast_model.load_pretrained(model, path, source=pre.source, skip_head=pre.skip_head)
     return {k: v.detach().cpu() for k, v in model.state_dict().items()}
 
 

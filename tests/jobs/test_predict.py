@@ -1,0 +1,105 @@
+"""Fine-tuning from a converted external checkpoint, then prediction on files, folders, datasets.
+
+One tiny model is fine-tuned (new number of classes) from a PySlowFast-layout checkpoint with
+Ray Train, then used by ``jobs.predict`` in its three input modes, and a PyTorchVideo-layout file
+is used for prediction directly.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+import slowfast_model
+from jobs import predict
+from jobs.checkpoints import load_state
+from jobs.config import load_train_config
+from jobs.smoke import ensure_synth_dataset, smoke_train_overrides
+from jobs.train import DEFAULT_CONFIG, run_training
+
+pytestmark = pytest.mark.slow
+
+TINY = dict(alpha=2, num_classes=5)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    import ray
+
+    root = tmp_path_factory.mktemp("predict")
+    dataset = ensure_synth_dataset(root, classes=3, videos_per_class=6, frames=40, slow_frames=4,
+                                   tau=4, alpha=2, num_test_clips=2, shard_size=8)
+    # A "published" checkpoint in PySlowFast's layout, with 5 classes.
+    source_model = slowfast_model.create_model("slowfast_tiny", **TINY)
+    external = root / "external_pyslowfast.pyth"
+    torch.save({"model_state": slowfast_model.export_state_dict(source_model.state_dict(),
+                                                                "pyslowfast")}, external)
+    job = load_train_config(DEFAULT_CONFIG, smoke_train_overrides([
+        f"data.dataset={dataset}", f"storage.path={root / 'results'}", "mlflow.enabled=false",
+        "eval.after_training=false", "train.epochs=1", "optim.base_lr=1e-6",
+        f"model.pretrained={{path: {external}, source: pyslowfast, skip_head: true}}",
+    ]))
+    ray.shutdown()
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        outcome = run_training(job)
+        yield root, dataset, outcome.checkpoint_uri, source_model
+    finally:
+        ray.shutdown()
+
+
+def test_finetune_starts_from_converted_checkpoint(trained):
+    _, _, ckpt, source_model = trained
+    state = load_state(ckpt)
+    assert state.model_config["num_classes"] == 3  # the new dataset's classes
+    src = source_model.state_dict()
+    # With a negligible learning rate the backbone is still the published one...
+    stem = next(k for k in src if k.endswith("weight") and "head" not in k)
+    assert torch.allclose(state.model[stem], src[stem], atol=1e-4)
+    # ...and the head was replaced to fit the new classes.
+    head = [k for k in state.model if k.startswith("head.") and k.endswith("weight")][0]
+    assert state.model[head].shape[0] == 3 and src[head].shape[0] == 5
+
+
+def test_predict_video_files_prints_top5(trained, capsys):
+    root, _, ckpt, _ = trained
+    videos = sorted((root / "videos" / "test").glob("*.mp4"))[:2]
+    assert predict.main([ckpt, *map(str, videos)]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()
+             if line.startswith("{")]
+    assert [line["video"] for line in lines] == list(map(str, videos))
+    for line in lines:
+        scores = [t["score"] for t in line["top5"]]
+        assert len(scores) == 3  # only 3 classes exist
+        assert scores == sorted(scores, reverse=True) and abs(sum(scores) - 1) < 1e-3
+        assert {t["label"] for t in line["top5"]} == {"drift_right", "drift_left", "still"}
+
+
+def test_predict_folder_and_dataset_write_parquet(trained, tmp_path):
+    root, dataset, ckpt, _ = trained  # the fixture's local Ray is still up
+    folder_out = tmp_path / "folder.parquet"
+    assert predict.main([ckpt, str(root / "videos" / "val"), "--out", str(folder_out)]) == 0
+    table = pq.read_table(folder_out).to_pylist()
+    assert len(table) == len(list((root / "videos" / "val").glob("*.mp4")))
+    assert all(len(r["top5_labels"]) == 3 for r in table)
+
+    ds_out = tmp_path / "dataset.parquet"
+    assert predict.main([ckpt, dataset, "--out", str(ds_out), "--split", "test"]) == 0
+    rows = pq.read_table(ds_out).to_pylist()
+    assert len(rows) == len(list((root / "videos" / "test").glob("*.mp4")))
+    assert all(r["top1_label"] == r["top5_labels"][0] for r in rows)
+
+
+def test_predict_accepts_converted_pytorchvideo_checkpoint(trained, tmp_path, capsys):
+    root, _, _, source_model = trained
+    path = tmp_path / "ptv.pyth"
+    torch.save({"model_state": slowfast_model.export_state_dict(source_model.state_dict(),
+                                                                "pytorchvideo")}, path)
+    video = sorted((root / "videos" / "test").glob("*.mp4"))[0]
+    assert predict.main([str(path), str(video), "--source", "pytorchvideo",
+                         "--preset", "slowfast_tiny"]) == 0
+    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert len(line["top5"]) == 5 and {t["label"] for t in line["top5"]} <= set("01234")
