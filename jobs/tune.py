@@ -196,14 +196,19 @@ def init_ray(address: str | None, num_cpus: int | None) -> None:
 
 def _max_concurrent(cfg: TuneJobConfig, base: TrainJobConfig) -> int:
     """``search.max_concurrent`` or what the cluster's CPUs hold: workers + one decode task."""
-    if cfg.search.max_concurrent:
-        return cfg.search.max_concurrent
     import ray
 
-    cpus = ray.cluster_resources().get("CPU", 1.0)
+    cpus = ray.cluster_resources().get("CPU", 0.0)
     per_worker = base.scaling.resources_per_worker.get("CPU", 1.0)
     need = base.scaling.num_workers * per_worker + base.data.decode_cpus + cfg.search.trial_cpus
-    return max(1, int(cpus // need))
+    if cpus < need:
+        # Tune would start the trial and its Ray Train run would wait forever for its data.
+        raise ConfigError(
+            f"the Ray cluster has {cpus:g} CPUs but one trial needs {need:g} (scaling.num_workers "
+            "x resources_per_worker.CPU + data.decode_cpus + search.trial_cpus); start Ray with "
+            "more logical CPUs (sweep.local_num_cpus) or lower these"
+        )
+    return cfg.search.max_concurrent or max(1, int(cpus // need))
 
 
 def _tune_storage(cfg: TuneJobConfig, base: TrainJobConfig):
@@ -332,6 +337,7 @@ def run_sweep(
         stamp = time.strftime("%Y%m%d-%H%M%S")
         cfg = replace(cfg, sweep=replace(cfg.sweep, name=f"{cfg.sweep.name}-{stamp}"))
     base, tracking_uri, prepared = prepare(cfg, source)
+    init_ray(address, cfg.sweep.local_num_cpus)
     print(f"[tune] {len(prepared)} trials: {[pp.point.key for pp in prepared]}", flush=True)
     parent_run_id = None
     if tracking_uri:
@@ -348,7 +354,6 @@ def run_sweep(
         params["sweep.trial_keys"] = ",".join(pp.point.key for pp in prepared)
         tracking.log_params(tracking_uri, parent_run_id, params)
 
-    init_ray(address, cfg.sweep.local_num_cpus)
     start = time.time()
     results = build_tuner(cfg, base, prepared, tracking_uri, parent_run_id).fit()
     rows = collect_rows(results, prepared, base.train.epochs)
@@ -501,6 +506,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         overrides = list(args.overrides)
         if args.smoke_test:
+            # Start Ray first: generating the smoke dataset would otherwise start a smaller one.
+            init_ray(args.address, None)
             overrides = smoke_overrides(overrides)
         cfg = load_tune_config(args.config, overrides)
         outcome = run_sweep(cfg, address=args.address, source=args.config)

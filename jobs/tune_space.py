@@ -142,7 +142,12 @@ class Point:
     dims: dict[str, Any]
 
     def as_dict(self) -> dict[str, Any]:
-        return {"key": self.key, "label": self.label, "overrides": self.overrides, "dims": self.dims}
+        return {
+            "key": self.key,
+            "label": self.label,
+            "overrides": self.overrides,
+            "dims": self.dims,
+        }
 
 
 def load_tune_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()):

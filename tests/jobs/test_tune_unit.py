@@ -1,0 +1,190 @@
+"""Sweep config, point expansion, validation at start, ablation table and plot (no Ray)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import pytest
+
+from jobs.tune import DEFAULT_CONFIG, collect_rows, exported_job, smoke_overrides
+from jobs.tune_report import best_row, format_table, table_csv, write_summary
+from jobs.tune_space import (
+    base_train_job,
+    check_point,
+    load_tune_config,
+    make_points,
+    select_points,
+    trial_job,
+)
+from raysf.config import ConfigError, dump_yaml, load_config
+
+
+def _cfg(*overrides: str):
+    return load_tune_config(DEFAULT_CONFIG, list(overrides))
+
+
+def test_default_yaml_expands_to_the_full_grid():
+    cfg = _cfg()
+    base = base_train_job(cfg, str(DEFAULT_CONFIG))
+    points = make_points(cfg.space, base)
+    # 4 fusions x 3 alphas x 3 betas x 1 fast input + the Slow-only baseline
+    assert len(points) == 4 * 3 * 3 + 1
+    assert len({p.key for p in points}) == len(points)
+    slow = [p for p in points if p.dims["pathways"] == "slow_only"]
+    assert len(slow) == 1 and slow[0].overrides["model.overrides.fusion"] == "none"
+    assert base.model.preset == "slowfast_tiny" and base.model.overrides["width"] == 16
+
+
+def test_every_default_point_builds_its_model_config():
+    cfg = _cfg()
+    base = base_train_job(cfg, str(DEFAULT_CONFIG))
+    for point in make_points(cfg.space, base):
+        job = trial_job(base, point, "/tmp/x", "s")
+        model_cfg = check_point(job, point, 5, "tune.yaml")
+        if point.dims["pathways"] == "slowfast":
+            assert model_cfg.alpha == point.dims["alpha"]
+            assert model_cfg.beta_inv == point.dims["beta_inv"]
+            assert model_cfg.fusion == point.dims["fusion"]
+        else:
+            assert model_cfg.pathways == "slow_only" and model_cfg.fusion == "none"
+
+
+def test_beta_not_dividing_width_is_rejected_naming_the_key():
+    cfg = _cfg("train.model.overrides.width=8", "space.beta_inv=[8, 16]")
+    base = base_train_job(cfg, "tune.yaml")
+    bad = [p for p in make_points(cfg.space, base) if p.dims["beta_inv"] == 16][0]
+    job = trial_job(base, bad, "/tmp/x", "s")
+    with pytest.raises(ConfigError, match=r"space\.beta_inv: trial .*-b16-.*must divide width=8"):
+        check_point(job, bad, 5, "tune.yaml")
+
+
+@pytest.mark.parametrize(
+    ("override", "match"),
+    [
+        ("space.fusion=[time_to_chanel]", r"space\.fusion.*time_to_chanel"),
+        ("space.fast_input=[depth]", r"space\.fast_input.*depth"),
+        ("space.alpha=[2, 2]", r"space\.alpha has duplicates"),
+        ("space.alpha=[]", r"space\.alpha must list"),
+        ("search.mode=bayes", r"search\.mode.*bayes"),
+        ("search.asha.reduction_factor=1", r"asha"),
+        ("sweep.nam=x", r"sweep\.nam: unknown key"),
+    ],
+)
+def test_bad_sweep_keys_fail_at_load(override, match):
+    with pytest.raises(ConfigError, match=match):
+        _cfg(override)
+
+
+def test_unknown_train_key_names_the_train_section():
+    cfg = _cfg("train.optim.base_lrr=0.1")
+    with pytest.raises(ConfigError, match=r"train: optim\.base_lrr: unknown key"):
+        base_train_job(cfg, "tune.yaml")
+
+
+def test_learning_rates_multiply_points_and_reach_the_trial_config():
+    cfg = _cfg(
+        "space.alpha=[4]", "space.beta_inv=[8]", "space.fusion=[none]", "space.base_lr=[0.1, 0.2]"
+    )
+    base = base_train_job(cfg, "tune.yaml")
+    points = make_points(cfg.space, base)
+    assert [p.key for p in points] == [
+        "nolat-a4-b8-rgb-lr0.1",
+        "nolat-a4-b8-rgb-lr0.2",
+        "slow_only-lr0.1",
+        "slow_only-lr0.2",
+    ]
+    job = trial_job(base, points[1], "/tmp/runs", "sw")
+    assert job.optim.base_lr == 0.2
+    assert job.storage.path == "/tmp/runs" and job.storage.name == "sw.nolat-a4-b8-rgb-lr0.2"
+    assert job.resume is True and Path(job.data.dataset).is_absolute()
+
+
+def test_random_mode_draws_distinct_points_reproducibly():
+    cfg = _cfg("search.mode=random", "search.num_samples=5", "search.seed=3")
+    base = base_train_job(cfg, "tune.yaml")
+    points = make_points(cfg.space, base)
+    a = select_points(points, cfg.search)
+    b = select_points(points, cfg.search)
+    assert [p.key for p in a] == [p.key for p in b]
+    assert len({p.key for p in a}) == 5
+    other = select_points(points, _cfg("search.mode=random", "search.num_samples=5").search)
+    assert [p.key for p in other] != [p.key for p in a]
+
+
+def test_smoke_overrides_cover_three_fusions_two_alphas_and_user_wins():
+    ovr = smoke_overrides(["train.data.dataset=/data/x", "space.alpha=[2, 8]"])
+    cfg = load_tune_config(DEFAULT_CONFIG, ovr)
+    assert cfg.train["data"]["dataset"] == "/data/x"
+    assert cfg.space.alpha == [2, 8]  # the user's override comes last
+    assert set(cfg.space.fusion) == {
+        "time_to_channel",
+        "time_strided_sampling",
+        "time_strided_conv",
+    }
+    base = base_train_job(cfg, "tune.yaml")
+    assert base.model.overrides["width"] == 16 and base.data.crop_size == 32
+
+
+class _Result:
+    def __init__(self, key, metrics, error=None):
+        self.config = {"point": {"key": key}}
+        self.metrics = metrics
+        self.error = error
+
+
+def _rows():
+    cfg = _cfg("space.alpha=[2, 4]", "space.beta_inv=[8]", "space.fusion=[time_to_channel]")
+    base = base_train_job(cfg, "tune.yaml")
+    from jobs.tune import PreparedPoint
+
+    prepared = [
+        PreparedPoint(p, trial_job(base, p, "/tmp/r", "s"), 0.01 * (i + 1), 1000 * (i + 1))
+        for i, p in enumerate(make_points(cfg.space, base))
+    ]
+    results = [
+        _Result("ttc-a2-b8-rgb", {"val_top1": 0.5, "val_top5": 0.9, "epoch": 9, "trial_id": "t1"}),
+        _Result("ttc-a4-b8-rgb", {"val_top1": 0.3, "val_top5": 0.8, "epoch": 1}),
+        _Result("slow_only", {}, error=RuntimeError("worker died\ntraceback...")),
+    ]
+    return collect_rows(results, prepared, epochs=10), prepared, base
+
+
+def test_rows_keep_errors_and_early_stops():
+    rows, _, _ = _rows()
+    by = {r["key"]: r for r in rows}
+    assert by["ttc-a2-b8-rgb"]["status"] == "finished" and by["ttc-a2-b8-rgb"]["epochs"] == 10
+    assert by["ttc-a4-b8-rgb"]["status"] == "stopped early"
+    assert by["slow_only"]["status"] == "error"
+    assert by["slow_only"]["error"] == "RuntimeError: worker died"
+    assert by["slow_only"]["top1"] is None
+    assert best_row(rows)["key"] == "ttc-a2-b8-rgb"
+
+
+def test_table_markdown_csv_and_plot(tmp_path):
+    rows, _, _ = _rows()
+    md = format_table(rows)
+    lines = md.splitlines()
+    assert lines[0].startswith("| configuration | top-1 | top-5 | GFLOPs | params (M)")
+    assert lines[2].startswith("| Slow-only | - | - |")  # baseline first
+    assert "| SlowFast α=2 β=1/8 TtoC | 50.0 | 90.0 | 0.0100 | 0.001 | finished |" in md
+    parsed = list(csv.DictReader(io.StringIO(table_csv(rows))))
+    assert [r["key"] for r in parsed] == ["slow_only", "ttc-a2-b8-rgb", "ttc-a4-b8-rgb"]
+    assert parsed[1]["top1"] == "0.5" and parsed[1]["alpha"] == "2"
+    paths = write_summary(rows, tmp_path)
+    assert paths["plot"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert paths["markdown"].read_text().strip() == md
+
+
+def test_exported_best_config_loads_back_as_a_train_config(tmp_path):
+    from jobs.config import TrainJobConfig, load_train_config
+
+    rows, prepared, base = _rows()
+    best = next(pp for pp in prepared if pp.point.key == best_row(rows)["key"])
+    path = tmp_path / "best.yaml"
+    path.write_text(dump_yaml(exported_job(best, base, "sw")))
+    job = load_train_config(path)
+    assert job.model.overrides["alpha"] == 2 and job.model.overrides["fusion"] == "time_to_channel"
+    assert job.storage.name == "sw-best" and job.storage.path == base.storage.path
+    assert load_config(TrainJobConfig, path) == job
