@@ -14,6 +14,7 @@ construction, bottom-up, and its ``ValueError`` message is prefixed with the key
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
 import types
@@ -101,10 +102,8 @@ def _coerce(value: Any, tp: Any, key: str, source: str | None) -> Any:
     if tp is float:
         if isinstance(value, str):
             # PyYAML reads YAML 1.1, where "5e-5" (no dot) is a string, not a float.
-            try:
+            with contextlib.suppress(ValueError):
                 value = float(value)
-            except ValueError:
-                pass
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{_where(source, key)}: expected a number, got {value!r}")
         return float(value)

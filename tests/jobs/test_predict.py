@@ -30,18 +30,38 @@ def trained(tmp_path_factory):
     import ray
 
     root = tmp_path_factory.mktemp("predict")
-    dataset = ensure_synth_dataset(root, classes=3, videos_per_class=6, frames=40, slow_frames=4,
-                                   tau=4, alpha=2, num_test_clips=2, shard_size=8)
+    dataset = ensure_synth_dataset(
+        root,
+        classes=3,
+        videos_per_class=6,
+        frames=40,
+        slow_frames=4,
+        tau=4,
+        alpha=2,
+        num_test_clips=2,
+        shard_size=8,
+    )
     # A "published" checkpoint in PySlowFast's layout, with 5 classes.
     source_model = slowfast_model.create_model("slowfast_tiny", **TINY)
     external = root / "external_pyslowfast.pyth"
-    torch.save({"model_state": slowfast_model.export_state_dict(source_model.state_dict(),
-                                                                "pyslowfast")}, external)
-    job = load_train_config(DEFAULT_CONFIG, smoke_train_overrides([
-        f"data.dataset={dataset}", f"storage.path={root / 'results'}", "mlflow.enabled=false",
-        "eval.after_training=false", "train.epochs=1", "optim.base_lr=1e-6",
-        f"model.pretrained={{path: {external}, source: pyslowfast, skip_head: true}}",
-    ]))
+    torch.save(
+        {"model_state": slowfast_model.export_state_dict(source_model.state_dict(), "pyslowfast")},
+        external,
+    )
+    job = load_train_config(
+        DEFAULT_CONFIG,
+        smoke_train_overrides(
+            [
+                f"data.dataset={dataset}",
+                f"storage.path={root / 'results'}",
+                "mlflow.enabled=false",
+                "eval.after_training=false",
+                "train.epochs=1",
+                "optim.base_lr=1e-6",
+                f"model.pretrained={{path: {external}, source: pyslowfast, skip_head: true}}",
+            ]
+        ),
+    )
     ray.shutdown()
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
@@ -68,8 +88,9 @@ def test_predict_video_files_prints_top5(trained, capsys):
     root, _, ckpt, _ = trained
     videos = sorted((root / "videos" / "test").glob("*.mp4"))[:2]
     assert predict.main([ckpt, *map(str, videos)]) == 0
-    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()
-             if line.startswith("{")]
+    lines = [
+        json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")
+    ]
     assert [line["video"] for line in lines] == list(map(str, videos))
     for line in lines:
         scores = [t["score"] for t in line["top5"]]
@@ -96,10 +117,20 @@ def test_predict_folder_and_dataset_write_parquet(trained, tmp_path):
 def test_predict_accepts_converted_pytorchvideo_checkpoint(trained, tmp_path, capsys):
     root, _, _, source_model = trained
     path = tmp_path / "ptv.pyth"
-    torch.save({"model_state": slowfast_model.export_state_dict(source_model.state_dict(),
-                                                                "pytorchvideo")}, path)
+    torch.save(
+        {
+            "model_state": slowfast_model.export_state_dict(
+                source_model.state_dict(), "pytorchvideo"
+            )
+        },
+        path,
+    )
     video = sorted((root / "videos" / "test").glob("*.mp4"))[0]
-    assert predict.main([str(path), str(video), "--source", "pytorchvideo",
-                         "--preset", "slowfast_tiny"]) == 0
+    assert (
+        predict.main(
+            [str(path), str(video), "--source", "pytorchvideo", "--preset", "slowfast_tiny"]
+        )
+        == 0
+    )
     line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert len(line["top5"]) == 5 and {t["label"] for t in line["top5"]} <= set("01234")
