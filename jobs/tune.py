@@ -191,7 +191,9 @@ def init_ray(address: str | None, num_cpus: int | None) -> None:
         return
     env = {"env_vars": {"PYTHONPATH": os.pathsep.join([str(Path.cwd()), *sys.path[:1]])}}
     cpus = num_cpus or max(os.cpu_count() or 1, 4)
-    ray.init(num_cpus=cpus, runtime_env=env, include_dashboard=False, log_to_driver=True)
+    # The dashboard stays on: Ray Train's placement-group cleaner (which frees the workers of a
+    # trial that ASHA stopped) asks the state API whether the trial's controller is alive.
+    ray.init(num_cpus=cpus, runtime_env=env, log_to_driver=True)
 
 
 def _max_concurrent(cfg: TuneJobConfig, base: TrainJobConfig) -> int:
@@ -248,13 +250,20 @@ def build_tuner(cfg: TuneJobConfig, base, prepared, tracking_uri, parent_run_id)
             storage_filesystem=storage_fs,
         )
     scheduler = None
-    if cfg.search.asha.enabled:
+    asha = cfg.search.asha
+    # Rungs stop before the last epoch (max_t = epochs - 1, last trials not stopped): a trial
+    # that reaches its last epoch always finishes its run (checkpoint, MLflow, artifacts) and is
+    # never killed by the scheduler on its way out.
+    if asha.enabled and base.train.epochs - 1 >= asha.grace_period:
         scheduler = ASHAScheduler(
             time_attr="training_iteration",
-            max_t=base.train.epochs,
-            grace_period=min(cfg.search.asha.grace_period, base.train.epochs),
-            reduction_factor=cfg.search.asha.reduction_factor,
+            max_t=base.train.epochs - 1,
+            grace_period=asha.grace_period,
+            reduction_factor=asha.reduction_factor,
+            stop_last_trials=False,
         )
+    elif asha.enabled:
+        print("[tune] ASHA off: train.epochs leaves no epoch after the grace period", flush=True)
     keys = {pp.point.key for pp in prepared}
     assert len(keys) == len(prepared)
     return ray.tune.Tuner(
