@@ -45,6 +45,27 @@ def env_region() -> str:
     return os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION") or DEFAULT_REGION
 
 
+class RetryingS3FileSystem(pafs.S3FileSystem):
+    """``S3FileSystem`` with the AWS standard retry strategy, kept across pickling.
+
+    pyarrow's own ``S3FileSystem.__reduce__`` drops ``retry_strategy``, so a filesystem shipped
+    to Ray tasks and actors (Ray Train pickles ``storage_filesystem`` to its controller and
+    workers) fell back to the SDK default of 3 attempts. This one is rebuilt from its arguments.
+    """
+
+    def __init__(self, *, max_attempts: int, **kwargs) -> None:
+        retry = pafs.AwsStandardS3RetryStrategy(max_attempts=max_attempts)
+        super().__init__(retry_strategy=retry, **kwargs)
+        self._rebuild_args = (max_attempts, dict(kwargs))
+
+    def __reduce__(self):
+        return (_rebuild_s3_filesystem, self._rebuild_args)
+
+
+def _rebuild_s3_filesystem(max_attempts: int, kwargs: dict) -> RetryingS3FileSystem:
+    return RetryingS3FileSystem(max_attempts=max_attempts, **kwargs)
+
+
 def s3_filesystem(
     endpoint_url: str | None = None,
     region: str | None = None,
@@ -52,8 +73,8 @@ def s3_filesystem(
     max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     connect_timeout: float = 10.0,
     request_timeout: float = 60.0,
-) -> pafs.S3FileSystem:
-    """A pyarrow ``S3FileSystem`` with retries, for ``endpoint_url`` (or AWS when None).
+) -> RetryingS3FileSystem:
+    """A pyarrow ``S3FileSystem`` with retries (kept when pickled), for ``endpoint_url`` (or AWS when None).
 
     ``endpoint_url`` may carry a scheme (``http://127.0.0.1:5000``); without one, https is used.
     """
@@ -62,7 +83,6 @@ def s3_filesystem(
     endpoint_url = endpoint_url or env_endpoint_url()
     kwargs: dict = {
         "region": region or env_region(),
-        "retry_strategy": pafs.AwsStandardS3RetryStrategy(max_attempts=max_attempts),
         "connect_timeout": connect_timeout,
         "request_timeout": request_timeout,
     }
@@ -72,7 +92,7 @@ def s3_filesystem(
             raise ValueError(f"invalid S3 endpoint URL {endpoint_url!r}")
         kwargs["endpoint_override"] = parsed.netloc
         kwargs["scheme"] = parsed.scheme or "https"
-    return pafs.S3FileSystem(**kwargs)
+    return RetryingS3FileSystem(max_attempts=max_attempts, **kwargs)
 
 
 def resolve_filesystem(
