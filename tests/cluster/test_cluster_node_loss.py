@@ -26,7 +26,7 @@ from infra.local.ray_cluster import kill_node, wait_for_node_dead
 
 pytestmark = pytest.mark.slow
 
-EPOCHS = 4
+EPOCHS = 3
 
 
 def test_killed_train_node_resumes_without_repeating_epochs(
