@@ -10,7 +10,8 @@
 4. Submits training as a Ray job with the smoke-test sizes: decode tasks pinned to decode nodes
    (``data.decode_resources``), the worker to a train node (``scaling.resources_per_worker``),
    checkpoints in ``s3://<bucket>/checkpoints``, metrics and artifacts in the MLflow server.
-5. If ``jobs/tune.py`` exists, submits ``python -m jobs.tune --smoke-test`` the same way.
+5. If ``jobs/tune.py`` exists, submits ``python -m jobs.tune --smoke-test`` (two trials) the
+   same way, with the sweep's results in ``s3://<bucket>/tune``.
 6. Checks that the manifest, a checkpoint and the MLflow artifacts are in S3 and prints a JSON
    summary (objects per prefix, MLflow run id, seconds per step).
 
@@ -163,15 +164,23 @@ def train_command(dataset: str, bucket: str, tracking_uri: str) -> list[str]:
 
 
 def tune_command(dataset: str, bucket: str, tracking_uri: str) -> list[str]:
+    """A two-trial sweep (one alpha, fusion vs none) with the smoke sizes, placed like training."""
     return [
         "python",
         "-m",
         "jobs.tune",
         "--smoke-test",
-        f"data.dataset={dataset}",
-        f"storage.path=s3://{bucket}/tune",
-        f"mlflow.tracking_uri={tracking_uri}",
-        "mlflow.experiment=local-e2e-tune",
+        "jobs/tune.yaml",
+        f"train.data.dataset={dataset}",
+        f"train.mlflow.tracking_uri={tracking_uri}",
+        "train.mlflow.experiment=local-e2e-tune",
+        f"train.{DECODE_RESOURCES}",
+        f"train.{TRAIN_RESOURCES}",
+        "space.alpha=[2]",
+        "space.fusion=[time_to_channel, none]",
+        "space.slow_only=false",
+        f"sweep.storage_path=s3://{bucket}/tune",
+        "sweep.name=local-e2e",
     ]
 
 
