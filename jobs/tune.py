@@ -43,13 +43,17 @@ from raysf.config import ConfigError, dump_yaml, flatten, to_dict
 DEFAULT_CONFIG = Path(__file__).with_name("tune.yaml")
 PARENT_KEY_PREFIX = "sweep:"
 
-#: Space of ``--smoke-test``: the three fusions at two alphas (6 trials, ~2-3 min on 2 CPUs).
+#: Space of ``--smoke-test``: 4 of the 6 points fusion x alpha (random mode, seed 0 draws all
+#: three fusions and both alphas; tests/jobs/test_tune_unit.py checks it), ~2 min on 2 CPUs.
 SMOKE_SPACE = [
     "space.alpha=[2, 4]",
     "space.beta_inv=[8]",
     "space.fusion=[time_to_channel, time_strided_sampling, time_strided_conv]",
     "space.fast_input=[rgb]",
     "space.slow_only=false",
+    "search.mode=random",
+    "search.num_samples=4",
+    "search.seed=0",
     "search.max_concurrent=1",
 ]
 #: Train settings added to jobs.smoke's for the sweep: width 16 so beta 1/16 is valid, one epoch.
@@ -439,7 +443,7 @@ def _link_child_runs(tracking_uri: str, experiment: str, sweep: str, rows) -> No
 
 
 def smoke_overrides(user_overrides: list[str]) -> list[str]:
-    """Sweep overrides for ``--smoke-test``: jobs.smoke's tiny training run, a 6-trial space."""
+    """Sweep overrides for ``--smoke-test``: jobs.smoke's tiny training run, 4 trials."""
     from jobs.smoke import SMOKE_ROOT, smoke_train_overrides
 
     prefix = "train.data.dataset="
@@ -499,7 +503,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--smoke-test",
         action="store_true",
-        help="6 tiny trials on generated SynthMotion data (~3 min on 2 CPUs)",
+        help="4 tiny trials on generated SynthMotion data (~2-3 min on 2 CPUs)",
     )
     parser.add_argument("--address", default=None, help="Ray address (default: auto/local)")
     parser.add_argument("--json", default=None, help="also write the rows and outcome here")
@@ -537,6 +541,7 @@ def main(argv: list[str] | None = None) -> int:
                 "errors": outcome.errors,
             },
             indent=2,
+            ensure_ascii=False,
         )
     )
     if args.json:

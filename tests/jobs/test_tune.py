@@ -1,6 +1,6 @@
 """The sweep for real: ``python -m jobs.tune --smoke-test`` against a real ``mlflow server``.
 
-Six tiny trials (three fusions x two alphas) run on SynthMotion through Ray Tune, each a Ray
+Four tiny trials (covering the three fusions and two alphas) run on SynthMotion through Ray Tune, each a Ray
 Train run; the parent run, the nested children, their params and the summary artifacts are read
 back with ``MlflowClient``; then the exported best config trains through ``jobs.train
 --smoke-test``. Both commands are subprocesses, as a user would run them.
@@ -84,14 +84,16 @@ def test_smoke_sweep_logs_parent_children_table_and_a_trainable_best_config(
     assert "| configuration | top-1 | top-5 | GFLOPs | params (M) |" in proc.stdout
     summary = json.loads(out_json.read_text())
     rows = summary["rows"]
-    assert len(rows) == 6 and not [r for r in rows if r["error"]]
+    assert len(rows) == 4 and not [r for r in rows if r["error"]]
     assert {r["fusion"] for r in rows} == FUSIONS and {r["alpha"] for r in rows} == {2, 4}
     for r in rows:
         assert 0.0 <= r["top1"] <= r["top5"] <= 1.0
         assert r["gflops"] > 0 and r["params"] > 10_000 and r["epochs"] == 1
-    # A larger alpha means more Fast frames, hence more computation, for every fusion.
+    # A larger alpha means more Fast frames, hence more computation, for the same fusion.
     by = {(r["fusion"], r["alpha"]): r for r in rows}
-    for f in FUSIONS:
+    pairs = [f for f in FUSIONS if (f, 2) in by and (f, 4) in by]
+    assert pairs
+    for f in pairs:
         assert by[(f, 4)]["gflops"] > by[(f, 2)]["gflops"]
 
     client = MlflowClient(mlflow_server.tracking_uri)
@@ -101,10 +103,10 @@ def test_smoke_sweep_logs_parent_children_table_and_a_trainable_best_config(
     assert len(parents) == 1
     parent = parents[0]
     assert parent.info.status == "FINISHED"
-    assert parent.data.params["sweep.num_trials"] == "6"
-    assert parent.data.metrics["num_trials"] == 6 and parent.data.metrics["num_errors"] == 0
+    assert parent.data.params["sweep.num_trials"] == "4"
+    assert parent.data.metrics["num_trials"] == 4 and parent.data.metrics["num_errors"] == 0
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
-    assert len(children) == 6
+    assert len(children) == 4
     seen = set()
     for child in children:
         p = child.data.params
@@ -116,13 +118,13 @@ def test_smoke_sweep_logs_parent_children_table_and_a_trainable_best_config(
         history = client.get_metric_history(child.info.run_id, "val_top1")
         assert [m.step for m in history] == [0]
         assert child.info.status == "FINISHED"
-    assert seen == {(f, a) for f in FUSIONS for a in ("2", "4")}
+    assert seen == {(r["fusion"], str(r["alpha"])) for r in rows}
 
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
     assert {"ablation.md", "ablation.csv", "accuracy_vs_gflops.png", "best.yaml"} <= artifacts
     local = client.download_artifacts(parent.info.run_id, "ablation.csv", str(tmp_path / "dl"))
     lines = Path(local).read_text().splitlines()
-    assert lines[0].startswith("configuration,top1,top5,gflops,params") and len(lines) == 7
+    assert lines[0].startswith("configuration,top1,top5,gflops,params") and len(lines) == 5
     png = client.download_artifacts(parent.info.run_id, "accuracy_vs_gflops.png", str(tmp_path))
     assert Path(png).read_bytes()[:4] == b"\x89PNG"
 

@@ -125,6 +125,12 @@ def test_smoke_overrides_cover_three_fusions_two_alphas_and_user_wins():
     }
     base = base_train_job(cfg, "tune.yaml")
     assert base.model.overrides["width"] == 16 and base.data.crop_size == 32
+    # the smoke test's 4 random points still cover the three fusions and two alphas
+    smoke = load_tune_config(DEFAULT_CONFIG, smoke_overrides(["train.data.dataset=/data/x"]))
+    points = select_points(make_points(smoke.space, base), smoke.search)
+    assert len(points) == 4
+    assert {p.dims["fusion"] for p in points} == set(smoke.space.fusion)
+    assert {p.dims["alpha"] for p in points} == {2, 4}
 
 
 class _Result:
