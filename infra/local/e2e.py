@@ -176,6 +176,9 @@ def tune_command(dataset: str, bucket: str, tracking_uri: str) -> list[str]:
         "train.mlflow.experiment=local-e2e-tune",
         f"train.{DECODE_RESOURCES}",
         f"train.{TRAIN_RESOURCES}",
+        # Tune's 0.1-CPU trial drivers may land on the 1-CPU decode node; a whole-CPU decode
+        # task would then wait forever for the CPU the driver holds a tenth of.
+        "train.data.decode_cpus=0.5",
         "space.alpha=[2]",
         "space.fusion=[time_to_channel, none]",
         "space.slow_only=false",
@@ -232,6 +235,8 @@ def run_pipeline(state: Mapping[str, Any], work: Path, *, timeout: float) -> dic
         for prefix in ("raw/", "datasets/", "checkpoints/", "mlflow/", "tune/")
     }
     problems = check_outputs(endpoint, bucket, summary, objects)
+    if tuned and not objects["tune/"]:
+        problems.append(f"the sweep wrote nothing under s3://{bucket}/tune/")
     if problems:
         raise RuntimeError("end-to-end outputs incomplete: " + "; ".join(problems))
     return {
