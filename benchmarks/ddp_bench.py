@@ -72,6 +72,7 @@ def main() -> int:
 
     from jobs.smoke import ensure_synth_dataset
 
+    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         dataset = ensure_synth_dataset(
@@ -84,7 +85,6 @@ def main() -> int:
             alpha=4,
             num_test_clips=1,
         )
-        ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
         one = run(1, args.global_batch, dataset, root, args.epochs, args.crop)
         two = run(2, args.global_batch, dataset, root, args.epochs, args.crop)
         ray.shutdown()
