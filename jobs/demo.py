@@ -4,7 +4,8 @@
    stride-8 sampling aliases away) and ingest it with Ray Data;
 2. train SlowFast and a Slow-only baseline with Ray Train on a local Ray, same data and budget;
 3. evaluate both with the 10x3-view protocol as Ray Data batch inference;
-4. log everything to the local MLflow store and print the comparison table.
+4. run a small Ray Tune ablation (the three fusions, no lateral, Slow-only) and print its table;
+5. log everything to the local MLflow store and print the comparison table.
 """
 
 from __future__ import annotations
@@ -54,7 +55,9 @@ MODELS = {
 }
 
 
-def run_demo(epochs: int | None = None, videos_per_class: int | None = None) -> list[dict]:
+def run_demo(
+    epochs: int | None = None, videos_per_class: int | None = None, sweep_epochs: int = 6
+) -> list[dict]:
     start = time.time()
     data = dict(DEMO_DATA)
     if videos_per_class:
@@ -89,6 +92,24 @@ def run_demo(epochs: int | None = None, videos_per_class: int | None = None) -> 
             }
         )
     print_table(rows)
+    if sweep_epochs:
+        from jobs.tune import run_demo_sweep
+
+        print(
+            f"[demo] ablation sweep (Ray Tune, {sweep_epochs} epochs per trial): fusion types "
+            "and the Slow-only baseline",
+            flush=True,
+        )
+        run_demo_sweep(
+            dataset,
+            train_overrides=[
+                *DEMO_TRAIN,
+                f"train.epochs={sweep_epochs}",
+                "eval.after_training=false",
+            ],
+            storage_path=str(DEMO_ROOT / "tune"),
+        )
+        print_table(rows)
     print(f"[demo] finished in {(time.time() - start) / 60:.1f} min")
     return rows
 
@@ -114,9 +135,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m jobs.demo", description=__doc__.split("\n")[0])
     parser.add_argument("--epochs", type=int, default=None, help="override the demo's epochs")
     parser.add_argument("--videos-per-class", type=int, default=None)
+    parser.add_argument(
+        "--sweep-epochs",
+        type=int,
+        default=6,
+        help="epochs per trial of the ablation sweep (0 skips the sweep)",
+    )
     parser.add_argument("--json", default=None, help="also write the table as JSON here")
     args = parser.parse_args(argv)
-    rows = run_demo(args.epochs, args.videos_per_class)
+    rows = run_demo(args.epochs, args.videos_per_class, args.sweep_epochs)
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2))
     return 0
