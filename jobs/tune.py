@@ -76,6 +76,7 @@ class SweepOutcome:
     parent_run_id: str | None
     tracking_uri: str | None
     errors: list[str]
+    interrupted: int = 0
 
 
 @dataclass(frozen=True)
@@ -306,6 +307,8 @@ def collect_rows(results, prepared: list[PreparedPoint], epochs: int) -> list[di
             error = f"{type(result.error).__name__}: {result.error}".splitlines()[0]
         if error:
             status = "error"
+        elif done_epochs == 0:
+            status = "not run"  # the sweep was interrupted before this trial reported
         elif done_epochs < epochs:
             status = "stopped early"
         else:
@@ -371,6 +374,7 @@ def run_sweep(
     results = build_tuner(cfg, base, prepared, tracking_uri, parent_run_id).fit()
     rows = collect_rows(results, prepared, base.train.epochs)
     errors = [f"{r['key']}: {r['error']}" for r in rows if r["error"]]
+    interrupted = sum(r["status"] == "not run" for r in rows)
     if tracking_uri:
         _link_child_runs(tracking_uri, base.mlflow.experiment, cfg.sweep.name, rows)
 
@@ -404,7 +408,16 @@ def run_sweep(
             summary.update({"best_top1": best["top1"], "best_gflops": best["gflops"]})
             client.set_tag(parent_run_id, "best_configuration", best["configuration"])
         tracking.log_metrics(tracking_uri, parent_run_id, summary, step=0)
-        client.set_terminated(parent_run_id, "FINISHED")
+        if interrupted:
+            client.set_tag(parent_run_id, "sweep.status", "interrupted")
+        else:
+            client.set_terminated(parent_run_id, "FINISHED")
+    if interrupted:
+        print(
+            f"[tune] interrupted with {interrupted} trial(s) not run; run the same command with "
+            f"sweep.name={cfg.sweep.name} sweep.resume=true to finish it",
+            flush=True,
+        )
     return SweepOutcome(
         rows=rows,
         best=best,
@@ -413,6 +426,7 @@ def run_sweep(
         parent_run_id=parent_run_id,
         tracking_uri=tracking_uri,
         errors=errors,
+        interrupted=interrupted,
     )
 
 
@@ -548,7 +562,7 @@ def main(argv: list[str] | None = None) -> int:
         Path(args.json).write_text(
             json.dumps({"rows": outcome.rows, "best_config": outcome.best_config_path}, indent=2)
         )
-    return 0 if outcome.best is not None else 1
+    return 0 if outcome.best is not None and not outcome.interrupted else 1
 
 
 if __name__ == "__main__":

@@ -140,7 +140,7 @@ class _Result:
         self.error = error
 
 
-def _rows():
+def _rows(interrupted: bool = False):
     cfg = _cfg("space.alpha=[2, 4]", "space.beta_inv=[8]", "space.fusion=[time_to_channel]")
     base = base_train_job(cfg, "tune.yaml")
     from jobs.tune import PreparedPoint
@@ -154,6 +154,8 @@ def _rows():
         _Result("ttc-a4-b8-rgb", {"val_top1": 0.3, "val_top5": 0.8, "epoch": 1}),
         _Result("slow_only", {}, error=RuntimeError("worker died\ntraceback...")),
     ]
+    if interrupted:
+        results[1] = _Result("ttc-a4-b8-rgb", {})
     return collect_rows(results, prepared, epochs=10), prepared, base
 
 
@@ -166,6 +168,8 @@ def test_rows_keep_errors_and_early_stops():
     assert by["slow_only"]["error"] == "RuntimeError: worker died"
     assert by["slow_only"]["top1"] is None
     assert best_row(rows)["key"] == "ttc-a2-b8-rgb"
+    rows, _, _ = _rows(interrupted=True)
+    assert {r["key"]: r["status"] for r in rows}["ttc-a4-b8-rgb"] == "not run"
 
 
 def test_table_markdown_csv_and_plot(tmp_path):
