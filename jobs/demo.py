@@ -58,7 +58,12 @@ MODELS = {
 def run_demo(
     epochs: int | None = None, videos_per_class: int | None = None, sweep_epochs: int = 6
 ) -> list[dict]:
+    from jobs.tune import init_ray
+
     start = time.time()
+    # One local Ray for every step, with enough logical CPUs for a Tune trial's driver, its
+    # training worker and a decode task (the ingest and the trainers reuse it).
+    init_ray(None, None)
     data = dict(DEMO_DATA)
     if videos_per_class:
         data["videos_per_class"] = videos_per_class
