@@ -13,6 +13,7 @@ import time
 
 import pytest
 from cluster_helpers import (
+    JOB_TIMEOUT,
     S3_BUCKET,
     Env,
     read_reports,
@@ -73,7 +74,7 @@ def test_killed_train_node_resumes_without_repeating_epochs(
         f"train-{trains + 1}", num_cpus=1, resources={"train_node": 100}
     )
 
-    status, logs = wait_job(client, submission, 420)
+    status, logs = wait_job(client, submission, JOB_TIMEOUT)
     recovery_s = time.monotonic() - killed_at
     assert status == "SUCCEEDED", f"{status}:\n{logs[-6000:]}"
     records = read_reports(metrics_log)

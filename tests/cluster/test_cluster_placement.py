@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from cluster_helpers import (
+    JOB_TIMEOUT,
     S3_BUCKET,
     Env,
     read_reports,
@@ -60,7 +61,7 @@ def run(env: Env, clean_dataset: str, tmp_path_factory: pytest.TempPathFactory) 
             "checkpoint.keep=4",
         )
         client, submission = env.submit(argv)
-        status, logs = wait_job(client, submission, 420)
+        status, logs = wait_job(client, submission, JOB_TIMEOUT)
         faults = proxy.stats()
     assert status == "SUCCEEDED", f"training job {status}:\n{logs[-6000:]}"
     job_id = env.ray_job_id(client, submission)
