@@ -190,7 +190,8 @@ def reencode_video(
             "preset": preset,
             "crf": str(crf),
             "threads": "1",
-            "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0:open-gop=0",
+            # mbtree=0: x264's macroblock-tree rate control made bytes differ from run to run.
+            "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0:open-gop=0:mbtree=0",
         }
         for j, i in enumerate(picks):
             # Through a fresh ndarray: a clean frame (no padding bytes, flags or side data
