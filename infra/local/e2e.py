@@ -174,11 +174,11 @@ def tune_command(dataset: str, bucket: str, tracking_uri: str) -> list[str]:
         f"train.data.dataset={dataset}",
         f"train.mlflow.tracking_uri={tracking_uri}",
         "train.mlflow.experiment=local-e2e-tune",
+        # Tune's 0.1-CPU trial drivers land on any node; on these 1-CPU nodes a whole-CPU decode
+        # task or train worker would then wait forever for the CPU a driver holds a tenth of.
         f"train.{DECODE_RESOURCES}",
-        f"train.{TRAIN_RESOURCES}",
-        # Tune's 0.1-CPU trial drivers may land on the 1-CPU decode node; a whole-CPU decode
-        # task would then wait forever for the CPU the driver holds a tenth of.
         "train.data.decode_cpus=0.5",
+        "train.scaling.resources_per_worker={CPU: 0.5, train_node: 1}",
         "space.alpha=[2]",
         "space.fusion=[time_to_channel, none]",
         "space.slow_only=false",
