@@ -177,6 +177,10 @@ def run_training(
         tracking_uri = tracking.resolve_tracking_uri(job.mlflow.tracking_uri)
         tracking.check_reachable(tracking_uri)
 
+    from pipelines.storage import check_s3_endpoint
+
+    check_s3_endpoint(job.data.dataset, job.data.endpoint_url)
+    check_s3_endpoint(job.storage.path, job.storage.endpoint_url)
     manifest = read_manifest(resolve_path(job.data.dataset), job.data.endpoint_url)
     classes = class_names(manifest)
     model_cfg = build_model_config(job, len(classes))

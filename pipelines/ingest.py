@@ -401,6 +401,9 @@ def prepare(cfg: IngestConfig) -> tuple[Listing, list[ShardTask]]:
         raise ConfigError("videos: required (--videos ROOT)")
     if not cfg.out:
         raise ConfigError("out: required (--out URI)")
+    for uri in (cfg.videos, cfg.out, cfg.annotations):
+        if uri:
+            storage.check_s3_endpoint(uri, cfg.storage.endpoint_url)
     classes = read_class_names(cfg.classes, cfg.storage.endpoint_url) if cfg.classes else None
     listing = read_listing(
         cfg.videos,

@@ -95,6 +95,31 @@ def s3_filesystem(
     return RetryingS3FileSystem(max_attempts=max_attempts, **kwargs)
 
 
+def check_s3_endpoint(uri: str, endpoint_url: str | None = None, timeout: float = 5.0) -> None:
+    """Fail fast, naming the endpoint and the URI, when an S3 endpoint does not accept connections.
+
+    pyarrow's retry strategy spends tens of seconds on a refused connection before its error;
+    entry points call this first. No-op for local paths and for AWS itself (no endpoint set).
+    """
+    import socket
+
+    if not is_s3(str(uri)):
+        return
+    endpoint_url = endpoint_url or env_endpoint_url()
+    if not endpoint_url:
+        return
+    parsed = urlparse(endpoint_url if "://" in endpoint_url else f"https://{endpoint_url}")
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parsed.hostname, port), timeout=timeout):
+            pass
+    except OSError as exc:
+        raise ConnectionError(
+            f"S3 endpoint {endpoint_url} is unreachable ({exc.strerror or exc}) while opening "
+            f"{uri}; check the endpoint setting or AWS_ENDPOINT_URL"
+        ) from exc
+
+
 def resolve_filesystem(
     uri: str | os.PathLike,
     endpoint_url: str | None = None,

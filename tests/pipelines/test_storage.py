@@ -54,3 +54,22 @@ def test_local_atomic_write_read_list(tmp_path):
     assert not storage.exists(fs, f"{root}/b.bin")
     with pytest.raises(FileNotFoundError, match="missing.bin"):
         storage.read_bytes(fs, f"{root}/missing.bin")
+
+
+def test_unreachable_s3_endpoint_fails_fast_naming_it():
+    import socket
+    import time
+
+    from pipelines.storage import check_s3_endpoint
+
+    with socket.socket() as sock:  # a port that is certainly closed once released
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    started = time.monotonic()
+    with pytest.raises(ConnectionError) as err:
+        check_s3_endpoint("s3://bucket/datasets/x", f"http://127.0.0.1:{port}")
+    assert time.monotonic() - started < 5
+    assert f"http://127.0.0.1:{port}" in str(err.value) and "s3://bucket/datasets/x" in str(
+        err.value
+    )
+    check_s3_endpoint("/local/path", f"http://127.0.0.1:{port}")  # local paths: no check
