@@ -18,7 +18,13 @@ from typing import Any
 
 from jobs.checkpoints import Preprocessing, load_state
 from jobs.config import TrainJobConfig, load_train_config, resolve_path
-from raysf.config import ConfigError, flatten, to_dict
+from raysf.config import (
+    ConfigError,
+    add_config_arguments,
+    flatten,
+    parse_config_arguments,
+    to_dict,
+)
 
 DEFAULT_CONFIG = Path(__file__).with_name("train.yaml")
 
@@ -329,13 +335,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m jobs.train", description=__doc__.split("\n")[0]
     )
-    parser.add_argument(
-        "config",
-        nargs="?",
-        default=str(DEFAULT_CONFIG),
-        help="YAML config (default: jobs/train.yaml)",
-    )
-    parser.add_argument("overrides", nargs="*", help="dotted.key=value overrides")
+    add_config_arguments(parser, DEFAULT_CONFIG)
     parser.add_argument(
         "--smoke-test",
         action="store_true",
@@ -347,11 +347,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help="append every worker's per-epoch report to this JSON-lines file",
     )
-    args = parser.parse_intermixed_args(argv)
-    if args.config and "=" in args.config:
-        args.overrides.insert(0, args.config)
-        args.config = str(DEFAULT_CONFIG)
-    return args
+    return parse_config_arguments(parser, argv, DEFAULT_CONFIG)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -38,7 +38,14 @@ from jobs.tune_space import (
     select_points,
     trial_job,
 )
-from raysf.config import ConfigError, dump_yaml, flatten, to_dict
+from raysf.config import (
+    ConfigError,
+    add_config_arguments,
+    dump_yaml,
+    flatten,
+    parse_config_arguments,
+    to_dict,
+)
 
 DEFAULT_CONFIG = Path(__file__).with_name("tune.yaml")
 PARENT_KEY_PREFIX = "sweep:"
@@ -510,10 +517,7 @@ def run_demo_sweep(
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m jobs.tune", description=__doc__.split("\n")[0])
-    parser.add_argument(
-        "config", nargs="?", default=str(DEFAULT_CONFIG), help="YAML (default: jobs/tune.yaml)"
-    )
-    parser.add_argument("overrides", nargs="*", help="dotted.key=value overrides")
+    add_config_arguments(parser, DEFAULT_CONFIG)
     parser.add_argument(
         "--smoke-test",
         action="store_true",
@@ -521,11 +525,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--address", default=None, help="Ray address (default: auto/local)")
     parser.add_argument("--json", default=None, help="also write the rows and outcome here")
-    args = parser.parse_args(argv)
-    if args.config and "=" in args.config:
-        args.overrides.insert(0, args.config)
-        args.config = str(DEFAULT_CONFIG)
-    return args
+    return parse_config_arguments(parser, argv, DEFAULT_CONFIG)
 
 
 def main(argv: list[str] | None = None) -> int:
