@@ -56,7 +56,7 @@ MODELS = {
 
 
 def run_demo(
-    epochs: int | None = None, videos_per_class: int | None = None, sweep_epochs: int = 6
+    epochs: int | None = None, videos_per_class: int | None = None, sweep_epochs: int = 4
 ) -> list[dict]:
     from jobs.tune import init_ray
 
@@ -112,6 +112,10 @@ def run_demo(
                 f"train.epochs={sweep_epochs}",
                 "eval.after_training=false",
             ],
+            # the three fusions (+ the Slow-only baseline run_demo_sweep adds): 4 short trials
+            sweep_overrides=[
+                "space.fusion=[time_to_channel, time_strided_sampling, time_strided_conv]"
+            ],
             storage_path=str(DEMO_ROOT / "tune"),
         )
         print_table(rows)
@@ -143,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--sweep-epochs",
         type=int,
-        default=6,
+        default=4,
         help="epochs per trial of the ablation sweep (0 skips the sweep)",
     )
     parser.add_argument("--json", default=None, help="also write the table as JSON here")
