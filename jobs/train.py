@@ -357,6 +357,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.smoke_test:
             from jobs.smoke import smoke_train_overrides
 
+            init_ray(args.address)  # the smoke data's ingest runs on the same Ray as training
             overrides = smoke_train_overrides(overrides)
         job = load_train_config(args.config, overrides)
     except ConfigError as exc:

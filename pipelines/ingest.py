@@ -421,7 +421,7 @@ def run_ingest(cfg: IngestConfig) -> dict[str, Any]:
     """Run (or resume) the ingest described by ``cfg``; returns the manifest.
 
     Starts a local Ray instance (``resources.num_cpus``) unless Ray is already initialised or
-    ``resources.address`` names a cluster.
+    ``resources.address`` (else ``RAY_ADDRESS``) names a cluster.
     """
     import ray
 
@@ -464,8 +464,11 @@ def run_ingest(cfg: IngestConfig) -> dict[str, Any]:
     )
     if pending:
         if not ray.is_initialized():
-            if cfg.resources.address:
-                ray.init(address=cfg.resources.address)
+            # A driver of ``ray job submit`` gets RAY_ADDRESS: join that cluster, whose GCS holds
+            # the job's working directory, rather than start a second Ray beside it.
+            address = cfg.resources.address or os.environ.get("RAY_ADDRESS")
+            if address:
+                ray.init(address=address)
             else:
                 # address="local": always a fresh instance, never a cluster found on the host.
                 ray.init(address="local", num_cpus=cfg.resources.num_cpus, include_dashboard=False)

@@ -106,3 +106,18 @@ def ray_cluster_factory(
     finally:
         for cluster in reversed(clusters):
             stop_ray(cluster)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _no_ray_left_behind() -> Iterator[None]:
+    """Shut down an in-process Ray a test module left running, so the next module can start its own.
+
+    Entry points such as ``run_ingest`` start a local Ray when none is connected and leave it up
+    for the caller; in a test session that would leak into the next module's ``ray.init``.
+    """
+    yield
+    if "ray" in sys.modules:
+        import ray
+
+        if ray.is_initialized():
+            ray.shutdown()

@@ -49,12 +49,13 @@ def local_ray():
     ray.shutdown()
 
 
-def _job(dataset: str, tmp_path: Path, *extra: str):
+def _job(dataset: str, tmp_path: Path, *extra: str, tracking_uri: str | None = None):
+    tracking_uri = tracking_uri or f"sqlite:///{tmp_path / 'mlflow.db'}"
     overrides = smoke_train_overrides(
         [
             f"data.dataset={dataset}",
             f"storage.path={tmp_path / 'results'}",
-            f"mlflow.tracking_uri=sqlite:///{tmp_path / 'mlflow.db'}",
+            f"mlflow.tracking_uri={tracking_uri}",
             *extra,
         ]
     )
@@ -134,10 +135,26 @@ def test_two_worker_ddp_keeps_ranks_identical(dataset, local_ray, tmp_path, mlfl
     assert logits.shape == (1, 3)
 
 
-def test_killed_worker_resumes_without_repeating_epochs(dataset, local_ray, tmp_path):
-    import ray
-    import ray.util.state
+def _train_worker_pids() -> list[int]:
+    """PIDs of live Ray Train worker actors (Ray titles them ``ray::RayTrainWorker...``).
 
+    Found through the process table rather than the state API: this in-process Ray runs without
+    the dashboard, which the state API needs.
+    """
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:  # the process exited meanwhile
+            continue
+        if cmdline.startswith(b"ray::RayTrainWorker"):
+            pids.append(int(entry.name))
+    return sorted(pids)
+
+
+def test_killed_worker_resumes_without_repeating_epochs(dataset, local_ray, tmp_path):
     epochs = 5
     job = _job(
         dataset,
@@ -164,12 +181,9 @@ def test_killed_worker_resumes_without_repeating_epochs(dataset, local_ray, tmp_
     while thread.is_alive() and time.time() < deadline:
         done = [r for r in _reports(log) if "rank_metrics" in r]
         if done and done[-1]["rank_metrics"][0]["epoch"] >= 1 and killed is None:
-            workers = ray.util.state.list_actors(
-                address=ray.get_runtime_context().gcs_address,
-                filters=[("class_name", "=", "RayTrainWorker"), ("state", "=", "ALIVE")],
-            )
+            workers = _train_worker_pids()
             if workers:
-                killed = workers[0].pid
+                killed = workers[0]
                 os.kill(killed, signal.SIGKILL)
         time.sleep(0.2)
     thread.join(timeout=300)

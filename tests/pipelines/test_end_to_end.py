@@ -18,6 +18,7 @@ T, TAU, ALPHA = 4, 8, 4
 def ray_local():
     import ray
 
+    ray.shutdown()
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield ray
     ray.shutdown()

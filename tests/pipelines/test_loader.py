@@ -94,6 +94,7 @@ def dataset(tmp_path_factory):
 def ray_local():
     import ray
 
+    ray.shutdown()
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield ray
     ray.shutdown()
