@@ -20,7 +20,7 @@ demo: $(STAMP)
 	$(PY) -m jobs.demo
 
 test: $(STAMP)
-	$(PY) -m pytest -q --timeout=900
+	$(PY) -m pytest -q --timeout=900 --durations=25
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow"
