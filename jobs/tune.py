@@ -497,13 +497,15 @@ def run_demo_sweep(
     overrides = [
         f"train.data.dataset={dataset_uri}",
         "train.model.preset=slowfast_tiny",
-        "train.model.overrides.width=16",
         *(f"train.{o}" for o in train_overrides),
         "space.alpha=[4]",
         "space.beta_inv=[4]",
         "space.fast_input=[time_diff]",
         "space.fusion=[none, time_to_channel, time_strided_sampling, time_strided_conv]",
         "space.slow_only=true",
+        # every trial gets the same epochs: with 4-5 short trials, ASHA's rungs would compare
+        # 1-epoch against 4-epoch results in the table
+        "search.asha.enabled=false",
         f"sweep.storage_path={Path(storage_path).absolute()}",
         f"sweep.name={name}",
         "sweep.resume=false",
