@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from train_procs import train_worker_pids
 
 from jobs.checkpoints import load_state
 from jobs.config import load_train_config
@@ -135,25 +136,6 @@ def test_two_worker_ddp_keeps_ranks_identical(dataset, local_ray, tmp_path, mlfl
     assert logits.shape == (1, 3)
 
 
-def _train_worker_pids() -> list[int]:
-    """PIDs of live Ray Train worker actors (Ray titles them ``ray::RayTrainWorker...``).
-
-    Found through the process table rather than the state API: this in-process Ray runs without
-    the dashboard, which the state API needs.
-    """
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes()
-        except OSError:  # the process exited meanwhile
-            continue
-        if cmdline.startswith(b"ray::RayTrainWorker"):
-            pids.append(int(entry.name))
-    return sorted(pids)
-
-
 def test_killed_worker_resumes_without_repeating_epochs(dataset, local_ray, tmp_path):
     epochs = 5
     job = _job(
@@ -181,7 +163,7 @@ def test_killed_worker_resumes_without_repeating_epochs(dataset, local_ray, tmp_
     while thread.is_alive() and time.time() < deadline:
         done = [r for r in _reports(log) if "rank_metrics" in r]
         if done and done[-1]["rank_metrics"][0]["epoch"] >= 1 and killed is None:
-            workers = _train_worker_pids()
+            workers = train_worker_pids()
             if workers:
                 killed = workers[0]
                 os.kill(killed, signal.SIGKILL)

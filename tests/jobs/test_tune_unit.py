@@ -134,10 +134,12 @@ def test_smoke_overrides_cover_three_fusions_two_alphas_and_user_wins():
 
 
 class _Result:
-    def __init__(self, key, metrics, error=None):
+    def __init__(self, key, metrics, error=None, path=None):
         self.config = {"point": {"key": key}}
         self.metrics = metrics
         self.error = error
+        self.path = path
+        self.filesystem = None
 
 
 def _rows(interrupted: bool = False):
@@ -170,6 +172,35 @@ def test_rows_keep_errors_and_early_stops():
     assert best_row(rows)["key"] == "ttc-a2-b8-rgb"
     rows, _, _ = _rows(interrupted=True)
     assert {r["key"]: r["status"] for r in rows}["ttc-a4-b8-rgb"] == "not run"
+
+
+def test_points_tune_never_created_are_rows_not_run():
+    # Ctrl-C before Tune expanded the whole grid: the grid has fewer trials than the sweep.
+    _, prepared, _ = _rows()
+    partial = [_Result("ttc-a2-b8-rgb", {"val_top1": 0.5, "val_top5": 0.9, "epoch": 9})]
+    rows = collect_rows(partial, prepared, epochs=10)
+    assert [r["key"] for r in rows] == [pp.point.key for pp in prepared]
+    assert [r["status"] for r in rows] == ["finished", "not run", "not run"]
+    assert rows[1]["gflops"] == prepared[1].gflops and rows[1]["top1"] is None
+
+
+def test_error_of_a_trial_failed_before_a_resume_is_read_from_its_folder(tmp_path):
+    # Tuner.restore gives a trial that failed before its first report neither its config nor
+    # its error; its folder is <key>_<trial_id> and Tune left error.pkl in it.
+    import pickle
+
+    trial_dir = tmp_path / "ttc-a4-b8-rgb_1f2e3_00001"
+    trial_dir.mkdir()
+    error = RuntimeError("\x1b[36mworker died\x1b[39m\nat")
+    (trial_dir / "error.pkl").write_bytes(pickle.dumps(error))
+    _, prepared, _ = _rows()
+    restored = _Result(None, {}, path=str(trial_dir))
+    restored.config = None
+    results = [restored, _Result("slow_only", {}, path=str(tmp_path / "slow_only_1f2e3_00002"))]
+    rows = {r["key"]: r for r in collect_rows(results, prepared, epochs=10)}
+    assert rows["ttc-a4-b8-rgb"]["status"] == "error"
+    assert rows["ttc-a4-b8-rgb"]["error"] == "RuntimeError: worker died"
+    assert rows["slow_only"]["status"] == "not run"  # no error file: never ran
 
 
 def test_table_markdown_csv_and_plot(tmp_path):
