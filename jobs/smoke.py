@@ -56,18 +56,22 @@ def ensure_synth_dataset(
     return str(dataset)
 
 
-def smoke_dataset() -> str:
-    return ensure_synth_dataset(
-        SMOKE_ROOT,
-        classes=3,
-        videos_per_class=6,
-        frames=40,
-        slow_frames=4,
-        tau=4,
-        alpha=2,
-        num_test_clips=2,
-        shard_size=8,
-    )
+#: The smoke tests' SynthMotion set: 3 classes x 6 videos of 40 frames, T=4, tau=4, alpha=2.
+SMOKE_DATA = dict(
+    classes=3,
+    videos_per_class=6,
+    frames=40,
+    slow_frames=4,
+    tau=4,
+    alpha=2,
+    num_test_clips=2,
+    shard_size=8,
+)
+
+
+def smoke_dataset(root: str | os.PathLike = SMOKE_ROOT) -> str:
+    """The smoke-test dataset (``SMOKE_DATA``) under ``root``, generated and ingested once."""
+    return ensure_synth_dataset(root, **SMOKE_DATA)
 
 
 def smoke_train_overrides(user_overrides: list[str]) -> list[str]:

@@ -17,7 +17,7 @@ import slowfast_model
 from jobs import predict
 from jobs.checkpoints import load_state
 from jobs.config import load_train_config
-from jobs.smoke import ensure_synth_dataset, smoke_train_overrides
+from jobs.smoke import smoke_dataset, smoke_train_overrides
 from jobs.train import DEFAULT_CONFIG, run_training
 
 pytestmark = pytest.mark.slow
@@ -30,17 +30,7 @@ def trained(tmp_path_factory):
     import ray
 
     root = tmp_path_factory.mktemp("predict")
-    dataset = ensure_synth_dataset(
-        root,
-        classes=3,
-        videos_per_class=6,
-        frames=40,
-        slow_frames=4,
-        tau=4,
-        alpha=2,
-        num_test_clips=2,
-        shard_size=8,
-    )
+    dataset = smoke_dataset(root)
     # A "published" checkpoint in PySlowFast's layout, with 5 classes.
     source_model = slowfast_model.create_model("slowfast_tiny", **TINY)
     external = root / "external_pyslowfast.pyth"

@@ -18,7 +18,7 @@ from train_procs import train_worker_pids
 
 from jobs.checkpoints import load_state
 from jobs.config import load_train_config
-from jobs.smoke import ensure_synth_dataset, smoke_train_overrides
+from jobs.smoke import SMOKE_DATA, ensure_synth_dataset, smoke_train_overrides
 from jobs.train import DEFAULT_CONFIG, run_training
 
 pytestmark = pytest.mark.slow
@@ -27,17 +27,8 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
     root = tmp_path_factory.mktemp("synth")
-    return ensure_synth_dataset(
-        root,
-        classes=3,
-        videos_per_class=8,
-        frames=40,
-        slow_frames=4,
-        tau=4,
-        alpha=2,
-        num_test_clips=2,
-        shard_size=8,
-    )
+    # the smoke set with 8 videos per class (more steps per epoch for the two-worker tests)
+    return ensure_synth_dataset(root, **{**SMOKE_DATA, "videos_per_class": 8})
 
 
 @pytest.fixture(scope="module")

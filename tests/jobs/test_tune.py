@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from jobs.smoke import ensure_synth_dataset
+from jobs.smoke import smoke_dataset
 
 pytestmark = pytest.mark.slow
 
@@ -28,17 +28,7 @@ FUSIONS = {"time_to_channel", "time_strided_sampling", "time_strided_conv"}
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
-    return ensure_synth_dataset(
-        tmp_path_factory.mktemp("synth"),
-        classes=3,
-        videos_per_class=6,
-        frames=40,
-        slow_frames=4,
-        tau=4,
-        alpha=2,
-        num_test_clips=2,
-        shard_size=8,
-    )
+    return smoke_dataset(tmp_path_factory.mktemp("synth"))
 
 
 def _run(argv: list[str], env: dict[str, str], timeout: float) -> subprocess.CompletedProcess:

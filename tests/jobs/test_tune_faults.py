@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from train_procs import train_worker_pids
 
-from jobs.smoke import ensure_synth_dataset
+from jobs.smoke import smoke_dataset
 
 pytestmark = pytest.mark.slow
 
@@ -30,17 +30,7 @@ EXPERIMENT = "tune-faults-test"
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
-    return ensure_synth_dataset(
-        tmp_path_factory.mktemp("synth"),
-        classes=3,
-        videos_per_class=6,
-        frames=40,
-        slow_frames=4,
-        tau=4,
-        alpha=2,
-        num_test_clips=2,
-        shard_size=8,
-    )
+    return smoke_dataset(tmp_path_factory.mktemp("synth"))
 
 
 def _argv(dataset: str, tmp_path: Path, tracking_uri: str) -> list[str]:
