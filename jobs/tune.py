@@ -287,7 +287,9 @@ def build_tuner(cfg: TuneJobConfig, base, prepared, tracking_uri, parent_run_id)
             mode=cfg.search.mode_of_metric,
             scheduler=scheduler,
             max_concurrent_trials=_max_concurrent(cfg, base),
-            trial_dirname_creator=lambda trial: f"{trial.config['point']['key']}_{trial.trial_id}",
+            trial_dirname_creator=lambda trial: _trial_dirname(
+                trial.config["point"]["key"], trial.trial_id
+            ),
         ),
         run_config=ray.tune.RunConfig(
             name=cfg.sweep.name,
@@ -326,8 +328,13 @@ def collect_rows(results, prepared: list[PreparedPoint], epochs: int) -> list[di
     return [found.get(pp.point.key) or _row(pp, {}, 0, "not run", None) for pp in prepared]
 
 
+def _trial_dirname(key: str, trial_id: str) -> str:
+    """A trial's folder: ``<point key>_<trial id>`` (Tune's trial ids look like ``1f2e3_00001``)."""
+    return f"{key}_{trial_id}"
+
+
 def _result_key(result) -> str | None:
-    """The point of a trial's result: from its config, else from its folder ``<key>_<trial_id>``.
+    """The point of a trial's result: from its config, else from its folder (``_trial_dirname``).
 
     A trial that failed before its first report, in an earlier session of a resumed sweep,
     comes back from ``Tuner.restore`` without a config.

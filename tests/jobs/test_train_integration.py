@@ -14,14 +14,18 @@ import time
 from pathlib import Path
 
 import pytest
-from train_procs import train_worker_pids
 
+from infra.local.procs import find_pids
 from jobs.checkpoints import load_state
 from jobs.config import load_train_config
 from jobs.smoke import SMOKE_DATA, ensure_synth_dataset, smoke_train_overrides
 from jobs.train import DEFAULT_CONFIG, run_training
 
 pytestmark = pytest.mark.slow
+
+#: Ray titles its Train worker actors so; found in /proc, since these Rays run without the
+#: dashboard that the state API needs.
+TRAIN_WORKER = "ray::RayTrainWorker"
 
 
 @pytest.fixture(scope="module")
@@ -154,7 +158,7 @@ def test_killed_worker_resumes_without_repeating_epochs(dataset, local_ray, tmp_
     while thread.is_alive() and time.time() < deadline:
         done = [r for r in _reports(log) if "rank_metrics" in r]
         if done and done[-1]["rank_metrics"][0]["epoch"] >= 1 and killed is None:
-            workers = train_worker_pids()
+            workers = sorted(find_pids(TRAIN_WORKER))
             if workers:
                 killed = workers[0]
                 os.kill(killed, signal.SIGKILL)

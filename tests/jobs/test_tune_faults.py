@@ -1,10 +1,11 @@
 """A sweep survives a failed trial and an interruption, for real.
 
 ``python -m jobs.tune --smoke-test`` runs three two-epoch trials one at a time against the real
-``mlflow server``. The test SIGKILLs the first trial's Ray Train worker once its first epoch is in
-MLflow (its Train run allows no restart, so the trial errors), lets the second trial finish, then interrupts the sweep with
-SIGINT (Ctrl-C) while the third runs. Running the same command again resumes the sweep: the
-third trial runs, the finished one is not rerun, the failed one stays reported with its error.
+``mlflow server``. The test SIGKILLs the first trial's Ray Train worker once its first epoch is
+in MLflow (its Train run allows no restart, so the trial errors), lets the second trial finish,
+then interrupts the sweep with SIGINT (Ctrl-C) while the third runs. Running the same command
+again resumes the sweep: the third trial runs, the finished one is not rerun, the failed one
+stays reported with its error.
 """
 
 from __future__ import annotations
@@ -18,11 +19,15 @@ import time
 from pathlib import Path
 
 import pytest
-from train_procs import train_worker_pids
 
+from infra.local.procs import find_pids
 from jobs.smoke import smoke_dataset
 
 pytestmark = pytest.mark.slow
+
+#: Ray titles its Train worker actors so; found in /proc, since these Rays run without the
+#: dashboard that the state API needs.
+TRAIN_WORKER = "ray::RayTrainWorker"
 
 REPO = Path(__file__).resolve().parents[2]
 EXPERIMENT = "tune-faults-test"
@@ -87,7 +92,7 @@ def test_failed_trial_is_reported_and_an_interrupted_sweep_resumes(
         try:
             while proc.poll() is None and time.time() < deadline and interrupted is None:
                 if killed is None:
-                    pids = train_worker_pids()
+                    pids = sorted(find_pids(TRAIN_WORKER))
                     if pids and _mid_training(client):  # the first trial's only worker
                         killed = pids[0]
                         os.kill(killed, signal.SIGKILL)
