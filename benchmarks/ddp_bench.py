@@ -67,6 +67,8 @@ def main() -> int:
     parser.add_argument("--crop", type=int, default=48)
     parser.add_argument("--videos-per-class", type=int, default=12)
     args = parser.parse_args()
+    if args.epochs < 2:
+        parser.error("--epochs must be at least 2: the first epoch is warm-up and is not timed")
 
     import ray
 
