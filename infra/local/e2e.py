@@ -23,19 +23,22 @@ tasks and actors run on whichever nodes fit their resources.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import re
 import shlex
 import sys
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from infra.local import services
-from infra.local.ray_cluster import TERMINAL_JOB_STATES
+from infra.local.ray_auth import auth_headers
+from infra.local.ray_jobs import TERMINAL_JOB_STATES
 from infra.local.s3 import s3_client
+from pipelines.synth import generate
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_STATE_DIR = ".local-cluster/e2e"  # ignored by git, apart from up.sh's state
@@ -83,7 +86,7 @@ def submit(
     """
     from ray.job_submission import JobSubmissionClient
 
-    client = JobSubmissionClient(dashboard_url, headers={"Authorization": f"Bearer {token}"})
+    client = JobSubmissionClient(dashboard_url, headers=auth_headers(token))
     env_vars = {"PYTHONPATH": str(repo), **(env or {})}
     job_id = client.submit_job(
         entrypoint=job_entrypoint(argv, repo), runtime_env={"env_vars": env_vars}
@@ -187,10 +190,40 @@ def tune_command(dataset: str, bucket: str, tracking_uri: str) -> list[str]:
     ]
 
 
+@contextlib.contextmanager
+def _timed(seconds: dict[str, float], step: str) -> Iterator[None]:
+    """Record the wall time of the ``with`` body as ``seconds[step]``."""
+    t0 = time.monotonic()
+    yield
+    seconds[step] = time.monotonic() - t0
+
+
+def generate_and_upload(local: Path, endpoint: str, bucket: str, prefix: str) -> int:
+    """Generate the small SynthMotion set under ``local``, upload it; return the file count."""
+    generate(local, **SYNTH)
+    return upload_tree(endpoint, local, bucket, prefix)
+
+
+def run_ingest(
+    dashboard: str, token: str, raw: str, dataset: str, *, timeout: float
+) -> dict[str, Any]:
+    """Ingest ``raw`` into ``dataset`` as a Ray job; return the counts line it prints."""
+    ingest = ["python", "-m", "pipelines.ingest", "--videos", raw, "--format", "kinetics"]
+    ingest += ["--out", dataset, *INGEST_SAMPLING, "resources.address=auto"]
+    ingest_logs = run_job(dashboard, token, ingest, timeout=timeout)
+    return json.loads(re.findall(r'^\{"out": .*\}$', ingest_logs, flags=re.M)[-1])
+
+
+def s3_object_counts(endpoint: str, bucket: str) -> dict[str, int]:
+    """Objects under each prefix the pipeline writes to."""
+    return {
+        prefix: len(list_keys(endpoint, bucket, prefix))
+        for prefix in ("raw/", "datasets/", "checkpoints/", "mlflow/", "tune/")
+    }
+
+
 def run_pipeline(state: Mapping[str, Any], work: Path, *, timeout: float) -> dict[str, Any]:
     """Steps 2-6 against running services described by ``state`` (see :func:`services.up`)."""
-    from pipelines.synth import generate
-
     env: dict[str, str] = dict(state["env"])
     endpoint, bucket = str(state["s3_endpoint"]), str(state["bucket"])
     dashboard, token = str(state["ray_dashboard_url"]), env["RAY_AUTH_TOKEN"]
@@ -199,41 +232,29 @@ def run_pipeline(state: Mapping[str, Any], work: Path, *, timeout: float) -> dic
     dataset = f"s3://{bucket}/datasets/synthmotion"
     seconds: dict[str, float] = {}
 
-    t0 = time.monotonic()
-    videos = work / "synthmotion"
-    generate(videos, **SYNTH)
-    uploaded = upload_tree(endpoint, videos, bucket, "raw/synthmotion")
-    seconds["generate_upload"] = time.monotonic() - t0
+    with _timed(seconds, "generate_upload"):
+        uploaded = generate_and_upload(work / "synthmotion", endpoint, bucket, "raw/synthmotion")
     log(f"uploaded {uploaded} files to {raw}")
 
-    t0 = time.monotonic()
-    ingest = ["python", "-m", "pipelines.ingest", "--videos", raw, "--format", "kinetics"]
-    ingest += ["--out", dataset, *INGEST_SAMPLING, "resources.address=auto"]
-    ingest_logs = run_job(dashboard, token, ingest, timeout=timeout)
-    seconds["ingest"] = time.monotonic() - t0
-    ingest_counts = json.loads(re.findall(r'^\{"out": .*\}$', ingest_logs, flags=re.M)[-1])
+    with _timed(seconds, "ingest"):
+        ingest_counts = run_ingest(dashboard, token, raw, dataset, timeout=timeout)
     log(f"ingest: {ingest_counts}")
 
-    t0 = time.monotonic()
-    train_logs = run_job(
-        dashboard, token, train_command(dataset, bucket, tracking_uri), timeout=timeout
-    )
-    seconds["train"] = time.monotonic() - t0
+    with _timed(seconds, "train"):
+        train = train_command(dataset, bucket, tracking_uri)
+        train_logs = run_job(dashboard, token, train, timeout=timeout)
     summary = parse_summary(train_logs)
     log(f"train: checkpoint {summary['checkpoint']}, mlflow run {summary['mlflow_run_id']}")
 
     tuned = (REPO / "jobs" / "tune.py").exists()
     if tuned:
-        t0 = time.monotonic()
-        run_job(dashboard, token, tune_command(dataset, bucket, tracking_uri), timeout=timeout)
-        seconds["tune"] = time.monotonic() - t0
+        with _timed(seconds, "tune"):
+            tune = tune_command(dataset, bucket, tracking_uri)
+            run_job(dashboard, token, tune, timeout=timeout)
     else:
         log("jobs/tune.py does not exist yet: tune step skipped")
 
-    objects = {
-        prefix: len(list_keys(endpoint, bucket, prefix))
-        for prefix in ("raw/", "datasets/", "checkpoints/", "mlflow/", "tune/")
-    }
+    objects = s3_object_counts(endpoint, bucket)
     problems = check_outputs(endpoint, bucket, summary, objects)
     if tuned and not objects["tune/"]:
         problems.append(f"the sweep wrote nothing under s3://{bucket}/tune/")

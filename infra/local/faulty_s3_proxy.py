@@ -108,113 +108,134 @@ def _s3_error_body(code: str, message: str, resource: str) -> bytes:
     ).encode()
 
 
-def _make_handler(upstream: urllib.parse.SplitResult, plan: FaultPlan) -> type:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
+class _ProxyHandler(BaseHTTPRequestHandler):
+    """Fail or forward one request; :func:`_make_handler` binds ``upstream`` and ``plan``."""
 
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
-            return  # keep test output quiet
+    protocol_version = "HTTP/1.1"
+    upstream: urllib.parse.SplitResult
+    plan: FaultPlan
 
-        def _read_body(self) -> bytes:
-            if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-                parts = []
-                while True:
-                    size_line = self.rfile.readline()
-                    size = int(size_line.split(b";", 1)[0].strip() or b"0", 16)
-                    if size == 0:
-                        while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                            pass  # trailers
-                        return b"".join(parts)
-                    parts.append(self.rfile.read(size))
-                    self.rfile.readline()
-            length = int(self.headers.get("Content-Length") or 0)
-            pieces, left = [], length
-            while left > 0:
-                piece = self.rfile.read(min(_PIECE, left))
-                if not piece:
-                    raise ConnectionError("client closed the connection mid-body")
-                pieces.append(piece)
-                left -= len(piece)
-            return b"".join(pieces)
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        return  # keep test output quiet
 
-        def _control(self) -> None:
-            query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
-            if self.command == "POST" and "failure_rate" in query:
-                try:
-                    plan.set_rate(float(query["failure_rate"][0]))
-                except ValueError as err:
-                    self._send(400, str(err).encode(), "text/plain")
-                    return
-            self._read_body()
-            self._send(200, json.dumps(plan.stats()).encode(), "application/json")
+    def _read_body(self) -> bytes:
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            return self._read_chunked()
+        return self._read_sized(int(self.headers.get("Content-Length") or 0))
 
-        def _send(self, status: int, body: bytes, content_type: str, close: bool = False) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            if close:
-                self.send_header("Connection", "close")
-                self.close_connection = True
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(body)
+    def _read_chunked(self) -> bytes:
+        """A ``Transfer-Encoding: chunked`` body, de-chunked (trailers are skipped)."""
+        parts = []
+        while True:
+            size_line = self.rfile.readline()
+            size = int(size_line.split(b";", 1)[0].strip() or b"0", 16)
+            if size == 0:
+                while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                    pass  # trailers
+                return b"".join(parts)
+            parts.append(self.rfile.read(size))
+            self.rfile.readline()
 
-        def _handle(self) -> None:
-            if urllib.parse.urlsplit(self.path).path == CONTROL_PATH:
-                self._control()
-                return
-            body = self._read_body()
-            fault = plan.draw()
-            if fault == "reset":
-                self.close_connection = True
-                self.connection.shutdown(2)
-                return
-            if fault is not None:
-                status, code, message = _S3_ERRORS[fault]
-                resource = urllib.parse.urlsplit(self.path).path
-                self._send(status, _s3_error_body(code, message, resource), "application/xml", True)
-                return
-            self._forward(body)
+    def _read_sized(self, length: int) -> bytes:
+        """A ``Content-Length`` body, read in pieces of at most 64 KiB."""
+        pieces, left = [], length
+        while left > 0:
+            piece = self.rfile.read(min(_PIECE, left))
+            if not piece:
+                raise ConnectionError("client closed the connection mid-body")
+            pieces.append(piece)
+            left -= len(piece)
+        return b"".join(pieces)
 
-        def _forward(self, body: bytes) -> None:
-            conn = http.client.HTTPConnection(upstream.hostname, upstream.port, timeout=60)
+    def _control(self) -> None:
+        query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+        if self.command == "POST" and "failure_rate" in query:
             try:
-                conn.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
-                for key, value in self.headers.items():
-                    if key.lower() not in _HOP_BY_HOP and key.lower() != "content-length":
-                        conn.putheader(key, value)
-                if body or self.command in ("PUT", "POST"):
-                    conn.putheader("Content-Length", str(len(body)))
-                conn.endheaders()
-                for start in range(0, len(body), _PIECE):
-                    conn.send(body[start : start + _PIECE])
-                response = conn.getresponse()
-                self.send_response(response.status, response.reason)
-                length = response.getheader("Content-Length")
-                payload = None
-                if length is None and self.command != "HEAD":
-                    payload = response.read()
-                    length = str(len(payload))
-                for key, value in response.getheaders():
-                    if key.lower() not in _HOP_BY_HOP and key.lower() != "content-length":
-                        self.send_header(key, value)
-                if length is not None:
-                    self.send_header("Content-Length", length)
-                self.end_headers()
-                if payload is not None:
-                    self.wfile.write(payload)
-                elif self.command != "HEAD":
-                    while piece := response.read(_PIECE):
-                        self.wfile.write(piece)
-            except OSError as err:
-                message = f"upstream {upstream.geturl()} failed: {err}"
-                self._send(502, message.encode(), "text/plain", close=True)
-            finally:
-                conn.close()
+                self.plan.set_rate(float(query["failure_rate"][0]))
+            except ValueError as err:
+                self._send(400, str(err).encode(), "text/plain")
+                return
+        self._read_body()
+        self._send(200, json.dumps(self.plan.stats()).encode(), "application/json")
 
-        do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _handle
+    def _send(self, status: int, body: bytes, content_type: str, close: bool = False) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        if close:
+            self.send_header("Connection", "close")
+            self.close_connection = True
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
 
-    return Handler
+    def _handle(self) -> None:
+        if urllib.parse.urlsplit(self.path).path == CONTROL_PATH:
+            self._control()
+            return
+        body = self._read_body()
+        fault = self.plan.draw()
+        if fault == "reset":
+            self.close_connection = True
+            self.connection.shutdown(2)
+            return
+        if fault is not None:
+            status, code, message = _S3_ERRORS[fault]
+            resource = urllib.parse.urlsplit(self.path).path
+            self._send(status, _s3_error_body(code, message, resource), "application/xml", True)
+            return
+        self._forward(body)
+
+    def _forward(self, body: bytes) -> None:
+        upstream = self.upstream
+        conn = http.client.HTTPConnection(upstream.hostname, upstream.port, timeout=60)
+        try:
+            self._send_upstream(conn, body)
+            self._relay(conn.getresponse())
+        except OSError as err:
+            message = f"upstream {upstream.geturl()} failed: {err}"
+            self._send(502, message.encode(), "text/plain", close=True)
+        finally:
+            conn.close()
+
+    def _send_upstream(self, conn: http.client.HTTPConnection, body: bytes) -> None:
+        """Send this request to ``conn``: same method, path and end-to-end headers."""
+        conn.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
+        for key, value in self.headers.items():
+            if key.lower() not in _HOP_BY_HOP and key.lower() != "content-length":
+                conn.putheader(key, value)
+        if body or self.command in ("PUT", "POST"):
+            conn.putheader("Content-Length", str(len(body)))
+        conn.endheaders()
+        for start in range(0, len(body), _PIECE):
+            conn.send(body[start : start + _PIECE])
+
+    def _relay(self, response: http.client.HTTPResponse) -> None:
+        """Pass the upstream ``response`` to the client: status, headers, body."""
+        self.send_response(response.status, response.reason)
+        length = response.getheader("Content-Length")
+        payload = None
+        if length is None and self.command != "HEAD":
+            payload = response.read()
+            length = str(len(payload))
+        for key, value in response.getheaders():
+            if key.lower() not in _HOP_BY_HOP and key.lower() != "content-length":
+                self.send_header(key, value)
+        if length is not None:
+            self.send_header("Content-Length", length)
+        self.end_headers()
+        if payload is not None:
+            self.wfile.write(payload)
+        elif self.command != "HEAD":
+            while piece := response.read(_PIECE):
+                self.wfile.write(piece)
+
+    do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _handle
+
+
+def _make_handler(upstream: urllib.parse.SplitResult, plan: FaultPlan) -> type:
+    """A request-handler class that forwards to ``upstream`` and fails requests per ``plan``."""
+    return type("Handler", (_ProxyHandler,), {"upstream": upstream, "plan": plan})
 
 
 class FaultyS3Proxy:

@@ -4,10 +4,14 @@ Each node is a ``ray start --block`` process leading its own process group, with
 ports (GCS, node manager, object manager, dashboard agent, runtime-env agent, metrics,
 a disjoint worker-port range), a custom resource and the node label ``raysf.node=<name>``.
 
-Authentication: Ray 2.60 supports token auth (``RAY_AUTH_MODE=token``). A fresh random
-token is generated per cluster and passed as ``RAY_AUTH_TOKEN`` to every node; clients get
-the same variables from ``RayCluster.env``. Nothing is read from or written to
-``~/.ray/auth_token``, so clusters of concurrent test sessions never share a token.
+Authentication: token auth (``RAY_AUTH_MODE=token``) with a fresh random token per cluster,
+given to every node; clients get the same variables from ``RayCluster.env``
+(see :mod:`infra.local.ray_auth`).
+
+This module starts and stops whole clusters. The pieces live next to it and are re-exported
+here: :mod:`infra.local.ray_nodes` (one node's flags, environment, kill, stop),
+:mod:`infra.local.ray_state` (waiting for nodes to be ALIVE or dead) and
+:mod:`infra.local.ray_jobs` (job submission).
 """
 
 from __future__ import annotations
@@ -15,10 +19,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import secrets
 import shutil
 import signal
-import sys
 import tempfile
 import time
 from collections.abc import Mapping
@@ -26,75 +28,42 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from infra.local.procs import (
-    ServiceProcess,
-    find_pids,
-    free_port,
-    free_port_range,
-    group_alive,
-    http_get,
-    signal_group,
-    spawn,
-    wait_http,
+from infra.local.procs import find_pids, free_port, http_get, spawn, wait_http
+from infra.local.ray_auth import auth_env, auth_headers, new_token
+from infra.local.ray_jobs import TERMINAL_JOB_STATES, JobResult, submit_job
+from infra.local.ray_nodes import (
+    DEFAULT_OBJECT_STORE_BYTES,
+    NODE_LABEL,
+    RAY_NODE_IP,
+    WORKER_PORTS_PER_NODE,
+    RayNode,
+    kill_node,
+    node_env,
+    node_start_args,
+    ray_executable,
+    stop_node,
+    stop_nodes,
 )
+from infra.local.ray_state import wait_for_node_dead, wait_for_nodes, wait_node_alive
 
-NODE_LABEL = "raysf.node"
-WORKER_PORTS_PER_NODE = 40
-DEFAULT_OBJECT_STORE_BYTES = 256 * 1024 * 1024
-# `ray start` rewrites "127.0.0.1"/"localhost" to the host's routable address (its
-# resolve_ip_for_localhost), which would put cluster traffic on the real interface.
-# 127.0.0.2 is loopback too but is not rewritten, so every Ray node binds and advertises it.
-RAY_NODE_IP = "127.0.0.2"
-
-
-def ray_executable() -> str:
-    """The ``ray`` CLI next to the running interpreter (the venv's), else from PATH."""
-    candidate = Path(sys.executable).parent / "ray"
-    if candidate.exists():
-        return str(candidate)
-    found = shutil.which("ray")
-    if found is None:
-        raise FileNotFoundError("the `ray` CLI is neither next to sys.executable nor on PATH")
-    return found
-
-
-@dataclass
-class RayNode:
-    """One raylet of a local cluster.
-
-    Attributes:
-        name: unique node name, also the value of its ``raysf.node`` label.
-        is_head: True for the head node.
-        node_manager_port: the raylet's port; it identifies the raylet process.
-        resources: custom resources given to the node, e.g. ``{"decode_node": 100}``.
-        labels: Ray node labels (always includes ``raysf.node``).
-        num_cpus: logical CPUs the node advertises.
-        process: the ``ray start --block`` process (leader of the node's process group).
-    """
-
-    name: str
-    is_head: bool
-    node_manager_port: int
-    resources: dict[str, float]
-    labels: dict[str, str]
-    num_cpus: int
-    process: ServiceProcess
-
-    def raylet_pid(self) -> int | None:
-        """Pid of this node's raylet process, or None when it is not running."""
-        pids = [
-            pid
-            for pid in find_pids(f"--node_manager_port={self.node_manager_port}")
-            if _exe_name(pid) == "raylet"
-        ]
-        return pids[0] if pids else None
-
-
-def _exe_name(pid: int) -> str:
-    try:
-        return os.path.basename(os.readlink(f"/proc/{pid}/exe"))
-    except OSError:
-        return ""
+__all__ = [
+    "DEFAULT_OBJECT_STORE_BYTES",
+    "NODE_LABEL",
+    "RAY_NODE_IP",
+    "TERMINAL_JOB_STATES",
+    "WORKER_PORTS_PER_NODE",
+    "JobResult",
+    "RayCluster",
+    "RayNode",
+    "kill_node",
+    "ray_executable",
+    "start_ray_head",
+    "start_ray_worker",
+    "stop_ray",
+    "submit_job",
+    "wait_for_node_dead",
+    "wait_for_nodes",
+]
 
 
 @dataclass
@@ -127,7 +96,7 @@ class RayCluster:
     @property
     def auth_env(self) -> dict[str, str]:
         """The variables any Ray client of this cluster needs to authenticate."""
-        return {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": self.token}
+        return auth_env(self.token)
 
     @property
     def env(self) -> dict[str, str]:
@@ -141,7 +110,7 @@ class RayCluster:
     @property
     def auth_headers(self) -> dict[str, str]:
         """HTTP headers for the dashboard / job / state REST API."""
-        return {"Authorization": f"Bearer {self.token}"}
+        return auth_headers(self.token)
 
     def node(self, name: str) -> RayNode:
         for node in self.nodes:
@@ -194,70 +163,6 @@ class RayCluster:
         stop_ray(self)
 
 
-def _node_args(
-    name: str,
-    num_cpus: int,
-    resources: Mapping[str, float],
-    labels: Mapping[str, str],
-    object_store_memory: int,
-) -> tuple[list[str], int]:
-    """Per-node ``ray start`` flags with freshly discovered ports; returns (args, nm_port)."""
-    if num_cpus < 0:
-        raise ValueError(f"num_cpus must be >= 0, got {num_cpus}")
-    for key in labels:
-        if key == NODE_LABEL:
-            raise ValueError(f"label {NODE_LABEL!r} is reserved for the node name")
-    low, high = free_port_range(WORKER_PORTS_PER_NODE)
-    node_manager_port = free_port()
-    all_labels = {NODE_LABEL: name, **labels}
-    args = [
-        "--block",
-        f"--node-ip-address={RAY_NODE_IP}",
-        f"--num-cpus={num_cpus}",
-        "--num-gpus=0",
-        f"--resources={json.dumps(dict(resources))}",
-        f"--labels={','.join(f'{k}={v}' for k, v in all_labels.items())}",
-        f"--object-store-memory={object_store_memory}",
-        f"--node-manager-port={node_manager_port}",
-        f"--object-manager-port={free_port()}",
-        f"--dashboard-agent-listen-port={free_port()}",
-        f"--dashboard-agent-grpc-port={free_port()}",
-        f"--runtime-env-agent-port={free_port()}",
-        f"--metrics-export-port={free_port()}",
-        f"--min-worker-port={low}",
-        f"--max-worker-port={high}",
-        "--disable-usage-stats",
-        "--log-style=record",
-        "--log-color=false",
-    ]
-    return args, node_manager_port
-
-
-def _node_env(token: str, extra: Mapping[str, str] | None) -> dict[str, str]:
-    env = dict(os.environ)
-    # A client address inherited from the caller must not redirect `ray start`.
-    for key in ("RAY_ADDRESS", "RAY_API_SERVER_ADDRESS", "RAY_AUTH_TOKEN_PATH"):
-        env.pop(key, None)
-    env.update(extra or {})
-    # Job entrypoints such as "python -m jobs.train" must find this venv's interpreter.
-    venv_bin = str(Path(sys.executable).parent)
-    env["PATH"] = os.pathsep.join([venv_bin, env.get("PATH", "")])
-    env.update(
-        {
-            "RAY_AUTH_MODE": "token",
-            "RAY_AUTH_TOKEN": token,
-            "RAY_USAGE_STATS_ENABLED": "0",
-            # Detect a dead raylet in ~3-5 s instead of ~15-30 s (node-kill tests).
-            "RAY_health_check_initial_delay_ms": "1000",
-            "RAY_health_check_period_ms": "1000",
-            "RAY_health_check_timeout_ms": "1000",
-            "RAY_health_check_failure_threshold": "3",
-            "PYTHONUNBUFFERED": "1",
-        }
-    )
-    return env
-
-
 def start_ray_head(
     state_dir: str | os.PathLike[str],
     *,
@@ -285,13 +190,39 @@ def start_ray_head(
     Returns:
         A :class:`RayCluster`; call :func:`stop_ray` (or ``cluster.stop()``) to tear down.
     """
-    state = Path(state_dir)
+    cluster = _launch_head(
+        Path(state_dir), name, num_cpus, resources, labels, object_store_memory, env
+    )
+    try:
+        wait_http(
+            f"{cluster.dashboard_url}/api/version",
+            timeout,
+            cluster.head.process,
+            cluster.auth_headers,
+        )
+        wait_node_alive(cluster, cluster.head, timeout)
+    except BaseException:
+        stop_ray(cluster)
+        raise
+    return cluster
+
+
+def _launch_head(
+    state: Path,
+    name: str,
+    num_cpus: int,
+    resources: Mapping[str, float] | None,
+    labels: Mapping[str, str] | None,
+    object_store_memory: int,
+    env: Mapping[str, str] | None,
+) -> RayCluster:
+    """Spawn the head's ``ray start --head`` with fresh ports, token and temp dir (no wait)."""
     state.mkdir(parents=True, exist_ok=True)
     # Ray puts Unix sockets under --temp-dir: keep the path short (108-byte limit).
     temp_dir = Path(tempfile.mkdtemp(prefix="rsf-ray-", dir="/tmp"))
-    token = secrets.token_hex(32)
+    token = new_token()
     gcs_port, dashboard_port = free_port(), free_port()
-    node_args, nm_port = _node_args(
+    node_args, nm_port = node_start_args(
         name, num_cpus, dict(resources or {}), dict(labels or {}), object_store_memory
     )
     argv = [
@@ -306,8 +237,8 @@ def start_ray_head(
         f"--temp-dir={temp_dir}",
         *node_args,
     ]
-    node_env = _node_env(token, env)
-    process = spawn(f"ray node {name}", argv, state / f"ray-{name}.log", env=node_env)
+    env_vars = node_env(token, env)
+    process = spawn(f"ray node {name}", argv, state / f"ray-{name}.log", env=env_vars)
     head = RayNode(
         name=name,
         is_head=True,
@@ -323,15 +254,9 @@ def start_ray_head(
         token=token,
         temp_dir=temp_dir,
         state_dir=state,
-        node_env=node_env,
+        node_env=env_vars,
         head=head,
     )
-    try:
-        wait_http(f"{cluster.dashboard_url}/api/version", timeout, process, cluster.auth_headers)
-        _wait_node_alive(cluster, head, timeout)
-    except BaseException:
-        stop_ray(cluster)
-        raise
     return cluster
 
 
@@ -368,13 +293,13 @@ def start_ray_worker(
             cluster, name, num_cpus, resources, labels, object_store_memory, log_suffix=_attempt
         )
         try:
-            _wait_node_alive(cluster, node, timeout)
+            wait_node_alive(cluster, node, timeout)
             cluster.workers.append(node)
             return node
         except (RuntimeError, TimeoutError) as err:
             # `ray start` gives a raylet a fixed 30 s to register; on an overloaded
             # machine that can run out, so the node is started once more.
-            _stop_node(node)
+            stop_node(node)
             last_error = err
     assert last_error is not None
     raise last_error
@@ -389,7 +314,7 @@ def _launch_worker(
     object_store_memory: int,
     log_suffix: int,
 ) -> RayNode:
-    node_args, nm_port = _node_args(
+    node_args, nm_port = node_start_args(
         name, num_cpus, dict(resources or {}), dict(labels or {}), object_store_memory
     )
     argv = [ray_executable(), "start", f"--address={cluster.gcs_address}", *node_args]
@@ -406,76 +331,6 @@ def _launch_worker(
     )
 
 
-def _wait_node_alive(cluster: RayCluster, node: RayNode, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not node.process.alive():
-            raise RuntimeError(
-                f"ray node {node.name} exited with code {node.process.popen.returncode}; "
-                f"log {node.process.log_path}:\n{node.process.log_tail()}"
-            )
-        with contextlib.suppress(OSError, RuntimeError, KeyError, ValueError):
-            if node.name in cluster.alive_node_names():
-                return
-        time.sleep(0.5)
-    raise TimeoutError(
-        f"ray node {node.name} not ALIVE after {timeout:.0f}s; "
-        f"log {node.process.log_path}:\n{node.process.log_tail()}"
-    )
-
-
-def wait_for_nodes(cluster: RayCluster, n: int, timeout: float = 60.0) -> list[dict[str, Any]]:
-    """Wait until exactly ``n`` nodes are ALIVE; return their state-API records."""
-    deadline = time.monotonic() + timeout
-    alive: list[dict[str, Any]] = []
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError, RuntimeError):
-            alive = [x for x in cluster.list_nodes() if x.get("state") == "ALIVE"]
-            if len(alive) == n:
-                return alive
-        time.sleep(0.5)
-    raise TimeoutError(f"expected {n} ALIVE nodes within {timeout:.0f}s, saw {len(alive)}")
-
-
-def wait_for_node_dead(cluster: RayCluster, node: RayNode, timeout: float = 60.0) -> None:
-    """Wait until the GCS no longer reports ``node`` ALIVE."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError, RuntimeError):
-            if node.name not in cluster.alive_node_names():
-                return
-        time.sleep(0.5)
-    raise TimeoutError(f"node {node.name} still ALIVE after {timeout:.0f}s")
-
-
-def kill_node(node: RayNode, sig: int = signal.SIGKILL) -> int:
-    """Kill ``node``'s raylet (SIGKILL by default), as a crashed machine would; return its pid.
-
-    The ``ray start --block`` parent notices and exits; the GCS marks the node DEAD after
-    its health check fails. Use :func:`wait_for_node_dead` to wait for that.
-    """
-    pid = node.raylet_pid()
-    if pid is None:
-        raise RuntimeError(f"no raylet process found for node {node.name}")
-    os.kill(pid, sig)
-    return pid
-
-
-def _stop_node(node: RayNode, grace: float = 2.0) -> None:
-    _stop_groups([node], grace)
-
-
-def _stop_groups(nodes: list[RayNode], grace: float) -> None:
-    """SIGTERM every node's process group, SIGKILL whatever is left after ``grace`` s."""
-    for node in nodes:
-        signal_group(node.process.pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and any(group_alive(n.process.pid) for n in nodes):
-        time.sleep(0.1)
-    for node in nodes:
-        node.process.stop(timeout=0.5)
-
-
 def stop_ray(cluster: RayCluster, remove_temp_dir: bool = True, grace: float = 2.0) -> None:
     """Stop every node of ``cluster`` and any process left in its temp dir.
 
@@ -484,7 +339,7 @@ def stop_ray(cluster: RayCluster, remove_temp_dir: bool = True, grace: float = 2
     test cluster needs no draining). Processes that escaped their group are found by the
     cluster's unique ``--temp-dir`` in their command line and killed.
     """
-    _stop_groups(cluster.nodes, grace)
+    stop_nodes(cluster.nodes, grace)
     for _ in range(3):
         stray = [p for p in find_pids(str(cluster.temp_dir)) if p != os.getpid()]
         if not stray:
@@ -495,62 +350,3 @@ def stop_ray(cluster: RayCluster, remove_temp_dir: bool = True, grace: float = 2
         time.sleep(0.2)
     if remove_temp_dir:
         shutil.rmtree(cluster.temp_dir, ignore_errors=True)
-
-
-@dataclass(frozen=True)
-class JobResult:
-    """Outcome of :func:`submit_job`: ``status`` is Ray's final JobStatus name."""
-
-    job_id: str
-    status: str
-    logs: str
-
-
-TERMINAL_JOB_STATES = frozenset({"SUCCEEDED", "FAILED", "STOPPED"})
-
-
-def submit_job(
-    cluster: RayCluster,
-    entrypoint: str,
-    working_dir: str | os.PathLike[str] | None = None,
-    env: Mapping[str, str] | None = None,
-    *,
-    timeout: float = 300.0,
-    excludes: list[str] | None = None,
-    entrypoint_num_cpus: float | None = None,
-) -> JobResult:
-    """Submit ``entrypoint`` as a Ray job, wait for a terminal state, return status and logs.
-
-    Args:
-        cluster: the target cluster (its token is sent as a Bearer header).
-        entrypoint: shell command run by the job driver on the head node.
-        working_dir: folder uploaded as the job's ``runtime_env.working_dir``.
-        env: extra ``runtime_env.env_vars`` for the driver and every task/actor.
-        timeout: seconds to wait; on expiry the job is stopped and TimeoutError raised.
-        excludes: gitignore-style patterns left out of the working_dir upload.
-        entrypoint_num_cpus: CPUs reserved for the driver (None: Ray's default, 0).
-    """
-    from ray.job_submission import JobSubmissionClient  # heavy import: only when used
-
-    runtime_env: dict[str, Any] = {}
-    if working_dir is not None:
-        runtime_env["working_dir"] = str(working_dir)
-        runtime_env["excludes"] = list(excludes or [".git", ".venv", "__pycache__", "*.pyc"])
-    if env:
-        runtime_env["env_vars"] = dict(env)
-    client = JobSubmissionClient(cluster.dashboard_url, headers=cluster.auth_headers)
-    job_id = client.submit_job(
-        entrypoint=entrypoint,
-        runtime_env=runtime_env or None,
-        entrypoint_num_cpus=entrypoint_num_cpus,
-    )
-    deadline = time.monotonic() + timeout
-    status = str(client.get_job_status(job_id))
-    while time.monotonic() < deadline:
-        status = str(client.get_job_status(job_id).value)
-        if status in TERMINAL_JOB_STATES:
-            return JobResult(job_id=job_id, status=status, logs=client.get_job_logs(job_id))
-        time.sleep(0.5)
-    logs = client.get_job_logs(job_id)
-    client.stop_job(job_id)
-    raise TimeoutError(f"job {job_id} still {status} after {timeout:.0f}s; logs:\n{logs[-4000:]}")
