@@ -87,17 +87,7 @@ def decode_frames(
     idx = np.asarray(indices, dtype=np.int64).reshape(-1)
     if idx.size == 0:
         raise ValueError(f"no frame indices requested for {label}")
-    if frame_pts is None or keyframes is None:
-        try:
-            table = read_frame_table(content)
-        except ValueError as exc:
-            raise DecodeError(f"{label}: {exc}") from exc
-        pts_table, key_table = table.pts, table.keyframes
-        if hasattr(content, "seek"):
-            content.seek(0)
-    else:
-        pts_table = np.asarray(frame_pts, dtype=np.int64)
-        key_table = np.asarray(keyframes, dtype=np.int64)
+    pts_table, key_table = _frame_tables(content, frame_pts, keyframes, label)
     num_frames = int(pts_table.shape[0])
     if idx.min() < 0 or idx.max() >= num_frames:
         raise ValueError(
@@ -105,6 +95,43 @@ def decode_frames(
             f"got [{int(idx.min())}, {int(idx.max())}]"
         )
     wanted = np.unique(idx)
+    frames = _decode_wanted(content, wanted, pts_table, key_table, size, short_side, label)
+    out = np.stack(frames)
+    return out[np.searchsorted(wanted, idx)]
+
+
+def _frame_tables(
+    content: VideoSource,
+    frame_pts: Sequence[int] | np.ndarray | None,
+    keyframes: Sequence[int] | np.ndarray | None,
+    label: str,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(pts, keyframes)`` as int64 arrays: the given ones, or read from the container."""
+    if frame_pts is not None and keyframes is not None:
+        return np.asarray(frame_pts, dtype=np.int64), np.asarray(keyframes, dtype=np.int64)
+    try:
+        table = read_frame_table(content)
+    except ValueError as exc:
+        raise DecodeError(f"{label}: {exc}") from exc
+    if hasattr(content, "seek"):
+        content.seek(0)
+    return table.pts, table.keyframes
+
+
+def _decode_wanted(
+    content: VideoSource,
+    wanted: np.ndarray,
+    pts_table: np.ndarray,
+    key_table: np.ndarray,
+    size: tuple[int, int] | None,
+    short_side: int | None,
+    label: str,
+) -> list[np.ndarray]:
+    """Decode the frames at the sorted, unique indices ``wanted``, in that order.
+
+    Seeks to the last keyframe at or before the first wanted frame; if the demuxer lands past
+    it, decodes again from the start. Raises DecodeError when a wanted frame never comes out.
+    """
     first, last = int(wanted[0]), int(wanted[-1])
     k = int(np.searchsorted(key_table, first, side="right")) - 1
     seek_index = int(key_table[k]) if k >= 0 else 0
@@ -124,8 +151,7 @@ def decode_frames(
             f"{label}: frames {missing[:8]} were not produced by the decoder "
             f"(frame_pts/keyframes do not match the content?)"
         )
-    out = np.stack(frames)
-    return out[np.searchsorted(wanted, idx)]
+    return frames
 
 
 def _decode_span(

@@ -12,6 +12,7 @@ Only the first video stream is copied; audio and other streams are dropped.
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import av
@@ -155,6 +156,21 @@ def reencode_video(
 
     Output is deterministic for a given input (single-threaded x264).
     """
+    frames, src_fps = _decode_timed(data, name)
+    width, height = frames[0][1].width, frames[0][1].height
+    out_w, out_h = _scaled_size(width, height, short_side)
+    out_fps = fps or src_fps
+    times = np.array([t for t, _ in frames]) - frames[0][0]
+    picks = list(range(len(frames))) if fps is None else _resample(times, out_fps, src_fps)
+    chosen = [frames[int(i)][1] for i in picks]
+    return _encode_x264(chosen, out_w, out_h, out_fps, gop=gop, crf=crf, preset=preset)
+
+
+def _decode_timed(data: bytes, name: str) -> tuple[list[tuple[float, av.VideoFrame]], float]:
+    """Every frame of the first video stream with its time in seconds, sorted by time.
+
+    Returns ``(frames, source fps)``; frames without a pts are timed by their decode order.
+    """
     frames: list[tuple[float, av.VideoFrame]] = []
     try:
         with open_container(data) as src:
@@ -169,22 +185,37 @@ def reencode_video(
     if not frames:
         raise ValueError(f"{name}: no frame to re-encode")
     frames.sort(key=lambda tf: tf[0])
-    width, height = frames[0][1].width, frames[0][1].height
-    out_w, out_h = _scaled_size(width, height, short_side)
-    out_fps = fps or src_fps
-    times = np.array([t for t, _ in frames]) - frames[0][0]
-    if fps is None:
-        picks = list(range(len(frames)))
-    else:
-        duration = times[-1] + 1.0 / src_fps
-        count = max(1, int(np.floor(duration * out_fps + 1e-6)))
-        targets = np.arange(count) / out_fps
-        picks = np.clip(np.searchsorted(times, targets + 1e-6, side="right") - 1, 0, None)
-    rate_q = _rational(out_fps)
+    return frames, src_fps
+
+
+def _resample(times: np.ndarray, out_fps: float, src_fps: float) -> np.ndarray:
+    """For each output frame at ``out_fps``, the index of the source frame it shows.
+
+    That is the latest source frame (at ``times`` seconds from 0) at or before the output
+    frame's time, so source frames are dropped or repeated.
+    """
+    duration = times[-1] + 1.0 / src_fps
+    count = max(1, int(np.floor(duration * out_fps + 1e-6)))
+    targets = np.arange(count) / out_fps
+    return np.clip(np.searchsorted(times, targets + 1e-6, side="right") - 1, 0, None)
+
+
+def _encode_x264(
+    frames: Sequence[av.VideoFrame],
+    width: int,
+    height: int,
+    fps: float,
+    *,
+    gop: int,
+    crf: int,
+    preset: str,
+) -> bytes:
+    """Encode ``frames``, scaled to ``width`` x ``height``, as H.264 mp4 at ``fps``."""
+    rate_q = _rational(fps)
     buffer = io.BytesIO()
     with av.open(buffer, mode="w", format="mp4") as dst:
         vout = dst.add_stream("libx264", rate=rate_q)
-        vout.width, vout.height, vout.pix_fmt = out_w, out_h, "yuv420p"
+        vout.width, vout.height, vout.pix_fmt = width, height, "yuv420p"
         vout.codec_context.gop_size = gop
         vout.options = {
             "preset": preset,
@@ -193,10 +224,10 @@ def reencode_video(
             # mbtree=0: x264's macroblock-tree rate control made bytes differ from run to run.
             "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0:open-gop=0:mbtree=0",
         }
-        for j, i in enumerate(picks):
+        for j, source in enumerate(frames):
             # Through a fresh ndarray: a clean frame (no padding bytes, flags or side data
             # inherited from the decoder), so the encoder's input depends only on the pixels.
-            pixels = frames[int(i)][1].reformat(width=out_w, height=out_h, format="yuv420p")
+            pixels = source.reformat(width=width, height=height, format="yuv420p")
             frame = av.VideoFrame.from_ndarray(pixels.to_ndarray(), format="yuv420p")
             frame.pict_type = PictureType.NONE  # do not force the source keyframes
             frame.pts = j

@@ -14,6 +14,10 @@ Output (``python -m pipelines.synth --out DIR --classes K --videos-per-class N -
 
 Everything is a function of ``--seed``: the same seed gives the same frames and, since
 libx264 runs single-threaded here, the same bytes.
+
+The pieces: :mod:`pipelines.synth_spec` (classes, motion model, random per-video spec) and
+:mod:`pipelines.synth_render` (frames and H.264 bytes of a spec), re-exported here. This module
+lays the dataset out on disk and is the command line.
 """
 
 from __future__ import annotations
@@ -22,7 +26,6 @@ import argparse
 import base64
 import csv
 import hashlib
-import io
 import json
 import math
 import os
@@ -30,281 +33,49 @@ import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
-import av
 import numpy as np
 
-#: Fixed class order: ``--classes K`` takes the first K. The first six are the demo classes and
-#: include the four that alias to "static" at any Slow stride that is a multiple of 8.
-CLASS_NAMES: tuple[str, ...] = (
-    "drift_right",  # moves right at constant speed: visible to Slow and Fast
-    "drift_left",  # moves left: visible to Slow and Fast
-    "still",  # static object
-    "vibrate",  # horizontal square wave, period 4 frames (+A,+A,-A,-A): Fast only
-    "vibrate_slow",  # horizontal square wave, period 8 frames (+A x4, -A x4): Fast only
-    "flicker",  # colour square wave between two colours, period 4 frames: Fast only
-    "grow",  # size grows linearly: visible to Slow and Fast
-    "orbit",  # circular motion, period 24..48 frames: visible to Slow and Fast
+from pipelines.synth_render import encode_mp4, render_frames
+from pipelines.synth_spec import (
+    ALIASING_CLASSES,
+    ASPECTS,
+    CLASS_NAMES,
+    FRAME_RATES,
+    GOP_CHOICES,
+    SHAPES,
+    ObjectState,
+    VideoSpec,
+    class_names,
+    object_state,
+    sample_spec,
+    square_wave,
 )
 
-#: Classes whose motion has a period dividing 8 native frames: at a Slow stride that is a
-#: multiple of 8 the sampled frames all show the same state, so Slow-only sees "still".
-ALIASING_CLASSES: tuple[str, ...] = ("vibrate", "vibrate_slow", "flicker")
+__all__ = [
+    "ALIASING_CLASSES",
+    "ASPECTS",
+    "CLASS_NAMES",
+    "DEFAULT_SPLITS",
+    "FRAME_RATES",
+    "GOP_CHOICES",
+    "SHAPES",
+    "ObjectState",
+    "SynthVideo",
+    "VideoSpec",
+    "class_names",
+    "encode_mp4",
+    "generate",
+    "main",
+    "object_state",
+    "parse_splits",
+    "render_frames",
+    "sample_spec",
+    "split_counts",
+    "square_wave",
+    "youtube_id",
+]
 
-SHAPES = ("square", "disc", "diamond")
-FRAME_RATES = (24, 25, 30)
-ASPECTS = (4 / 3, 16 / 9, 1.0, 3 / 4)
-#: (keyframe interval g, max B-frames) choices: long GOPs with B-frames are common on purpose.
-GOP_CHOICES = ((48, 2), (48, 3), (32, 2), (250, 2), (12, 0))
 DEFAULT_SPLITS = {"train": 0.7, "val": 0.15, "test": 0.15}
-
-
-@dataclass(frozen=True)
-class VideoSpec:
-    """Everything needed to render and encode one video (a pure function of it).
-
-    Positions are in pixels of the top-left corner of the object's bounding box; ``size`` is
-    the bounding-box side. ``phase`` shifts the square waves; ``speed`` is pixels per frame
-    (drift), per-frame size growth (grow) or radians per frame (orbit).
-    """
-
-    label: str
-    width: int
-    height: int
-    fps: int
-    num_frames: int
-    gop: int
-    bframes: int
-    shape: str
-    size: int
-    x0: float
-    y0: float
-    color: tuple[int, int, int]
-    color2: tuple[int, int, int]
-    amplitude: int
-    phase: int
-    speed: float
-    noise: float
-    seed: int
-
-
-@dataclass(frozen=True)
-class ObjectState:
-    """State of the object in one frame: bounding box top-left ``(x, y)``, side, RGB colour."""
-
-    x: int
-    y: int
-    size: int
-    color: tuple[int, int, int]
-
-
-def class_names(num_classes: int) -> list[str]:
-    """The first ``num_classes`` names of :data:`CLASS_NAMES`."""
-    if not 1 <= num_classes <= len(CLASS_NAMES):
-        raise ValueError(f"classes must be in [1, {len(CLASS_NAMES)}], got {num_classes}")
-    return list(CLASS_NAMES[:num_classes])
-
-
-def square_wave(t: int, period: int, phase: int) -> int:
-    """+1 for the first half of each period, -1 for the second half (integer frames)."""
-    return 1 if ((t + phase) % period) < period // 2 else -1
-
-
-def object_state(spec: VideoSpec, t: int) -> ObjectState:
-    """The object's state at native frame ``t`` (pure: used to render and to test aliasing)."""
-    x, y, size, color = spec.x0, spec.y0, spec.size, spec.color
-    if spec.label == "drift_right":
-        x = spec.x0 + spec.speed * t
-    elif spec.label == "drift_left":
-        x = spec.x0 - spec.speed * t
-    elif spec.label == "vibrate":
-        x = spec.x0 + spec.amplitude * square_wave(t, 4, spec.phase)
-    elif spec.label == "vibrate_slow":
-        x = spec.x0 + spec.amplitude * square_wave(t, 8, spec.phase)
-    elif spec.label == "flicker":
-        color = spec.color if square_wave(t, 4, spec.phase) > 0 else spec.color2
-    elif spec.label == "grow":
-        size = spec.size + spec.speed * t
-    elif spec.label == "orbit":
-        angle = spec.speed * t + spec.phase
-        x = spec.x0 + spec.amplitude * math.cos(angle)
-        y = spec.y0 + spec.amplitude * math.sin(angle)
-    elif spec.label != "still":
-        raise ValueError(f"unknown SynthMotion label {spec.label!r}")
-    return ObjectState(int(round(x)), int(round(y)), int(round(size)), color)
-
-
-def _random_color(rng: np.random.Generator) -> tuple[int, int, int]:
-    return tuple(int(c) for c in rng.integers(30, 226, size=3))  # type: ignore[return-value]
-
-
-def _contrasting_color(
-    rng: np.random.Generator, other: tuple[int, int, int], min_distance: float = 120.0
-) -> tuple[int, int, int]:
-    """A random colour at least ``min_distance`` (RGB Euclidean) from ``other``."""
-    for _ in range(100):
-        color = _random_color(rng)
-        if np.linalg.norm(np.subtract(color, other)) >= min_distance:
-            return color
-    return tuple(255 - c for c in other)
-
-
-def sample_spec(
-    rng: np.random.Generator,
-    label: str,
-    *,
-    num_frames: int = 64,
-    short_side: tuple[int, int] = (64, 112),
-    size: tuple[int, int] | None = None,
-) -> VideoSpec:
-    """Draw a random :class:`VideoSpec` of class ``label``.
-
-    Args:
-        rng: the generator (one per video, derived from the dataset seed).
-        num_frames: frames in the video.
-        short_side: inclusive range of the short side when ``size`` is None (sides are even,
-            as yuv420p requires).
-        size: fixed ``(width, height)`` (rounded down to even) instead of a random short side
-            and aspect.
-    """
-    if label not in CLASS_NAMES:
-        raise ValueError(f"label must be one of {CLASS_NAMES}, got {label!r}")
-    if size is None:
-        short = int(rng.integers(-(-short_side[0] // 2), short_side[1] // 2 + 1)) * 2
-        aspect = float(ASPECTS[int(rng.integers(len(ASPECTS)))])
-        long = max(short, int(round(short * max(aspect, 1 / aspect) / 2)) * 2)
-        width, height = (long, short) if aspect >= 1 else (short, long)
-    else:
-        width, height = int(size[0]) // 2 * 2, int(size[1]) // 2 * 2
-    if min(width, height) < 32:
-        raise ValueError(f"size must be at least 32 pixels on the short side, got {width}x{height}")
-    short = min(width, height)
-    obj = int(rng.integers(int(0.22 * short), int(0.32 * short) + 1))
-    amplitude = max(4, int(round(rng.uniform(0.12, 0.18) * short)))
-    speed = 0.0
-    margin = amplitude + 1
-    x_lo, x_hi = margin, width - obj - margin
-    y_lo, y_hi = margin, height - obj - margin
-    if label in ("drift_right", "drift_left"):
-        travel = rng.uniform(0.4, 0.8) * (width - obj - 2)
-        speed = travel / max(num_frames - 1, 1)
-        x_lo, x_hi = (
-            (1, width - obj - 1 - travel)
-            if label == "drift_right"
-            else (1 + travel, width - obj - 1)
-        )
-    elif label == "grow":
-        grow_to = rng.uniform(1.8, 2.5) * obj
-        speed = (grow_to - obj) / max(num_frames - 1, 1)
-        x_hi, y_hi = width - grow_to - 1, height - grow_to - 1
-        x_lo, y_lo = 1, 1
-    elif label == "orbit":
-        speed = 2 * math.pi / float(rng.integers(24, 49))
-        amplitude = max(4, int(round(rng.uniform(0.12, 0.2) * short)))
-        x_lo, x_hi = amplitude + 1, width - obj - amplitude - 1
-        y_lo, y_hi = amplitude + 1, height - obj - amplitude - 1
-    gop, bframes = GOP_CHOICES[int(rng.integers(len(GOP_CHOICES)))]
-    color = _random_color(rng)
-    return VideoSpec(
-        label=label,
-        width=width,
-        height=height,
-        fps=int(FRAME_RATES[int(rng.integers(len(FRAME_RATES)))]),
-        num_frames=int(num_frames),
-        gop=gop,
-        bframes=bframes,
-        shape=SHAPES[int(rng.integers(len(SHAPES)))],
-        size=obj,
-        x0=float(rng.uniform(x_lo, max(x_lo, x_hi))),
-        y0=float(rng.uniform(y_lo, max(y_lo, y_hi))),
-        color=color,
-        color2=_contrasting_color(rng, color),
-        amplitude=amplitude,
-        phase=int(rng.integers(0, 8)),
-        speed=float(speed),
-        noise=float(rng.uniform(1.0, 4.0)),
-        seed=int(rng.integers(0, 2**31 - 1)),
-    )
-
-
-def _background(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
-    """Static smooth texture: a few random plane waves per channel, float32 ``(H, W, 3)``."""
-    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
-    base = rng.uniform(60, 190, size=3).astype(np.float32)
-    img = np.broadcast_to(base, (height, width, 3)).copy()
-    for _ in range(3):
-        fx, fy = rng.uniform(-0.25, 0.25, size=2)
-        amp = rng.uniform(4, 12, size=3).astype(np.float32)
-        wave = np.sin(fx * xx + fy * yy + rng.uniform(0, 2 * np.pi))
-        img += wave[..., None] * amp
-    return img
-
-
-def _mask(shape: str, size: int) -> np.ndarray:
-    """Boolean ``(size, size)`` mask of a square, disc or diamond."""
-    c = (size - 1) / 2.0
-    yy, xx = np.mgrid[0:size, 0:size]
-    if shape == "square":
-        return np.ones((size, size), dtype=bool)
-    if shape == "disc":
-        return (xx - c) ** 2 + (yy - c) ** 2 <= (size / 2.0) ** 2
-    return np.abs(xx - c) + np.abs(yy - c) <= size / 2.0
-
-
-def render_frames(spec: VideoSpec) -> np.ndarray:
-    """Render the raw frames of ``spec``: uint8 ``(num_frames, height, width, 3)``."""
-    rng = np.random.default_rng(spec.seed)
-    background = _background(rng, spec.width, spec.height)
-    frames = np.empty((spec.num_frames, spec.height, spec.width, 3), dtype=np.uint8)
-    for t in range(spec.num_frames):
-        state = object_state(spec, t)
-        img = background.copy()
-        x0, y0 = state.x, state.y
-        x1, y1 = min(x0 + state.size, spec.width), min(y0 + state.size, spec.height)
-        cx0, cy0 = max(x0, 0), max(y0, 0)
-        if x1 > cx0 and y1 > cy0:
-            mask = _mask(spec.shape, state.size)[cy0 - y0 : y1 - y0, cx0 - x0 : x1 - x0]
-            region = img[cy0:y1, cx0:x1]
-            region[mask] = np.asarray(state.color, dtype=np.float32)
-        img += rng.normal(0.0, spec.noise, size=img.shape).astype(np.float32)
-        frames[t] = np.clip(img + 0.5, 0, 255).astype(np.uint8)
-    return frames
-
-
-def encode_mp4(
-    frames: np.ndarray, fps: int, *, gop: int = 48, bframes: int = 2, crf: int = 20
-) -> bytes:
-    """Encode RGB frames ``(N, H, W, 3)`` uint8 to H.264 mp4 bytes (yuv420p, one thread).
-
-    ``gop`` is the keyframe interval (scene-cut keyframes disabled so it is exact) and
-    ``bframes`` the maximum number of consecutive B-frames.
-    """
-    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
-        raise ValueError(f"frames must be uint8 (N, H, W, 3), got {frames.dtype} {frames.shape}")
-    _, height, width, _ = frames.shape
-    if width % 2 or height % 2:
-        raise ValueError(f"width and height must be even for yuv420p, got {width}x{height}")
-    buf = io.BytesIO()
-    with av.open(buf, mode="w", format="mp4") as container:
-        stream = container.add_stream("libx264", rate=int(fps))
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.options = {
-            "g": str(gop),
-            "keyint_min": str(gop),
-            "sc_threshold": "0",
-            "bf": str(bframes),
-            "threads": "1",
-            "crf": str(crf),
-            "preset": "veryfast",
-            # x264's macroblock-tree rate control gave different bytes from run to run on
-            # identical input (seen at 80x80); without it the output is byte-reproducible.
-            "x264-params": "mbtree=0",
-        }
-        for frame in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return buf.getvalue()
 
 
 def youtube_id(seed: int, index: int) -> str:
@@ -373,27 +144,57 @@ def generate(
     names = class_names(classes)
     root = os.fspath(out)
     videos: list[SynthVideo] = []
-    index = 0
     for class_id, label in enumerate(names):
-        order = np.random.default_rng([seed, class_id, 7]).permutation(videos_per_class)
-        assignment: list[str] = []
-        for split, count in split_counts(videos_per_class, splits).items():
-            assignment += [split] * count
+        assignment = _split_assignment(videos_per_class, splits, seed, class_id)
         for k in range(videos_per_class):
             rng = np.random.default_rng([seed, class_id, k])
             spec = sample_spec(rng, label, num_frames=frames, short_side=short_side, size=size)
-            split = assignment[int(order[k])]
-            vid = youtube_id(seed, index)
-            time_start = int(rng.integers(0, 300))
-            time_end = time_start + max(1, math.ceil(frames / spec.fps))
-            name = f"{vid}_{time_start:06d}_{time_end:06d}.mp4"
-            path = os.path.join(root, split, name)
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            data = encode_mp4(render_frames(spec), spec.fps, gop=spec.gop, bframes=spec.bframes)
-            with open(path, "wb") as f:
-                f.write(data)
-            videos.append(SynthVideo(path, label, vid, time_start, time_end, split, spec))
-            index += 1
+            vid = youtube_id(seed, len(videos))
+            videos.append(_write_video(root, assignment[k], vid, spec, rng))
+    _write_annotations(root, splits, videos)
+    arguments = {
+        "dataset": "SynthMotion",
+        "classes": names,
+        "videos_per_class": videos_per_class,
+        "seed": seed,
+        "splits": splits,
+        "frames": frames,
+        "short_side": list(short_side),
+        "size": list(size) if size else None,
+    }
+    _write_provenance(root, arguments, videos)
+    return videos
+
+
+def _split_assignment(n: int, splits: dict[str, float], seed: int, class_id: int) -> list[str]:
+    """The split of each of the ``n`` videos of class ``class_id`` (a seeded shuffle)."""
+    order = np.random.default_rng([seed, class_id, 7]).permutation(n)
+    assignment: list[str] = []
+    for split, count in split_counts(n, splits).items():
+        assignment += [split] * count
+    return [assignment[int(order[k])] for k in range(n)]
+
+
+def _write_video(
+    root: str, split: str, vid: str, spec: VideoSpec, rng: np.random.Generator
+) -> SynthVideo:
+    """Render and encode ``spec`` to ``root/<split>/<vid>_<start>_<end>.mp4``.
+
+    ``rng`` (the video's generator, after :func:`sample_spec`) draws the clip's start time.
+    """
+    time_start = int(rng.integers(0, 300))
+    time_end = time_start + max(1, math.ceil(spec.num_frames / spec.fps))
+    name = f"{vid}_{time_start:06d}_{time_end:06d}.mp4"
+    path = os.path.join(root, split, name)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    data = encode_mp4(render_frames(spec), spec.fps, gop=spec.gop, bframes=spec.bframes)
+    with open(path, "wb") as f:
+        f.write(data)
+    return SynthVideo(path, spec.label, vid, time_start, time_end, split, spec)
+
+
+def _write_annotations(root: str, splits: dict[str, float], videos: list[SynthVideo]) -> None:
+    """``root/annotations/<split>.csv`` with the Kinetics columns, one row per video."""
     ann_dir = os.path.join(root, "annotations")
     os.makedirs(ann_dir, exist_ok=True)
     for split in splits:
@@ -403,17 +204,14 @@ def generate(
             for v in videos:
                 if v.split == split:
                     writer.writerow([v.label, v.youtube_id, v.time_start, v.time_end, split])
+
+
+def _write_provenance(root: str, arguments: dict[str, object], videos: list[SynthVideo]) -> None:
+    """``root/synth.json``: the generation arguments and every video (paths relative to root)."""
     with open(os.path.join(root, "synth.json"), "w") as f:
         json.dump(
             {
-                "dataset": "SynthMotion",
-                "classes": names,
-                "videos_per_class": videos_per_class,
-                "seed": seed,
-                "splits": splits,
-                "frames": frames,
-                "short_side": list(short_side),
-                "size": list(size) if size else None,
+                **arguments,
                 "videos": [
                     {**asdict(v), "path": os.path.relpath(v.path, root), "spec": asdict(v.spec)}
                     for v in videos
@@ -422,7 +220,6 @@ def generate(
             f,
             indent=1,
         )
-    return videos
 
 
 def _parse_size(text: str) -> tuple[tuple[int, int], tuple[int, int] | None]:
@@ -437,6 +234,7 @@ def _parse_size(text: str) -> tuple[tuple[int, int], tuple[int, int] | None]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Command line: generate a dataset (see the module docstring), print a JSON summary."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", required=True, help="output directory")
     parser.add_argument("--classes", type=int, default=6, help=f"first K of {CLASS_NAMES}")
