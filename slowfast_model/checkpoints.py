@@ -1,118 +1,38 @@
 """Checkpoint conversion between this package and PyTorchVideo, PySlowFast and mmaction2.
 
-Key names are translated by `their_key(our_key, source, pathways)`, a pure function of our
-module path. Converting a foreign state dict therefore needs our key list, which comes from
-the config: `infer_config_from_state_dict` reads depth, width, beta, fusion kind, fusion kernel,
-lateral BN, non-local blocks, res4 temporal blocks and classes from weight shapes. What weights
-cannot tell (alpha for conv/sampling laterals, T, tau, dropout, rgb vs time_diff) comes from a
-base config or preset.
-
-Layouts (slow pathway, res2 first block, first conv):
-    ours          slow.stages.0.blocks.0.conv_a.weight
-    pytorchvideo  blocks.1.multipathway_blocks.0.res_blocks.0.branch2.conv_a.weight
-    pyslowfast    s2.pathway0_res0.branch2.a.weight
-    mmaction2     backbone.slow_path.layer1.0.conv1.conv.weight
+Key names are translated by `their_key(our_key, source, pathways)` (in
+`slowfast_model.checkpoint_keys`, which shows the layouts), a pure function of our module path.
+Converting a foreign state dict therefore needs our key list, which comes from the config:
+`infer_config_from_state_dict` reads depth, width, beta, fusion kind, fusion kernel, lateral BN,
+non-local blocks, res4 temporal blocks and classes from weight shapes. What weights cannot tell
+(alpha for conv/sampling laterals, T, tau, dropout, rgb vs time_diff) comes from a base config
+or preset.
 """
 
 from __future__ import annotations
 
 import os
-import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import torch
 
+from slowfast_model.checkpoint_keys import SOURCES, check_source, their_key
 from slowfast_model.config import STAGE_DEPTHS, SlowFastConfig, nonlocal_positions
 from slowfast_model.model import SlowFast, build_model
 from slowfast_model.presets import get_config
 
-SOURCES = ("pytorchvideo", "pyslowfast", "mmaction2")
-
-_STEM = re.compile(r"(slow|fast)\.stem\.(conv|bn)\.(.+)")
-_LATERAL = re.compile(r"laterals\.(\d)\.(conv|bn)\.(.+)")
-_BLOCK = re.compile(r"(slow|fast)\.stages\.(\d)\.blocks\.(\d+)\.(\w+)\.(.+)")
-_NONLOCAL = re.compile(r"slow\.stages\.(\d)\.nonlocal_blocks\.(\d+)\.(\w+)\.(.+)")
-_HEAD = re.compile(r"head\.(weight|bias)")
-
-_BLOCK_PARTS = {
-    "pytorchvideo": {
-        "conv_a": "branch2.conv_a", "bn_a": "branch2.norm_a",
-        "conv_b": "branch2.conv_b", "bn_b": "branch2.norm_b",
-        "conv_c": "branch2.conv_c", "bn_c": "branch2.norm_c",
-        "proj_conv": "branch1_conv", "proj_bn": "branch1_norm",
-    },
-    "pyslowfast": {
-        "conv_a": "branch2.a", "bn_a": "branch2.a_bn",
-        "conv_b": "branch2.b", "bn_b": "branch2.b_bn",
-        "conv_c": "branch2.c", "bn_c": "branch2.c_bn",
-        "proj_conv": "branch1", "proj_bn": "branch1_bn",
-    },
-    "mmaction2": {
-        "conv_a": "conv1.conv", "bn_a": "conv1.bn",
-        "conv_b": "conv2.conv", "bn_b": "conv2.bn",
-        "conv_c": "conv3.conv", "bn_c": "conv3.bn",
-        "proj_conv": "downsample.conv", "proj_bn": "downsample.bn",
-    },
-}  # fmt: skip
-
-
-def _check_source(source: str) -> None:
-    if source not in SOURCES:
-        raise ValueError(f"source={source!r}: must be one of {SOURCES}")
-
-
-def their_key(our_key: str, source: str, pathways: str) -> str | None:
-    """The name `source` gives to our parameter/buffer `our_key`; None if it has none."""
-    _check_source(source)
-    two = pathways == "slowfast"
-    if m := _STEM.fullmatch(our_key):
-        path, part, rest = m.groups()
-        p = 0 if path == "slow" or not two else 1
-        if source == "pytorchvideo":
-            prefix = f"blocks.0.multipathway_blocks.{p}." if two else "blocks.0."
-            return f"{prefix}{'conv' if part == 'conv' else 'norm'}.{rest}"
-        if source == "pyslowfast":
-            return f"s1.pathway{p}_stem.{part}.{rest}"
-        return f"{_mm_prefix(path, two)}conv1.{part}.{rest}"
-    if m := _LATERAL.fullmatch(our_key):
-        i, part, rest = int(m.group(1)), m.group(2), m.group(3)
-        if source == "pytorchvideo":
-            name = "conv_fast_to_slow" if part == "conv" else "norm"
-            return f"blocks.{i}.multipathway_fusion.{name}.{rest}"
-        if source == "pyslowfast":
-            return f"s{i + 1}_fuse.{'conv_f2s' if part == 'conv' else 'bn'}.{rest}"
-        if part == "bn":
-            return None  # mmaction2's laterals are a bare conv
-        layer = "conv1_lateral" if i == 0 else f"layer{i}_lateral"
-        return f"backbone.slow_path.{layer}.conv.{rest}"
-    if m := _BLOCK.fullmatch(our_key):
-        path, s, j, part, rest = m.groups()
-        s, p = int(s), 0 if m.group(1) == "slow" or not two else 1
-        sub = _BLOCK_PARTS[source].get(part)
-        if sub is None:
-            return None
-        if source == "pytorchvideo":
-            prefix = f"blocks.{s + 1}.multipathway_blocks.{p}." if two else f"blocks.{s + 1}."
-            return f"{prefix}res_blocks.{j}.{sub}.{rest}"
-        if source == "pyslowfast":
-            return f"s{s + 2}.pathway{p}_res{j}.{sub}.{rest}"
-        return f"{_mm_prefix(path, two)}layer{s + 1}.{j}.{sub}.{rest}"
-    if m := _NONLOCAL.fullmatch(our_key):
-        s, j, part, rest = m.groups()
-        if source == "pyslowfast":
-            return f"s{int(s) + 2}.pathway0_nonlocal{j}.{part}.{rest}"
-        return None  # PyTorchVideo has no non-local SlowFast; mmaction2's differs (pooling)
-    if m := _HEAD.fullmatch(our_key):
-        if source == "pytorchvideo":
-            return f"blocks.{6 if two else 5}.proj.{m.group(1)}"
-        if source == "pyslowfast":
-            return f"head.projection.{m.group(1)}"
-        return f"cls_head.fc_cls.{m.group(1)}"
-    return None
-
-
-def _mm_prefix(path: str, two: bool) -> str:
-    return f"backbone.{path}_path." if two else "backbone."
+__all__ = [
+    "SOURCES",
+    "build_from_checkpoint",
+    "convert_state_dict",
+    "detect_source",
+    "export_state_dict",
+    "infer_config_from_state_dict",
+    "load_checkpoint_file",
+    "load_pretrained",
+    "their_key",
+    "unwrap_state_dict",
+]
 
 
 # ---------------------------------------------------------------------- loading files
@@ -167,6 +87,9 @@ def load_checkpoint_file(path: str | os.PathLike, source: str | None = None) -> 
 
 
 # ---------------------------------------------------------------------- inference
+_Shape = tuple[int, ...]
+
+
 def _shape(state: Mapping[str, torch.Tensor], key: str | None) -> tuple[int, ...] | None:
     if key is None or key not in state:
         return None
@@ -187,29 +110,58 @@ def infer_config_from_state_dict(
         base = get_config(base)
     base = base or SlowFastConfig()
     state = unwrap_state_dict(state_dict)
-
-    def key(our: str, pathways: str) -> str | None:
-        return our if source == "ours" else their_key(our, source, pathways)
-
     if source != "ours":
-        _check_source(source)
-    slow_stem = _shape(state, key("slow.stem.conv.weight", "slowfast"))
-    fast_stem = _shape(state, key("fast.stem.conv.weight", "slowfast"))
-    if slow_stem and fast_stem:
-        pathways = "slowfast"
+        check_source(source)
+    pathways, slow_stem, fast_stem = _infer_pathways(state, source)
+    shape = _shape_reader(state, source, pathways)
+    fields = _infer_res4(shape, "fast" if pathways == "fast_only" else "slow")
+    head = shape("head.weight")
+    if head is None:
+        raise ValueError("state_dict: classifier weight not found")
+    fields.update(pathways=pathways, num_classes=head[0], fusion="none")
+    if pathways == "fast_only":
+        fields["width"] = fast_stem[0] * base.beta_inv
+        fields["fast_input"] = "gray" if fast_stem[1] == 1 else _rgb_or(base.fast_input)
+        fields["in_channels"] = 3 if fast_stem[1] == 1 else fast_stem[1]
     else:
-        single = _shape(state, key("slow.stem.conv.weight", "slow_only")) or _shape(
-            state, key("fast.stem.conv.weight", "fast_only")
-        )
-        if single is None:
-            raise ValueError(f"state_dict: no stem conv found for source={source!r}")
-        pathways = "slow_only" if single[2] == 1 else "fast_only"
-        slow_stem, fast_stem = (single, None) if pathways == "slow_only" else (None, single)
-    path = "fast" if pathways == "fast_only" else "slow"
+        fields["width"] = slow_stem[0]
+        fields["in_channels"] = slow_stem[1]
+    if pathways == "slowfast":
+        fields.update(_infer_fusion(shape, slow_stem, fast_stem, base))
+    return base.replace(**fields)
 
-    def shape(our: str) -> tuple[int, ...] | None:
-        return _shape(state, key(our, pathways))
 
+def _shape_reader(
+    state: Mapping[str, torch.Tensor], source: str, pathways: str
+) -> Callable[[str], _Shape | None]:
+    """Look up the shape of a weight by OUR key name in `state` (in `source` layout)."""
+
+    def shape(our: str) -> _Shape | None:
+        return _shape(state, our if source == "ours" else their_key(our, source, pathways))
+
+    return shape
+
+
+def _infer_pathways(
+    state: Mapping[str, torch.Tensor], source: str
+) -> tuple[str, _Shape | None, _Shape | None]:
+    """`(pathways, slow stem conv shape, fast stem conv shape)` from the stems present."""
+    both = _shape_reader(state, source, "slowfast")
+    slow_stem, fast_stem = both("slow.stem.conv.weight"), both("fast.stem.conv.weight")
+    if slow_stem and fast_stem:
+        return "slowfast", slow_stem, fast_stem
+    slow_only = _shape_reader(state, source, "slow_only")
+    fast_only = _shape_reader(state, source, "fast_only")
+    single = slow_only("slow.stem.conv.weight") or fast_only("fast.stem.conv.weight")
+    if single is None:
+        raise ValueError(f"state_dict: no stem conv found for source={source!r}")
+    if single[2] == 1:
+        return "slow_only", single, None
+    return "fast_only", None, single
+
+
+def _infer_res4(shape: Callable[[str], _Shape | None], path: str) -> dict[str, object]:
+    """`depth`, `res4_temporal_blocks` and `nonlocal_res4` from the res4 blocks of `path`."""
     res4 = 0
     while shape(f"{path}.stages.2.blocks.{res4}.conv_a.weight") is not None:
         res4 += 1
@@ -219,42 +171,37 @@ def infer_config_from_state_dict(
     temporal = sum(
         1 for j in range(res4) if shape(f"{path}.stages.2.blocks.{j}.conv_a.weight")[2] > 1
     )
-    head = shape("head.weight")
-    if head is None:
-        raise ValueError("state_dict: classifier weight not found")
-    fields: dict[str, object] = {
-        "pathways": pathways,
+    nonlocal_key = f"slow.stages.2.nonlocal_blocks.{nonlocal_positions(res4)[0]}.conv_theta.weight"
+    return {
         "depth": depth,
-        "num_classes": head[0],
         "res4_temporal_blocks": None if temporal == res4 else temporal,
-        "nonlocal_res4": shape(
-            f"slow.stages.2.nonlocal_blocks.{nonlocal_positions(res4)[0]}.conv_theta.weight"
-        )
-        is not None,
-        "fusion": "none",
+        "nonlocal_res4": shape(nonlocal_key) is not None,
     }
-    if pathways == "fast_only":
-        fields["width"] = fast_stem[0] * base.beta_inv
-        fields["fast_input"] = "gray" if fast_stem[1] == 1 else _rgb_or(base.fast_input)
-        fields["in_channels"] = 3 if fast_stem[1] == 1 else fast_stem[1]
-    else:
-        fields["width"] = slow_stem[0]
-        fields["in_channels"] = slow_stem[1]
-    if pathways == "slowfast":
-        fields["beta_inv"] = slow_stem[0] // fast_stem[0]
-        fields["fast_input"] = "gray" if fast_stem[1] == 1 else _rgb_or(base.fast_input)
-        lateral = shape("laterals.0.conv.weight")
-        extra = shape("slow.stages.0.blocks.0.conv_a.weight")[1] - slow_stem[0]
-        if lateral is not None:
-            fields["fusion"] = "time_strided_conv"
-            fields["fusion_kernel"] = lateral[2]
-            fields["lateral_norm"] = shape("laterals.0.bn.weight") is not None
-        elif extra == fast_stem[0]:
-            fields["fusion"] = "time_strided_sampling"
-        elif extra > 0 and extra % fast_stem[0] == 0:
-            fields["fusion"] = "time_to_channel"
-            fields["alpha"] = extra // fast_stem[0]
-    return base.replace(**fields)
+
+
+def _infer_fusion(
+    shape: Callable[[str], _Shape | None],
+    slow_stem: _Shape,
+    fast_stem: _Shape,
+    base: SlowFastConfig,
+) -> dict[str, object]:
+    """The Fast-pathway fields of a two-pathway net: beta, Fast input and the lateral kind."""
+    fields: dict[str, object] = {
+        "beta_inv": slow_stem[0] // fast_stem[0],
+        "fast_input": "gray" if fast_stem[1] == 1 else _rgb_or(base.fast_input),
+    }
+    lateral = shape("laterals.0.conv.weight")
+    extra = shape("slow.stages.0.blocks.0.conv_a.weight")[1] - slow_stem[0]
+    if lateral is not None:
+        fields["fusion"] = "time_strided_conv"
+        fields["fusion_kernel"] = lateral[2]
+        fields["lateral_norm"] = shape("laterals.0.bn.weight") is not None
+    elif extra == fast_stem[0]:
+        fields["fusion"] = "time_strided_sampling"
+    elif extra > 0 and extra % fast_stem[0] == 0:
+        fields["fusion"] = "time_to_channel"
+        fields["alpha"] = extra // fast_stem[0]
+    return fields
 
 
 def _rgb_or(fast_input: str) -> str:
@@ -283,7 +230,7 @@ def convert_state_dict(
     Keys with no counterpart are kept under their original name, so a strict load reports
     them as unexpected.
     """
-    _check_source(source)
+    check_source(source)
     state = unwrap_state_dict(state_dict)
     if not isinstance(config, SlowFastConfig):
         config = infer_config_from_state_dict(state, source, base=config)
@@ -310,7 +257,7 @@ def export_state_dict(
     Raises ValueError listing our keys that `target` cannot represent (e.g. lateral BN for
     mmaction2, non-local blocks outside PySlowFast).
     """
-    _check_source(target)
+    check_source(target)
     state = unwrap_state_dict(state_dict)
     if config is None:
         config = infer_config_from_state_dict(state, "ours")

@@ -29,6 +29,29 @@ EXPANSION = 4
 #: Output channels of the time-strided-conv lateral, as a multiple of the Fast channels (2*beta*C).
 FUSION_CONV_CHANNEL_RATIO = 2
 
+# Fields validated by type / range in `SlowFastConfig.__post_init__`, in checking order.
+_INT_FIELDS = (
+    "depth",
+    "alpha",
+    "beta_inv",
+    "slow_frames",
+    "default_tau",
+    "fusion_kernel",
+    "width",
+    "num_classes",
+    "in_channels",
+)
+_POSITIVE_FIELDS = (
+    "alpha",
+    "beta_inv",
+    "slow_frames",
+    "default_tau",
+    "width",
+    "num_classes",
+    "in_channels",
+)
+_BOOL_FIELDS = ("lateral_norm", "nonlocal_res4", "zero_init_residual")
+
 
 @dataclass(frozen=True)
 class StageSpec:
@@ -102,70 +125,74 @@ class SlowFastConfig:
     in_channels: int = 3
 
     def __post_init__(self) -> None:
-        def check(ok: bool, name: str, message: str) -> None:
-            if not ok:
-                raise ValueError(f"SlowFastConfig.{name}={getattr(self, name)!r}: {message}")
+        """Validate every field; the first invalid one raises `ValueError` naming it."""
+        self._check_types()
+        self._check_values()
+        self._check_pathway_rules()
 
-        for name in (
-            "depth",
-            "alpha",
-            "beta_inv",
-            "slow_frames",
-            "default_tau",
-            "fusion_kernel",
-            "width",
-            "num_classes",
-            "in_channels",
-        ):
+    def _check(self, ok: bool, name: str, message: str) -> None:
+        if not ok:
+            raise ValueError(f"SlowFastConfig.{name}={getattr(self, name)!r}: {message}")
+
+    def _check_types(self) -> None:
+        """The int fields are ints (bools excluded)."""
+        for name in _INT_FIELDS:
             value = getattr(self, name)
-            check(isinstance(value, int) and not isinstance(value, bool), name, "must be an int")
-        check(self.depth in STAGE_DEPTHS, "depth", f"must be one of {sorted(STAGE_DEPTHS)}")
-        check(self.alpha >= 1, "alpha", "must be >= 1")
-        check(self.beta_inv >= 1, "beta_inv", "must be >= 1")
-        check(self.slow_frames >= 1, "slow_frames", "must be >= 1")
-        check(self.default_tau >= 1, "default_tau", "must be >= 1")
-        check(self.width >= 1, "width", "must be >= 1")
-        check(self.num_classes >= 1, "num_classes", "must be >= 1")
-        check(self.in_channels >= 1, "in_channels", "must be >= 1")
-        check(self.fusion in FUSIONS, "fusion", f"must be one of {FUSIONS}")
-        check(self.pathways in PATHWAYS, "pathways", f"must be one of {PATHWAYS}")
-        check(self.fast_input in FAST_INPUTS, "fast_input", f"must be one of {FAST_INPUTS}")
-        check(
+            self._check(
+                isinstance(value, int) and not isinstance(value, bool), name, "must be an int"
+            )
+
+    def _check_values(self) -> None:
+        """Each field on its own: ranges, choices, flags."""
+        self._check(self.depth in STAGE_DEPTHS, "depth", f"must be one of {sorted(STAGE_DEPTHS)}")
+        for name in _POSITIVE_FIELDS:
+            self._check(getattr(self, name) >= 1, name, "must be >= 1")
+        self._check(self.fusion in FUSIONS, "fusion", f"must be one of {FUSIONS}")
+        self._check(self.pathways in PATHWAYS, "pathways", f"must be one of {PATHWAYS}")
+        self._check(self.fast_input in FAST_INPUTS, "fast_input", f"must be one of {FAST_INPUTS}")
+        self._check(
             self.fusion_kernel >= 1 and self.fusion_kernel % 2 == 1,
             "fusion_kernel",
             "must be a positive odd int (the conv keeps T with padding k//2)",
         )
-        check(
+        self._check(
             isinstance(self.dropout, (int, float)) and 0.0 <= self.dropout < 1.0,
             "dropout",
             "must be in [0, 1)",
         )
-        for name in ("lateral_norm", "nonlocal_res4", "zero_init_residual"):
-            check(isinstance(getattr(self, name), bool), name, "must be a bool")
+        for name in _BOOL_FIELDS:
+            self._check(isinstance(getattr(self, name), bool), name, "must be a bool")
+
+    def _check_pathway_rules(self) -> None:
+        """Fields that must agree with each other (mostly with `pathways`)."""
         if self.pathways != "slow_only":
-            check(
+            self._check(
                 self.width % self.beta_inv == 0,
                 "beta_inv",
                 f"must divide width={self.width} (the Fast stem has width/beta_inv channels)",
             )
         if self.pathways != "slowfast":
-            check(
+            self._check(
                 self.fusion == "none",
                 "fusion",
                 f"must be 'none' for pathways={self.pathways!r} (laterals need both pathways)",
             )
         if self.pathways == "slow_only":
-            check(self.fast_input == "rgb", "fast_input", "must be 'rgb' for a slow_only model")
+            self._check(
+                self.fast_input == "rgb", "fast_input", "must be 'rgb' for a slow_only model"
+            )
         if self.pathways == "fast_only":
-            check(
+            self._check(
                 self.nonlocal_res4 is False,
                 "nonlocal_res4",
                 "non-local blocks live in the Slow pathway",
             )
         if self.fast_input == "gray":
-            check(self.in_channels == 3, "in_channels", "fast_input='gray' needs RGB (3) input")
+            self._check(
+                self.in_channels == 3, "in_channels", "fast_input='gray' needs RGB (3) input"
+            )
         if self.res4_temporal_blocks is not None:
-            check(
+            self._check(
                 isinstance(self.res4_temporal_blocks, int)
                 and 0 <= self.res4_temporal_blocks <= STAGE_DEPTHS[self.depth][2],
                 "res4_temporal_blocks",
