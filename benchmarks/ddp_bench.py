@@ -18,22 +18,23 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+TRAIN_YAML = Path(__file__).resolve().parents[1] / "jobs" / "train.yaml"
 
 
 def run(workers: int, global_batch: int, dataset: str, root: Path, epochs: int, crop: int):
-    from jobs.config import load_train_config
-    from jobs.train import DEFAULT_CONFIG, run_training
+    from training.config import load_train_config
+    from training.trainer import run_training
 
     log = root / f"w{workers}.jsonl"
     job = load_train_config(
-        DEFAULT_CONFIG,
+        TRAIN_YAML,
         [
             f"data.dataset={dataset}",
             "model.preset=slowfast_tiny",
-            "data.tau=8",
-            f"data.crop_size={crop}",
-            f"data.short_side_range=[{crop}, {crop + 8}]",
-            f"data.test_short_side={crop}",
+            "data.clip.tau=8",
+            f"data.clip.crop_size={crop}",
+            f"data.clip.short_side_range=[{crop}, {crop + 8}]",
+            f"data.clip.test_short_side={crop}",
             f"train.epochs={epochs}",
             f"train.batch_size={global_batch // workers}",
             f"scaling.num_workers={workers}",
@@ -72,21 +73,15 @@ def main() -> int:
 
     import ray
 
-    from jobs.smoke import ensure_synth_dataset
+    from pipelines.synth_dataset import SynthDataset, ensure_synth_dataset
+    from raysf.clip_spec import ClipSpec
 
     ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        dataset = ensure_synth_dataset(
-            root / "data",
-            classes=6,
-            videos_per_class=args.videos_per_class,
-            frames=48,
-            slow_frames=4,
-            tau=8,
-            alpha=4,
-            num_test_clips=1,
-        )
+        clip = ClipSpec(slow_frames=4, tau=8, alpha=4, num_val_clips=1, num_test_clips=1)
+        data = SynthDataset(classes=6, videos_per_class=args.videos_per_class, frames=48, clip=clip)
+        dataset = ensure_synth_dataset(root / "data", data)
         one = run(1, args.global_batch, dataset, root, args.epochs, args.crop)
         two = run(2, args.global_batch, dataset, root, args.epochs, args.crop)
         ray.shutdown()

@@ -1,42 +1,16 @@
-"""Video data pipeline: SynthMotion, ingest to clip records, frame-accurate decode, Ray loader.
+"""The video data pipeline, in the order data flows through it.
 
-The reading side is re-exported here; Ray is imported only when a dataset is built.
+- :mod:`pipelines.synth`, :mod:`pipelines.synth_dataset` — SynthMotion: generated videos with
+  learnable classes, and a generated + ingested dataset of them;
+- :mod:`pipelines.sources` — a video listing (Kinetics CSVs, ``<path> <label>`` lists, folders);
+- :mod:`pipelines.probe`, :mod:`pipelines.segment`, :mod:`pipelines.clip_records` — one video
+  to its clip records or a reject;
+- :mod:`pipelines.shards`, :mod:`pipelines.ingest` — Ray Data ingest into sharded Parquet;
+- :mod:`pipelines.sampling` (index math), :mod:`pipelines.frame_table`,
+  :mod:`pipelines.decode`, :mod:`pipelines.transforms`, :mod:`pipelines.views` — decoding and
+  cutting the views of a clip;
+- :mod:`pipelines.loader` — clip records to a Ray Dataset of decoded, augmented clips.
+
+Nothing is imported here: importing one module does not pull PyAV or Ray into a process that
+does not need them (the training workers normalise batches without either).
 """
-
-from pipelines.decode import DecodeError, decode_clip, decode_frames, scaled_size
-from pipelines.frame_table import FrameTable, read_frame_table
-from pipelines.loader import build_clip_dataset, clip_nbytes, read_manifest
-from pipelines.transforms import (
-    KINETICS_MEAN,
-    KINETICS_STD,
-    center_crop,
-    horizontal_flip,
-    random_crop,
-    random_horizontal_flip,
-    random_short_side,
-    spatial_crop,
-    three_crops,
-    to_model_inputs,
-)
-
-__all__ = [
-    "KINETICS_MEAN",
-    "KINETICS_STD",
-    "DecodeError",
-    "FrameTable",
-    "build_clip_dataset",
-    "center_crop",
-    "clip_nbytes",
-    "decode_clip",
-    "decode_frames",
-    "horizontal_flip",
-    "random_crop",
-    "random_horizontal_flip",
-    "random_short_side",
-    "read_frame_table",
-    "read_manifest",
-    "scaled_size",
-    "spatial_crop",
-    "three_crops",
-    "to_model_inputs",
-]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 
 import av
 import numpy as np
@@ -248,6 +249,4 @@ def _scaled_size(width: int, height: int, short_side: int | None) -> tuple[int, 
 
 
 def _rational(value: float):
-    from fractions import Fraction
-
     return Fraction(value).limit_denominator(1001)

@@ -30,7 +30,8 @@ from dataclasses import dataclass
 
 import pyarrow.fs as pafs
 
-from pipelines import storage
+from raysf import storage
+from raysf.runtime import resolve_filesystem
 
 FORMATS = ("kinetics", "list", "folders")
 KINETICS_COLUMNS = ("label", "youtube_id", "time_start", "time_end", "split")
@@ -88,7 +89,7 @@ def read_class_names(uri: str, endpoint_url: str | None = None) -> tuple[str, ..
 
     A JSON file holding a list of names or a ``{name: id}`` mapping is also accepted.
     """
-    fs, path = storage.resolve_filesystem(uri, endpoint_url)
+    fs, path = resolve_filesystem(uri, endpoint_url)
     text = _read_listing_file(fs, path, uri)
     stripped = text.strip()
     if stripped.startswith(("[", "{")):
@@ -131,7 +132,7 @@ def read_listing(
     """
     if format not in FORMATS:
         raise ValueError(f"unknown input format {format!r}; expected one of {list(FORMATS)}")
-    fs, root = storage.resolve_filesystem(videos, endpoint_url)
+    fs, root = resolve_filesystem(videos, endpoint_url)
     if not storage.exists(fs, root):
         raise ValueError(f"video root {videos} does not exist")
     if format == "kinetics":
@@ -159,7 +160,7 @@ def _annotation_files(
     uri: str, endpoint_url: str | None, suffixes: tuple[str, ...]
 ) -> list[tuple[pafs.FileSystem, str, str]]:
     """(fs, path, uri) of the annotation file ``uri`` or of the matching files in folder ``uri``."""
-    fs, path = storage.resolve_filesystem(uri, endpoint_url)
+    fs, path = resolve_filesystem(uri, endpoint_url)
     info = fs.get_file_info(path)
     if info.type == pafs.FileType.NotFound:
         raise ValueError(f"annotation file or folder {uri} does not exist")

@@ -46,24 +46,7 @@ def _coerce(value: Any, tp: Any, key: str, source: str | None) -> Any:
     if tp is Any:
         return value
     if origin in (Union, types.UnionType):
-        args = get_args(tp)
-        if value is None:
-            if type(None) in args:
-                return None
-            raise ConfigError(f"{_where(source, key)}: must not be null")
-        errors = []
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return _coerce(value, arg, key, source)
-            except ConfigError as exc:
-                errors.append(str(exc))
-        raise ConfigError(
-            errors[0]
-            if len(errors) == 1
-            else f"{_where(source, key)}: {value!r} matches none of {_type_name(tp)}"
-        )
+        return _coerce_union(value, tp, key, source)
     if origin is Literal:
         choices = get_args(tp)
         if value not in choices:
@@ -76,21 +59,7 @@ def _coerce(value: Any, tp: Any, key: str, source: str | None) -> Any:
             raise ConfigError(f"{_where(source, key)}: expected a mapping, got {value!r}")
         return build(tp, value, source=source, prefix=key)
     if origin in (list, tuple, Sequence) or tp in (list, tuple):
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{_where(source, key)}: expected a list, got {value!r}")
-        args = get_args(tp)
-        if origin is tuple and args and args[-1] is not Ellipsis:
-            if len(value) != len(args):
-                raise ConfigError(
-                    f"{_where(source, key)}: expected {len(args)} items, got {len(value)}"
-                )
-            return tuple(
-                _coerce(v, a, f"{key}[{i}]", source)
-                for i, (v, a) in enumerate(zip(value, args, strict=True))
-            )
-        item = args[0] if args else Any
-        items = [_coerce(v, item, f"{key}[{i}]", source) for i, v in enumerate(value)]
-        return tuple(items) if origin is tuple else items
+        return _coerce_sequence(value, tp, key, source)
     if origin in (dict, Mapping) or tp is dict:
         if not isinstance(value, Mapping):
             raise ConfigError(f"{_where(source, key)}: expected a mapping, got {value!r}")
@@ -99,6 +68,52 @@ def _coerce(value: Any, tp: Any, key: str, source: str | None) -> Any:
             _coerce(k, kt, f"{key}.{k}", source): _coerce(v, vt, f"{key}.{k}", source)
             for k, v in value.items()
         }
+    return _coerce_scalar(value, tp, key, source)
+
+
+def _coerce_union(value: Any, tp: Any, key: str, source: str | None) -> Any:
+    """``X | Y | None``: ``None`` where allowed, else the first member that accepts ``value``."""
+    args = get_args(tp)
+    if value is None:
+        if type(None) in args:
+            return None
+        raise ConfigError(f"{_where(source, key)}: must not be null")
+    errors = []
+    for arg in args:
+        if arg is type(None):
+            continue
+        try:
+            return _coerce(value, arg, key, source)
+        except ConfigError as exc:
+            errors.append(str(exc))
+    raise ConfigError(
+        errors[0]
+        if len(errors) == 1
+        else f"{_where(source, key)}: {value!r} matches none of {_type_name(tp)}"
+    )
+
+
+def _coerce_sequence(value: Any, tp: Any, key: str, source: str | None) -> Any:
+    """Lists and tuples (fixed-length tuples check their length and each item's type)."""
+    if not isinstance(value, (list, tuple)):
+        raise ConfigError(f"{_where(source, key)}: expected a list, got {value!r}")
+    origin, args = get_origin(tp), get_args(tp)
+    if origin is tuple and args and args[-1] is not Ellipsis:
+        if len(value) != len(args):
+            raise ConfigError(
+                f"{_where(source, key)}: expected {len(args)} items, got {len(value)}"
+            )
+        return tuple(
+            _coerce(v, a, f"{key}[{i}]", source)
+            for i, (v, a) in enumerate(zip(value, args, strict=True))
+        )
+    item = args[0] if args else Any
+    items = [_coerce(v, item, f"{key}[{i}]", source) for i, v in enumerate(value)]
+    return tuple(items) if origin is tuple else items
+
+
+def _coerce_scalar(value: Any, tp: Any, key: str, source: str | None) -> Any:
+    """float (ints and YAML 1.1 exponent strings accepted), int, bool, str, other classes."""
     if tp is float:
         if isinstance(value, str):
             # PyYAML reads YAML 1.1, where "5e-5" (no dot) is a string, not a float.
@@ -107,17 +122,11 @@ def _coerce(value: Any, tp: Any, key: str, source: str | None) -> Any:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{_where(source, key)}: expected a number, got {value!r}")
         return float(value)
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{_where(source, key)}: expected an integer, got {value!r}")
-        return value
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{_where(source, key)}: expected true or false, got {value!r}")
-        return value
-    if tp is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{_where(source, key)}: expected a string, got {value!r}")
+    expected = {int: "an integer", bool: "true or false", str: "a string"}
+    if tp in expected:
+        ok = isinstance(value, tp) and (tp is bool or not isinstance(value, bool))
+        if not ok:
+            raise ConfigError(f"{_where(source, key)}: expected {expected[tp]}, got {value!r}")
         return value
     if isinstance(tp, type) and not isinstance(value, tp):
         raise ConfigError(f"{_where(source, key)}: expected {_type_name(tp)}, got {value!r}")
@@ -156,7 +165,9 @@ def build(
     except ConfigError:
         raise
     except (ValueError, TypeError) as exc:
-        raise ConfigError(f"{_where(source, prefix)}: {exc}") from exc
+        # Root-level checks name their keys themselves (they span sections).
+        where = _where(source, prefix) if prefix else (source or "config")
+        raise ConfigError(f"{where}: {exc}") from exc
     return obj
 
 
@@ -173,6 +184,11 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     except yaml.YAMLError as exc:
         raise ConfigError(f"override {text!r}: value is not valid YAML: {exc}") from exc
     return parts, value
+
+
+def overridden_keys(overrides: Sequence[str]) -> set[str]:
+    """The dotted keys that ``overrides`` set (``{"data.dataset", ...}``)."""
+    return {".".join(parse_override(text)[0]) for text in overrides}
 
 
 def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
@@ -225,20 +241,31 @@ def load_config(
     base: Mapping[str, Any] | None = None,
 ) -> T:
     """Read ``path`` (optional), merge over ``base``, apply ``overrides``, build ``cls``."""
-    data = _merge(dict(base or {}), read_yaml(path) if path else {})
+    data = deep_merge(dict(base or {}), read_yaml(path) if path else {})
     data = apply_overrides(data, overrides)
     source = str(path) if path else "config"
     return build(cls, data, source=source)
 
 
-def _merge(a: dict[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
-    out = _deepcopy(a)
+def deep_merge(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
+    """``b`` merged over a copy of ``a``, recursively for nested mappings."""
+    out = _deepcopy(dict(a))
     for k, v in b.items():
         if isinstance(v, Mapping) and isinstance(out.get(k), dict):
-            out[k] = _merge(out[k], v)
+            out[k] = deep_merge(out[k], v)
         else:
             out[k] = _deepcopy(v)
     return out
+
+
+def with_overrides(cfg: T, overrides: Sequence[str] = (), source: str = "overrides") -> T:
+    """A copy of the typed config ``cfg`` with dotted ``key=value`` overrides, validated again.
+
+    With no overrides this re-validates a config changed with ``dataclasses.replace`` (which
+    runs no ``validate``): entry points apply their presets (``--smoke-test``, the demo) as
+    typed replacements, then the user's overrides last, through this one function.
+    """
+    return build(type(cfg), apply_overrides(to_dict(cfg), overrides), source=source)
 
 
 def to_dict(obj: Any) -> Any:
@@ -273,12 +300,15 @@ __all__ = [
     "ConfigError",
     "apply_overrides",
     "build",
+    "deep_merge",
     "dump_yaml",
     "flatten",
     "load_config",
+    "overridden_keys",
     "parse_override",
     "read_yaml",
     "to_dict",
+    "with_overrides",
 ]
 
 

@@ -1,4 +1,4 @@
-"""Shared pytest setup: repo root on sys.path and lazy fixtures for the real local services.
+"""Shared pytest setup: lazy fixtures for the real local services.
 
 Fixtures (each starts its service only when a test asks for it):
 
@@ -15,23 +15,18 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
-
-from infra.local.mlflow_server import MlflowServer, start_mlflow_server  # noqa: E402
-from infra.local.procs import free_port as _free_port  # noqa: E402
-from infra.local.ray_cluster import (  # noqa: E402
+from infra.local.mlflow_server import MlflowServer, start_mlflow_server
+from infra.local.procs import free_port as _free_port
+from infra.local.ray_cluster import (
     RayCluster,
     start_ray_head,
     start_ray_worker,
     stop_ray,
 )
-from infra.local.s3 import S3Server, make_bucket, start_moto_server  # noqa: E402
+from infra.local.s3 import S3Server, make_bucket, start_moto_server
 
 S3_BUCKET = "raysf-test"
 

@@ -42,15 +42,15 @@ from pipelines.synth import generate
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_STATE_DIR = ".local-cluster/e2e"  # ignored by git, apart from up.sh's state
-# Tiny sizes, as jobs.smoke uses them (slowfast_tiny: T=4, alpha=2, tau=4, 32 px crops).
+# Tiny sizes, as training.smoke uses them (slowfast_tiny: T=4, alpha=2, tau=4, 32 px crops).
 SYNTH = {"classes": 3, "videos_per_class": 6, "frames": 40, "seed": 0}
 INGEST_SAMPLING = [
     "shard_size=8",
-    "sampling.slow_frames=4",
-    "sampling.tau=4",
-    "sampling.alpha=2",
-    "sampling.target_fps=null",
-    "sampling.num_test_clips=2",
+    "clip.slow_frames=4",
+    "clip.tau=4",
+    "clip.alpha=2",
+    "clip.target_fps=null",
+    "clip.num_test_clips=2",
 ]
 DECODE_RESOURCES = "data.decode_resources={decode_node: 1}"
 TRAIN_RESOURCES = "scaling.resources_per_worker={CPU: 1, train_node: 1}"
@@ -84,7 +84,7 @@ def submit(
 
     Tasks and actors get ``PYTHONPATH=<repo>`` (plus ``env``) through the job's runtime env.
     """
-    from ray.job_submission import JobSubmissionClient
+    from ray.job_submission import JobSubmissionClient  # heavy; only the submit step needs it
 
     client = JobSubmissionClient(dashboard_url, headers=auth_headers(token))
     env_vars = {"PYTHONPATH": str(repo), **(env or {})}
@@ -208,7 +208,7 @@ def run_ingest(
     dashboard: str, token: str, raw: str, dataset: str, *, timeout: float
 ) -> dict[str, Any]:
     """Ingest ``raw`` into ``dataset`` as a Ray job; return the counts line it prints."""
-    ingest = ["python", "-m", "pipelines.ingest", "--videos", raw, "--format", "kinetics"]
+    ingest = ["python", "-m", "jobs.ingest", "--videos", raw, "--format", "kinetics"]
     ingest += ["--out", dataset, *INGEST_SAMPLING, "resources.address=auto"]
     ingest_logs = run_job(dashboard, token, ingest, timeout=timeout)
     return json.loads(re.findall(r'^\{"out": .*\}$', ingest_logs, flags=re.M)[-1])

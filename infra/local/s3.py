@@ -15,6 +15,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import boto3
+from botocore.config import Config
+
 from infra.local.procs import LOOPBACK, ServiceProcess, free_port, spawn, wait_http
 
 S3_CREDENTIALS = {
@@ -84,9 +87,6 @@ def start_moto_server(
 
 def s3_client(endpoint: str, **config: object):  # -> botocore S3 client
     """A boto3 S3 client for ``endpoint`` with the fake credentials (extra ``Config`` kwargs)."""
-    import boto3
-    from botocore.config import Config
-
     return boto3.client(
         "s3",
         endpoint_url=endpoint,

@@ -59,7 +59,7 @@ class Env:
 
 
 def ingest_argv(videos: str, out: str, *extra: str) -> list[str]:
-    argv = ["python", "-m", "pipelines.ingest", "--videos", videos, "--format", "kinetics"]
+    argv = ["python", "-m", "jobs.ingest", "--videos", videos, "--format", "kinetics"]
     return [*argv, "--out", out, *INGEST_SAMPLING, "resources.address=auto", *extra]
 
 

@@ -15,9 +15,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from cluster_helpers import CLEAN_DATASET, RAW, S3_BUCKET, SYNTH, Env, ingest_argv
 
 from infra.local.e2e import upload_tree
+from tests.cluster.cluster_helpers import CLEAN_DATASET, RAW, S3_BUCKET, SYNTH, Env, ingest_argv
 
 
 @pytest.fixture(scope="session")

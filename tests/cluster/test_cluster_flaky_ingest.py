@@ -11,10 +11,10 @@ from __future__ import annotations
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
-from cluster_helpers import S3_BUCKET, Env, ingest_argv
 
 from infra.local.faulty_s3_proxy import FaultyS3Proxy
-from pipelines.storage import resolve_filesystem
+from raysf.runtime import resolve_filesystem
+from tests.cluster.cluster_helpers import S3_BUCKET, Env, ingest_argv
 
 pytestmark = pytest.mark.slow
 

@@ -12,7 +12,10 @@ from __future__ import annotations
 import time
 
 import pytest
-from cluster_helpers import (
+
+from infra.local.e2e import wait_job
+from infra.local.ray_cluster import kill_node, wait_for_node_dead
+from tests.cluster.cluster_helpers import (
     JOB_TIMEOUT,
     S3_BUCKET,
     Env,
@@ -21,9 +24,6 @@ from cluster_helpers import (
     train_argv,
     wait_for,
 )
-
-from infra.local.e2e import wait_job
-from infra.local.ray_cluster import kill_node, wait_for_node_dead
 
 pytestmark = pytest.mark.slow
 

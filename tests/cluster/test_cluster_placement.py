@@ -15,7 +15,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from cluster_helpers import (
+
+from infra.local.e2e import wait_job
+from infra.local.faulty_s3_proxy import FaultyS3Proxy
+from infra.local.s3 import s3_client
+from tests.cluster.cluster_helpers import (
     JOB_TIMEOUT,
     S3_BUCKET,
     Env,
@@ -23,10 +27,6 @@ from cluster_helpers import (
     reported_epochs,
     train_argv,
 )
-
-from infra.local.e2e import wait_job
-from infra.local.faulty_s3_proxy import FaultyS3Proxy
-from infra.local.s3 import s3_client
 
 pytestmark = pytest.mark.slow
 
@@ -94,7 +94,7 @@ def test_training_workers_run_on_train_nodes(run: Run) -> None:
 
 
 def test_checkpoints_through_flaky_s3_are_complete(run: Run, env: Env, aws_env) -> None:
-    from jobs.checkpoints import load_state
+    from training.checkpoints import load_state
 
     assert int(run.faults["faults"]) > 0, run.faults
     print(f"flaky checkpoint storage: {run.faults}")

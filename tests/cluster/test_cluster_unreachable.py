@@ -6,21 +6,24 @@ No cluster is needed: both checks happen on the driver before Ray is started.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 
 from infra.local.procs import free_port
-from jobs.config import load_train_config
-from jobs.tracking import TrackingUnavailableError
-from jobs.train import DEFAULT_CONFIG, run_training
+from training.config import load_train_config
+from training.tracking import TrackingUnavailableError
+from training.trainer import run_training
+
+DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "jobs" / "train.yaml"
 
 pytestmark = pytest.mark.slow
 
 TINY = [
     "model.preset=slowfast_tiny",
-    "data.crop_size=32",
-    "data.short_side_range=[32, 40]",
-    "data.test_short_side=32",
+    "data.clip.crop_size=32",
+    "data.clip.short_side_range=[32, 40]",
+    "data.clip.test_short_side=32",
 ]
 
 

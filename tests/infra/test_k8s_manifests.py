@@ -1,7 +1,7 @@
 """Static checks of the Kubernetes manifests under ``infra/k8s`` and ``infra/mlflow`` (no cluster).
 
 * The fields KubeRay requires, resource requests and limits on every container, custom resources
-  of the node groups, the RayJob entrypoint and its overrides (checked against ``jobs.config``).
+  of the node groups, the RayJob entrypoint and its overrides (checked against ``training.config``).
 * Credential env vars come from Secrets (``valueFrom.secretKeyRef``), never a literal ``value``.
 * The MLflow server's image is the version its Dockerfile pins, with the client's major version.
 
@@ -167,7 +167,7 @@ def env_credential_problems(doc: Any, where: str = "") -> list[str]:
 
 def override_key_problems(entrypoint: str) -> list[str]:
     """Dotted ``key=value`` overrides after the config path must name fields of TrainJobConfig."""
-    from jobs.config import TrainJobConfig as root
+    from training.config import TrainJobConfig as root
 
     problems = []
     for token in entrypoint.split()[4:]:

@@ -8,6 +8,7 @@ is used for prediction directly.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
@@ -15,10 +16,13 @@ import torch
 
 import slowfast_model
 from jobs import predict
-from jobs.checkpoints import load_state
-from jobs.config import load_train_config
-from jobs.smoke import smoke_dataset, smoke_train_overrides
-from jobs.train import DEFAULT_CONFIG, run_training
+from raysf.config import with_overrides
+from training.checkpoints import load_state
+from training.config import load_train_config
+from training.smoke import smoke_dataset, smoke_train_job
+from training.trainer import run_training
+
+TRAIN_YAML = Path(__file__).resolve().parents[2] / "jobs" / "train.yaml"
 
 pytestmark = pytest.mark.slow
 
@@ -38,19 +42,16 @@ def trained(tmp_path_factory):
         {"model_state": slowfast_model.export_state_dict(source_model.state_dict(), "pyslowfast")},
         external,
     )
-    job = load_train_config(
-        DEFAULT_CONFIG,
-        smoke_train_overrides(
-            [
-                f"data.dataset={dataset}",
-                f"storage.path={root / 'results'}",
-                "mlflow.enabled=false",
-                "eval.after_training=false",
-                "train.epochs=1",
-                "optim.base_lr=1e-6",
-                f"model.pretrained={{path: {external}, source: pyslowfast, skip_head: true}}",
-            ]
-        ),
+    job = with_overrides(
+        smoke_train_job(load_train_config(TRAIN_YAML), dataset),
+        [
+            f"storage.path={root / 'results'}",
+            "mlflow.enabled=false",
+            "eval.after_training=false",
+            "train.epochs=1",
+            "optim.base_lr=1e-6",
+            f"model.pretrained={{path: {external}, source: pyslowfast, skip_head: true}}",
+        ],
     )
     ray.shutdown()
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)

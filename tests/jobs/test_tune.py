@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from jobs.smoke import smoke_dataset
+from training.smoke import smoke_dataset
 
 pytestmark = pytest.mark.slow
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from infra.local.procs import find_pids
-from jobs.smoke import smoke_dataset
+from training.smoke import smoke_dataset
 
 pytestmark = pytest.mark.slow
 

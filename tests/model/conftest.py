@@ -34,7 +34,7 @@ def install_torchvision_stub() -> None:
     sys.modules["torchvision.ops"] = ops
 
 
-def randomize_bn_stats(model: torch.nn.Module, seed: int = 0) -> None:
+def _randomize_bn_stats(model: torch.nn.Module, seed: int = 0) -> None:
     """Random BN affine params and running stats, so conversion errors show in the logits."""
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
@@ -45,6 +45,12 @@ def randomize_bn_stats(model: torch.nn.Module, seed: int = 0) -> None:
                 m.bias.copy_(torch.randn(n, generator=gen) * 0.1)
                 m.running_mean.copy_(torch.randn(n, generator=gen) * 0.1)
                 m.running_var.copy_(torch.rand(n, generator=gen) + 0.5)
+
+
+@pytest.fixture(scope="session")
+def randomize_bn_stats():
+    """``randomize_bn_stats(model, seed=0)``: random BN affine params and running stats."""
+    return _randomize_bn_stats
 
 
 @pytest.fixture(scope="session")

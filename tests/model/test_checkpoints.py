@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import randomize_bn_stats
 
 import slowfast_model as sm
 from slowfast_model.checkpoints import detect_source, their_key
@@ -32,7 +31,7 @@ def test_full_r50_matches_pytorchvideo_defaults_and_converts_strictly(create_slo
 
 
 @pytest.mark.parametrize("kernel", [5, 7])
-def test_pytorchvideo_logits_match(create_slowfast, kernel: int) -> None:
+def test_pytorchvideo_logits_match(create_slowfast, randomize_bn_stats, kernel: int) -> None:
     """Reduced-width R50 (same structure), random weights and BN statistics, eval mode."""
     torch.manual_seed(kernel)
     reference = create_slowfast(

@@ -25,8 +25,11 @@ def ray_local():
 
 
 def test_synth_ingest_loader_batches(tmp_path, ray_local):
-    from pipelines.ingest import IngestConfig, SamplingConfig, run_ingest
-    from pipelines.loader import build_clip_dataset, read_manifest
+    from pipelines.ingest import run_ingest
+    from pipelines.ingest_config import IngestConfig
+    from pipelines.loader import build_clip_dataset
+    from raysf.clip_spec import ClipSpec
+    from raysf.runtime import read_manifest
 
     videos = generate(
         tmp_path / "synth",
@@ -41,27 +44,19 @@ def test_synth_ingest_loader_batches(tmp_path, ray_local):
         annotations=str(tmp_path / "synth" / "annotations"),
         format="kinetics",
         out=str(tmp_path / "ds"),
-        sampling=SamplingConfig(
-            slow_frames=T, tau=TAU, alpha=ALPHA, target_fps=None, num_test_clips=2
+        clip=ClipSpec(
+            slow_frames=T, tau=TAU, alpha=ALPHA, target_fps=None, num_val_clips=1, num_test_clips=2
         ),
     )
     run_ingest(cfg)
     manifest = read_manifest(str(tmp_path / "ds"))
-    # The brief's contract says {label, label_id}; ingest currently writes {name, label_id}.
-    label_ids = {c.get("label", c.get("name")): c["label_id"] for c in manifest["classes"]}
+    assert manifest.clip_spec == cfg.clip and manifest.schema_version == 2
+    label_ids = {name: i for i, name in enumerate(manifest.classes)}
     # ingest names clips by the Kinetics file stem (youtube_id_start_end).
     truth = {Path(v.path).stem: label_ids[v.label] for v in videos}
 
-    train = build_clip_dataset(
-        str(tmp_path / "ds"),
-        split="train",
-        mode="train",
-        slow_frames=T,
-        tau=TAU,
-        alpha=ALPHA,
-        crop_size=48,
-        short_side_range=(56, 64),
-    )
+    spec = manifest.clip_spec.replace(crop_size=48, short_side_range=(56, 64), test_short_side=56)
+    train = build_clip_dataset(str(tmp_path / "ds"), split="train", mode="train", spec=spec)
     n = 0
     for batch in train.iter_batches(batch_size=4, batch_format="numpy"):
         assert batch["slow"].shape[1:] == (T, 48, 48, 3) and batch["slow"].dtype == np.uint8
@@ -70,16 +65,7 @@ def test_synth_ingest_loader_batches(tmp_path, ray_local):
         n += len(batch["label"])
     assert n == sum(v.split == "train" for v in videos)
 
-    test = build_clip_dataset(
-        str(tmp_path / "ds"),
-        split="test",
-        mode="test",
-        slow_frames=T,
-        tau=TAU,
-        alpha=ALPHA,
-        crop_size=48,
-        test_short_side=56,
-    )
+    test = build_clip_dataset(str(tmp_path / "ds"), split="test", mode="test", spec=spec)
     rows = test.take_all()
     n_test = sum(v.split == "test" for v in videos)
     assert len(rows) == n_test * 2 * 3  # 2 temporal clips x 3 spatial crops per video

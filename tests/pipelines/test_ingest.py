@@ -15,25 +15,25 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines import ingest, sampling
-from pipelines.manifest import read_manifest
+from pipelines import ingest, ingest_config, sampling
 from pipelines.records import CLIP_SCHEMA, check_clip_table
 from raysf.config import ConfigError
+from raysf.runtime import read_manifest, resolve_filesystem
 
 REPO = Path(__file__).resolve().parents[2]
 SMALL = [
-    "sampling.slow_frames=4",
-    "sampling.tau=4",
-    "sampling.alpha=2",
-    "sampling.target_fps=null",
-    "sampling.num_test_clips=3",
+    "clip.slow_frames=4",
+    "clip.tau=4",
+    "clip.alpha=2",
+    "clip.target_fps=null",
+    "clip.num_test_clips=3",
     "segment.pad_frames=4",
 ]
 
 
 def _cfg(videos, out, *extra):
     keys = [f"videos={json.dumps(str(videos))}", f"out={json.dumps(str(out))}"]
-    return ingest.load_ingest_config(None, keys + SMALL + list(extra))
+    return ingest_config.load_ingest_config(None, keys + SMALL + list(extra))
 
 
 def _read_clips(out) -> list[dict]:
@@ -56,29 +56,29 @@ def _read_rejects(out) -> list[dict]:
 
 
 def test_default_yaml_matches_dataclass_defaults():
-    cfg = ingest.load_ingest_config(str(REPO / "jobs" / "ingest.yaml"))
-    assert cfg == ingest.IngestConfig()
-    assert (cfg.sampling.slow_frames, cfg.sampling.tau, cfg.sampling.alpha) == (8, 4 * 2, 4)
+    cfg = ingest_config.load_ingest_config(str(REPO / "jobs" / "ingest.yaml"))
+    assert cfg == ingest_config.IngestConfig()
+    assert (cfg.clip.slow_frames, cfg.clip.tau, cfg.clip.alpha) == (8, 4 * 2, 4)
 
 
 @pytest.mark.parametrize(
     ("override", "match"),
     [
-        ("sampling.taus=3", r"sampling.taus: unknown key \(did you mean 'tau'\?\)"),
+        ("clip.taus=3", r"clip.taus: unknown key \(did you mean 'tau'\?\)"),
         ("shard_size=big", "shard_size: expected an integer"),
         ("format=csv", r"format: 'csv' is not one of"),
-        ("sampling.alpha=0", "alpha must be >= 1"),
+        ("clip.alpha=0", "alpha=0: must be an integer >= 1"),
         ("reencode.gop=0", "gop must be >= 1"),
     ],
 )
 def test_config_errors_name_the_key(override, match):
     with pytest.raises(ConfigError, match=match):
-        ingest.load_ingest_config(None, [override])
+        ingest_config.load_ingest_config(None, [override])
 
 
 def test_reencode_override_builds_typed_section():
-    cfg = ingest.load_ingest_config(None, ["reencode.short_side=128", "reencode.fps=15"])
-    assert cfg.reencode == ingest.ReencodeConfig(short_side=128, fps=15.0)
+    cfg = ingest_config.load_ingest_config(None, ["reencode.short_side=128", "reencode.fps=15"])
+    assert cfg.reencode == ingest_config.ReencodeConfig(short_side=128, fps=15.0)
 
 
 def _kinetics_tree(root: Path, M, rows: list[tuple[str, str, str]]):
@@ -108,7 +108,7 @@ def test_plan_is_deterministic_and_flags_duplicates(tmp_path, ingest_media):
 
 def test_missing_out_or_videos_is_an_error(tmp_path):
     with pytest.raises(ConfigError, match="out: required"):
-        ingest.prepare(ingest.load_ingest_config(None, [f"videos={tmp_path}"]))
+        ingest.prepare(ingest_config.load_ingest_config(None, [f"videos={tmp_path}"]))
 
 
 # ---------------------------------------------------------------------------- integration
@@ -250,8 +250,6 @@ def test_ingest_s3_to_s3(tmp_path, ray_local, ingest_media, ingest_s3_endpoint, 
     import boto3
     import pyarrow.dataset as pads
 
-    from pipelines import storage
-
     s3 = boto3.client("s3", endpoint_url=ingest_s3_endpoint, region_name="us-east-1")
     s3.create_bucket(Bucket="ingest-in")
     s3.create_bucket(Bucket="ingest-out")
@@ -263,7 +261,7 @@ def test_ingest_s3_to_s3(tmp_path, ray_local, ingest_media, ingest_s3_endpoint, 
     csv.append("c0,gone,0,2,train")
     s3.put_object(Bucket="ingest-in", Key="kin/annotations/all.csv", Body="\n".join(csv).encode())
     monkeypatch.setenv("AWS_ENDPOINT_URL", ingest_s3_endpoint)
-    cfg = ingest.load_ingest_config(
+    cfg = ingest_config.load_ingest_config(
         None, ["videos=s3://ingest-in/kin", "out=s3://ingest-out/ds", "shard_size=2", *SMALL]
     )
     manifest = ingest.run_ingest(cfg)
@@ -278,7 +276,7 @@ def test_ingest_s3_to_s3(tmp_path, ray_local, ingest_media, ingest_s3_endpoint, 
         "ds/clips/shard-00000.parquet",
         "ds/_shards/shard-00001.json",
     } <= keys
-    fs, path = storage.resolve_filesystem("s3://ingest-out/ds/clips")
+    fs, path = resolve_filesystem("s3://ingest-out/ds/clips")
     table = pads.dataset(path, filesystem=fs, format="parquet", schema=CLIP_SCHEMA).to_table()
     assert table.num_rows == 5
     for row in table.to_pylist():
@@ -300,7 +298,7 @@ def test_kill_and_rerun_gives_the_clean_result(tmp_path, ingest_media):
     env = {**os.environ, "RAY_DEDUP_LOGS": "0"}
 
     def cli(out, *, kill_after_first_shard=False):
-        cmd = [sys.executable, "-m", "pipelines.ingest", "--videos", str(videos)]
+        cmd = [sys.executable, "-m", "jobs.ingest", "--videos", str(videos)]
         cmd += ["--out", str(out), *overrides]
         log_file = open(tmp_path / f"{out.name}.log", "ab")  # noqa: SIM115
         proc = subprocess.Popen(
@@ -356,7 +354,7 @@ def test_reencoded_records_are_byte_identical_across_runs(tmp_path, ray_local):
     generate(videos, classes=2, videos_per_class=4, seed=5, frames=40, short_side=(64, 96))
     runs = []
     for name in ("a", "b"):
-        cfg = ingest.load_ingest_config(
+        cfg = ingest_config.load_ingest_config(
             None,
             [
                 f"videos={videos}",

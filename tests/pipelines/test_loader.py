@@ -14,11 +14,18 @@ import pytest
 from pipelines import sampling
 from pipelines.decode import decode_frames
 from pipelines.frame_table import read_frame_table
-from pipelines.loader import build_clip_dataset, clip_nbytes, clip_window, decode_batch
+from pipelines.loader import DecodeOptions, build_clip_dataset, clip_window, decode_batch
 from pipelines.synth import generate
+from raysf.clip_spec import ClipSpec
 
 T, TAU, ALPHA = 4, 8, 4  # the demo's sampling: span 32 native frames
 SIDE = 64  # square videos so that crop == frame: train-mode differences are temporal only
+
+
+def spec(**changes) -> ClipSpec:
+    """The records' spec (T, TAU, ALPHA; 2 test windows) with ``changes``."""
+    base = ClipSpec(slow_frames=T, tau=TAU, alpha=ALPHA, num_val_clips=1, num_test_clips=2)
+    return base.replace(**changes)
 
 
 def write_records(root, videos, *, num_test_clips=2) -> list[dict]:
@@ -60,15 +67,18 @@ def write_records(root, videos, *, num_test_clips=2) -> list[dict]:
             )
     (root / "clips").mkdir(parents=True)
     pq.write_table(pa.Table.from_pylist(rows), root / "clips" / "part-00000.parquet")
-    manifest = {
+    manifest = {  # a version-1 manifest: still read
+        "schema_version": 1,
         "sampling": {
             "slow_frames": T,
             "tau": TAU,
             "alpha": ALPHA,
             "rule": "stride",
             "target_fps": None,
+            "num_val_clips": 1,
+            "num_test_clips": num_test_clips,
         },
-        "classes": [{"label": c, "label_id": i} for i, c in enumerate(classes)],
+        "classes": [{"name": c, "label_id": i} for i, c in enumerate(classes)],
     }
     (root / "manifest.json").write_text(json.dumps(manifest))
     return rows
@@ -114,13 +124,12 @@ def _records(rows, split):
 
 def test_clip_window_train_jitters_val_recentres():
     record = {"fps": 25.0, "num_frames": 100, "start_frame": 34, "span": 32}
-    opts = {"slow_frames": 4, "tau": 16, "alpha": 8, "target_fps": None, "rule": "stride"}
+    run = spec(slow_frames=4, tau=16, alpha=8)
     starts = {
-        int(clip_window(record, {**opts, "mode": "train"}, np.random.default_rng(s))[0][0])
-        for s in range(30)
+        int(clip_window(record, run, "train", np.random.default_rng(s))[0][0]) for s in range(30)
     }
     assert len(starts) > 10 and min(starts) >= 0 and max(starts) <= 100 - 64
-    fast, slow = clip_window(record, {**opts, "mode": "val"}, np.random.default_rng(0))
+    fast, slow = clip_window(record, run, "val", np.random.default_rng(0))
     assert fast.shape == (32,) and slow.shape == (4,)
     assert fast[0] == 34 + 16 - 32  # centre 50 kept with the new span 64
     np.testing.assert_array_equal(np.diff(fast), 2)
@@ -130,26 +139,13 @@ def test_decode_batch_without_ray_test_mode_three_crops(dataset):
     _, rows = dataset
     rec = next(r for r in rows if r["split"] == "test")
     batch = {k: np.array([rec[k]], dtype=object) for k in rec}
-    opts = {
-        "mode": "test",
-        "slow_frames": T,
-        "tau": TAU,
-        "alpha": ALPHA,
-        "rule": "stride",
-        "target_fps": None,
-        "crop_size": 40,
-        "short_side_range": (48, 48),
-        "test_short_side": 48,
-        "num_spatial_crops": 3,
-        "flip": False,
-        "seed": None,
-    }
-    out = decode_batch(batch, opts)
+    run = spec(crop_size=40, short_side_range=(48, 48), test_short_side=48, flip=False)
+    out = decode_batch(batch, run, "test", None)
     assert out["slow"].shape == (3, T, 40, 40, 3) and out["fast"].shape == (3, 16, 40, 40, 3)
     assert out["spatial_index"].tolist() == [0, 1, 2]
     full = decode_frames(rec["content"], rec["slow_idx"], short_side=48)
     np.testing.assert_array_equal(out["slow"][0], full[:, 4:44, 0:40])  # left crop, y centred
-    assert clip_nbytes(T, ALPHA, 40) == out["slow"][0].nbytes + out["fast"][0].nbytes
+    assert run.clip_nbytes() == out["slow"][0].nbytes + out["fast"][0].nbytes
 
 
 @pytest.mark.slow
@@ -160,13 +156,8 @@ def test_train_batches_shapes_labels_and_frame_accuracy(dataset, ray_local):
         str(root),
         split="train",
         mode="train",
-        slow_frames=T,
-        tau=TAU,
-        alpha=ALPHA,
-        crop_size=SIDE,
-        short_side_range=(SIDE, SIDE),
-        flip=False,
-        decode_batch_size=2,
+        spec=spec(crop_size=SIDE, short_side_range=(SIDE, SIDE), test_short_side=SIDE, flip=False),
+        decode=DecodeOptions(batch_size=2),
     )
     first = _rows(ds)
     assert len(first) == len(records) == 6
@@ -207,13 +198,9 @@ def test_seeded_train_is_deterministic_and_torch_batches(dataset, ray_local):
     kwargs = dict(
         split="train",
         mode="train",
-        slow_frames=T,
-        tau=TAU,
-        alpha=2,
-        crop_size=32,
-        short_side_range=(40, 56),
+        spec=spec(alpha=2, crop_size=32, short_side_range=(40, 56), test_short_side=40),
         seed=7,
-        decode_batch_size=4,
+        decode=DecodeOptions(batch_size=4),
     )
     a = sorted(_rows(build_clip_dataset(str(root), **kwargs)), key=lambda r: r["video_id"])
     b = sorted(_rows(build_clip_dataset(str(root), **kwargs)), key=lambda r: r["video_id"])
@@ -231,7 +218,7 @@ def test_seeded_train_is_deterministic_and_torch_batches(dataset, ray_local):
 @pytest.mark.slow
 def test_val_and_test_modes(dataset, ray_local):
     root, rows = dataset
-    common = dict(slow_frames=T, tau=TAU, alpha=ALPHA, crop_size=48, test_short_side=56)
+    common = dict(spec=spec(crop_size=48, short_side_range=(48, 56), test_short_side=56))
     val = _rows(build_clip_dataset(str(root), split="val", mode="val", **common))
     val_records = _records(rows, "val")
     assert len(val) == len(val_records)
@@ -252,17 +239,12 @@ def test_val_and_test_modes(dataset, ray_local):
 
 def test_bad_arguments_are_named():
     with pytest.raises(ValueError, match="mode"):
-        build_clip_dataset("/nowhere", split="train", mode="eval", slow_frames=4, tau=8, alpha=4)
+        build_clip_dataset("/nowhere", split="train", mode="eval", spec=spec())
+    with pytest.raises(ValueError, match=r"unset: \['num_val_clips', 'num_test_clips'\]"):
+        build_clip_dataset("/nowhere", split="train", mode="train", spec=ClipSpec(1, 2, 3))
     with pytest.raises(ValueError, match="short_side_range"):
-        build_clip_dataset(
-            "/nowhere",
-            split="train",
-            mode="train",
-            slow_frames=4,
-            tau=8,
-            alpha=4,
-            crop_size=224,
-            short_side_range=(200, 300),
-        )
+        spec(crop_size=224, short_side_range=(200, 300))
     with pytest.raises(ValueError, match="manifest"):
-        build_clip_dataset("/nowhere", split="train", mode="train", slow_frames=4, tau=8, alpha=4)
+        build_clip_dataset("/nowhere", split="train", mode="train", spec=spec())
+    with pytest.raises(ValueError, match="batch_size"):
+        DecodeOptions(batch_size=0)

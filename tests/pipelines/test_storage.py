@@ -1,4 +1,4 @@
-"""Tests of pipelines.storage on the local filesystem and on a real (moto) S3 endpoint."""
+"""Tests of raysf.storage and raysf.runtime.resolve_filesystem on the local filesystem and on a real (moto) S3 endpoint."""
 
 from __future__ import annotations
 
@@ -7,31 +7,32 @@ import os
 import pyarrow.fs as pafs
 import pytest
 
-from pipelines import storage
+from raysf import storage
+from raysf.runtime import check_s3_endpoint, resolve_filesystem
 
 
 def test_resolve_local_path_is_absolute(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    fs, path = storage.resolve_filesystem("sub/dir")
+    fs, path = resolve_filesystem("sub/dir")
     assert isinstance(fs, pafs.LocalFileSystem)
     assert path == os.path.join(str(tmp_path), "sub", "dir")
-    fs2, path2 = storage.resolve_filesystem(f"file://{tmp_path}/x")
+    fs2, path2 = resolve_filesystem(f"file://{tmp_path}/x")
     assert isinstance(fs2, pafs.LocalFileSystem) and path2 == f"{tmp_path}/x"
 
 
 def test_resolve_rejects_unknown_scheme_and_empty():
     with pytest.raises(ValueError, match="gs"):
-        storage.resolve_filesystem("gs://bucket/key")
+        resolve_filesystem("gs://bucket/key")
     with pytest.raises(ValueError, match="empty"):
-        storage.resolve_filesystem("")
+        resolve_filesystem("")
     with pytest.raises(ValueError, match="no bucket"):
-        storage.resolve_filesystem("s3://")
+        resolve_filesystem("s3://")
 
 
 def test_resolve_s3_uses_env_endpoint(monkeypatch):
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-3")
-    fs, path = storage.resolve_filesystem("s3://bucket/a/b/")
+    fs, path = resolve_filesystem("s3://bucket/a/b/")
     assert isinstance(fs, pafs.S3FileSystem)
     assert path == "bucket/a/b"
     assert fs.region == "eu-west-3"
@@ -39,7 +40,7 @@ def test_resolve_s3_uses_env_endpoint(monkeypatch):
 
 
 def test_local_atomic_write_read_list(tmp_path):
-    fs, root = storage.resolve_filesystem(str(tmp_path / "out"))
+    fs, root = resolve_filesystem(str(tmp_path / "out"))
     storage.write_bytes_atomic(fs, storage.join(root, "a", "x.bin"), b"abc")
     storage.write_bytes_atomic(fs, storage.join(root, "b.bin"), b"")
     storage.write_bytes_atomic(fs, storage.join(root, "b.bin"), b"new")
@@ -59,8 +60,6 @@ def test_local_atomic_write_read_list(tmp_path):
 def test_unreachable_s3_endpoint_fails_fast_naming_it():
     import socket
     import time
-
-    from pipelines.storage import check_s3_endpoint
 
     with socket.socket() as sock:  # a port that is certainly closed once released
         sock.bind(("127.0.0.1", 0))

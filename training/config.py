@@ -12,9 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from raysf.config import ConfigError, load_config
-
-Precision = Literal["auto", "fp32", "bf16"]
+import slowfast_model
+from pipelines.loader import DecodeOptions
+from raysf.clip_spec import ClipSpec
+from raysf.config import load_config
+from training.device import Precision
 
 
 @dataclass(frozen=True)
@@ -24,42 +26,24 @@ class DataConfig:
     train_split: str = "train"
     val_split: str = "val"
     test_split: str = "test"
-    tau: int | None = None
-    rule: Literal["stride", "linspace"] = "stride"
-    target_fps: float | None = None
-    crop_size: int = 224
-    short_side_range: tuple[int, int] = (256, 320)
-    test_short_side: int = 256
-    num_test_crops: int = 3
-    flip: bool = True
-    mean: tuple[float, float, float] = (0.45, 0.45, 0.45)
-    std: tuple[float, float, float] = (0.225, 0.225, 0.225)
+    # How clips are cut and fed; T and alpha come from the model, tau defaults to the model's,
+    # the val/test window counts to the dataset's (ClipSpec.resolve).
+    clip: ClipSpec = field(default_factory=ClipSpec)
     decode_cpus: float = 1.0
     decode_batch_size: int = 8
     decode_resources: dict[str, float] = field(default_factory=dict)
     shuffle_buffer: int = 64
 
     def validate(self) -> None:
-        if self.tau is not None and self.tau <= 0:
-            raise ValueError(f"data.tau must be positive, got {self.tau}")
-        lo, hi = self.short_side_range
-        if not 0 < lo <= hi:
-            raise ValueError(f"data.short_side_range must be 0 < low <= high, got {lo, hi}")
-        if self.crop_size > lo:
-            raise ValueError(
-                f"data.crop_size ({self.crop_size}) must not exceed short_side_range low ({lo})"
-            )
-        if self.crop_size > self.test_short_side:
-            raise ValueError(
-                f"data.crop_size ({self.crop_size}) must not exceed test_short_side "
-                f"({self.test_short_side})"
-            )
-        if self.num_test_crops not in (1, 3):
-            raise ValueError(f"data.num_test_crops must be 1 or 3, got {self.num_test_crops}")
-        if any(s <= 0 for s in self.std):
-            raise ValueError("data.std entries must be positive")
         if self.decode_cpus <= 0:
             raise ValueError("data.decode_cpus must be positive")
+        if self.decode_batch_size < 1:
+            raise ValueError("data.decode_batch_size must be >= 1")
+
+    @property
+    def decode(self) -> DecodeOptions:
+        """The Ray Data settings of the decode tasks."""
+        return DecodeOptions(self.decode_cpus, self.decode_batch_size, self.decode_resources)
 
 
 @dataclass(frozen=True)
@@ -76,6 +60,19 @@ class ModelConfig:
     # dataset manifest unless set here.
     overrides: dict[str, Any] = field(default_factory=dict)
     pretrained: PretrainedConfig | None = None
+
+    def resolve(self, num_classes: int) -> slowfast_model.SlowFastConfig:
+        """The network's config: the preset, ``overrides``, and ``num_classes`` unless overridden.
+
+        ``ValueError`` naming ``model.preset`` or ``model.overrides`` when it is invalid.
+        """
+        overrides = dict(self.overrides)
+        overrides.setdefault("num_classes", num_classes)
+        try:
+            return slowfast_model.get_config(self.preset, **overrides)
+        except (KeyError, TypeError, ValueError) as exc:
+            known = self.preset in slowfast_model.list_models()
+            raise ValueError(f"{'model.overrides' if known else 'model.preset'}: {exc}") from exc
 
 
 @dataclass(frozen=True)
@@ -110,6 +107,9 @@ class TrainConfig:
     compile: bool = False
     channels_last: bool = False
     max_steps_per_epoch: int | None = None
+    # Hash every weight on every rank each epoch (reported as param_digest): the DDP test's
+    # check that ranks stay identical. Off by default: it costs a pass over all weights.
+    log_param_digest: bool = False
 
     def validate(self) -> None:
         if self.epochs <= 0 or self.batch_size <= 0:
@@ -186,30 +186,22 @@ class TrainJobConfig:
                 "train.precision: bf16 autocast needs scaling.use_gpu: true "
                 "(use 'auto' for bf16 on GPU and fp32 on CPU)"
             )
-
-
-def load_train_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()):
-    """Read and validate a training config; raises :class:`ConfigError` naming file and key."""
-    cfg = load_config(TrainJobConfig, path, overrides)
-    _check_model_preset(cfg, str(path or "config"))
-    return cfg
-
-
-def _check_model_preset(cfg: TrainJobConfig, source: str) -> None:
-    """Build the model config once so unknown presets or bad overrides fail at start."""
-    import slowfast_model
-
-    overrides = dict(cfg.model.overrides)
-    overrides.setdefault("num_classes", 2)
-    try:
-        slowfast_model.get_config(cfg.model.preset, **overrides)
-    except (KeyError, TypeError, ValueError) as exc:
-        key = (
-            "model.preset"
-            if cfg.model.preset not in slowfast_model.list_models()
-            else ("model.overrides")
+        # Build the network's config once (the class count comes later, from the dataset), so
+        # an unknown preset, a bad override or a clip spec that contradicts the model fail now.
+        model = self.model.resolve(num_classes=2)
+        self.data.clip.resolve(
+            slow_frames=model.slow_frames,
+            alpha=model.alpha,
+            default_tau=model.default_tau,
+            dataset=ClipSpec(),
         )
-        raise ConfigError(f"{source}: {key}: {exc}") from exc
+
+
+def load_train_config(
+    path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()
+) -> TrainJobConfig:
+    """Read and validate a training config; raises :class:`ConfigError` naming file and key."""
+    return load_config(TrainJobConfig, path, overrides)
 
 
 def resolve_path(uri: str) -> str:

@@ -10,8 +10,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from jobs.checkpoints import TrainingState, load_state
+import slowfast_model
 from raysf.config import dump_yaml
+from training.checkpoints import TrainingState, load_state
+from training.tracking import RunTarget
 
 
 class SingleTensorSlowFast(torch.nn.Module):
@@ -32,10 +34,10 @@ class SingleTensorSlowFast(torch.nn.Module):
 
 
 def confusion_png(confusion: np.ndarray, classes: list[str], path: Path) -> None:
-    import matplotlib
+    import matplotlib  # heavy; only the summary plots need it
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # after use("Agg"): no display needed
 
     n = len(classes)
     fig, ax = plt.subplots(figsize=(max(4, 0.5 * n + 2), max(4, 0.5 * n + 2)))
@@ -60,24 +62,26 @@ def per_class_accuracy(confusion: np.ndarray) -> np.ndarray:
 
 
 def build_model_from_state(state: TrainingState) -> torch.nn.Module:
-    import slowfast_model
-
+    """The network of a checkpoint, its weights loaded, in eval mode."""
     model = slowfast_model.build_model(slowfast_model.SlowFastConfig(**state.model_config))
     model.load_state_dict(state.model)
     return model.eval()
 
 
 def log_training_artifacts(
-    tracking_uri: str, run_id: str, job, checkpoint_uri: str, log_model: bool = True
+    run: RunTarget, job, checkpoint_uri: str, log_model: bool = True
 ) -> None:
-    import mlflow
+    """The resolved config, the clip spec, the confusion matrix (PNG) and per-class accuracy
+    (CSV) of the final checkpoint; the model itself with ``log_model``."""
+    import mlflow  # heavy; only the driver logs artifacts
 
     state = load_state(checkpoint_uri)
-    client = mlflow.tracking.MlflowClient(tracking_uri)
+    client = mlflow.tracking.MlflowClient(run.tracking_uri)
+    run_id = run.run_id
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
         (out / "resolved_config.yaml").write_text(dump_yaml(job))
-        (out / "preprocessing.yaml").write_text(dump_yaml(state.preprocessing.to_dict()))
+        (out / "clip_spec.yaml").write_text(dump_yaml(state.clip_spec.to_dict()))
         if state.confusion is not None:
             conf = np.asarray(state.confusion)
             confusion_png(conf, state.classes, out / "confusion_matrix.png")
@@ -91,18 +95,16 @@ def log_training_artifacts(
             client.log_artifact(run_id, str(path))
         client.set_tag(run_id, "checkpoint_uri", checkpoint_uri)
     if log_model:
-        log_pytorch_model(tracking_uri, run_id, state)
+        log_pytorch_model(run, state)
 
 
-def log_pytorch_model(tracking_uri: str, run_id: str, state: TrainingState) -> None:
+def log_pytorch_model(run: RunTarget, state: TrainingState) -> None:
     """Log the final model with ``mlflow.pytorch`` and a normalised-clip input example."""
-    import mlflow
+    import mlflow  # heavy; only the driver logs the model
 
-    prep = state.preprocessing
-    model = SingleTensorSlowFast(build_model_from_state(state), prep.alpha).eval()
-    example = np.zeros(
-        (1, 3, prep.alpha * prep.slow_frames, prep.crop_size, prep.crop_size), dtype=np.float32
-    )
-    mlflow.set_tracking_uri(tracking_uri)
-    with mlflow.start_run(run_id=run_id):
+    spec = state.clip_spec
+    model = SingleTensorSlowFast(build_model_from_state(state), spec.alpha).eval()
+    example = np.zeros((1, 3, spec.fast_frames, spec.crop_size, spec.crop_size), dtype=np.float32)
+    mlflow.set_tracking_uri(run.tracking_uri)
+    with mlflow.start_run(run_id=run.run_id):
         mlflow.pytorch.log_model(model, name="model", input_example=example)

@@ -6,12 +6,14 @@ before any training starts, naming the URI.
 
 from __future__ import annotations
 
+import importlib.metadata as md
 import os
 import platform
 import subprocess
 import time
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,17 @@ RUN_KEY_TAG = "raysf.run_key"
 
 class TrackingUnavailableError(RuntimeError):
     """The MLflow tracking store cannot be reached or written."""
+
+
+@dataclass(frozen=True)
+class RunTarget:
+    """An MLflow run to log into: its tracking URI and run id."""
+
+    tracking_uri: str
+    run_id: str
+
+    def log_metrics(self, metrics: dict[str, float], step: int) -> None:
+        log_metrics(self.tracking_uri, self.run_id, metrics, step)
 
 
 def resolve_tracking_uri(uri: str | None) -> str:
@@ -75,7 +88,7 @@ def check_reachable(tracking_uri: str, timeout: float = 10.0) -> None:
 
 
 def get_client(tracking_uri: str):
-    from mlflow.tracking import MlflowClient
+    from mlflow.tracking import MlflowClient  # heavy; only the driver and rank 0 log
 
     return MlflowClient(tracking_uri=tracking_uri)
 
@@ -115,8 +128,6 @@ def start_run(
 
 def run_tags() -> dict[str, str]:
     """Git commit and library versions."""
-    import importlib.metadata as md
-
     tags = {"python": platform.python_version()}
     for lib in ("torch", "ray", "av", "pyarrow", "mlflow", "numpy"):
         try:
@@ -146,7 +157,7 @@ def git_commit() -> str:
 
 def log_params(tracking_uri: str, run_id: str, params: dict[str, Any]) -> None:
     """Log many params in batches of 100 (MLflow's limit), values as strings."""
-    from mlflow.entities import Param
+    from mlflow.entities import Param  # heavy; only the driver and rank 0 log
 
     client = get_client(tracking_uri)
     existing = client.get_run(run_id).data.params
@@ -156,7 +167,7 @@ def log_params(tracking_uri: str, run_id: str, params: dict[str, Any]) -> None:
 
 
 def log_metrics(tracking_uri: str, run_id: str, metrics: dict[str, float], step: int) -> None:
-    from mlflow.entities import Metric
+    from mlflow.entities import Metric  # heavy; only the driver and rank 0 log
 
     now = int(time.time() * 1000)
     skip = {"epoch", "steps", "world_size"}

@@ -7,12 +7,19 @@ model can separate at most the other three while SlowFast sees all six.
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
+
 import pytest
 
-from jobs.config import load_train_config
-from jobs.demo import DEMO_TRAIN, MODELS
-from jobs.smoke import ensure_synth_dataset
-from jobs.train import DEFAULT_CONFIG, run_training
+from pipelines.synth_dataset import SynthDataset, ensure_synth_dataset
+from raysf.clip_spec import ClipSpec
+from raysf.config import with_overrides
+from training.config import load_train_config
+from training.demo import MODELS, demo_train_job
+from training.trainer import run_training
+
+TRAIN_YAML = Path(__file__).resolve().parents[2] / "jobs" / "train.yaml"
 
 pytestmark = pytest.mark.slow
 
@@ -29,28 +36,24 @@ def local_ray():
 
 def test_slowfast_learns_and_beats_slow_only(local_ray, tmp_path_factory):
     root = tmp_path_factory.mktemp("learn")
-    dataset = ensure_synth_dataset(
-        root,
+    data = SynthDataset(
         classes=6,
         videos_per_class=30,
         frames=48,
-        slow_frames=4,
-        tau=8,
-        alpha=4,
-        num_test_clips=2,
+        clip=ClipSpec(slow_frames=4, tau=8, alpha=4, num_val_clips=1, num_test_clips=2),
     )
+    dataset = ensure_synth_dataset(root, data)
     val_top1 = {}
-    for name, model_overrides in MODELS.items():
-        job = load_train_config(
-            DEFAULT_CONFIG,
+    for name, model in MODELS.items():
+        job = replace(
+            demo_train_job(load_train_config(TRAIN_YAML), dataset, epochs=10), model=model
+        )
+        job = with_overrides(
+            job,
             [
-                f"data.dataset={dataset}",
-                *DEMO_TRAIN,
-                *model_overrides,
-                "data.crop_size=40",
-                "data.short_side_range=[44, 48]",
-                "data.test_short_side=44",
-                "train.epochs=10",
+                "data.clip.crop_size=40",
+                "data.clip.short_side_range=[44, 48]",
+                "data.clip.test_short_side=44",
                 f"storage.path={root / 'results'}",
                 f"storage.name={name}",
                 "mlflow.enabled=false",

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from jobs.config import TrainJobConfig, load_train_config
 from raysf.config import ConfigError, dump_yaml, flatten, to_dict
+from training.config import TrainJobConfig, load_train_config
 
 TRAIN_YAML = Path(__file__).resolve().parents[2] / "jobs" / "train.yaml"
 
@@ -20,15 +20,15 @@ def test_overrides_are_typed():
         TRAIN_YAML,
         [
             "train.epochs=3",
-            "data.short_side_range=[64, 80]",
-            "data.crop_size=56",
-            "data.test_short_side=64",
+            "data.clip.short_side_range=[64, 80]",
+            "data.clip.crop_size=56",
+            "data.clip.test_short_side=64",
             "model.overrides.alpha=2",
             "scaling.use_gpu=true",
         ],
     )
     assert cfg.train.epochs == 3
-    assert cfg.data.short_side_range == (64, 80)
+    assert cfg.data.clip.short_side_range == (64, 80)
     assert cfg.model.overrides == {"alpha": 2}
     assert cfg.scaling.use_gpu is True
 
@@ -39,7 +39,8 @@ def test_overrides_are_typed():
         ("optim.base_lrr=0.1", "optim.base_lrr: unknown key (did you mean 'base_lr'?)"),
         ("train.epochs=3.5", "train.epochs: expected an integer"),
         ("train.precision=fp16", "train.precision: 'fp16' is not one of"),
-        ("data.crop_size=400", "data.crop_size (400) must not exceed"),
+        ("data.clip.crop_size=400", "data.clip: ClipSpec.short_side_range=(256, 320): must"),
+        ("data.clip.alpha=8", "data.clip.alpha=8 differs from the model's alpha=4"),
         ("model.preset=resnet", "model.preset"),
         ("model.overrides.fusion=concat", "model.overrides"),
         ("train.precision=bf16", "bf16 autocast needs scaling.use_gpu"),

@@ -1,4 +1,4 @@
-"""The dataset manifest (``manifest.json``) and per-shard commit markers.
+"""The ingest's shards: their planning, commit markers, and the manifest summed from them.
 
 Layout at the output URI::
 
@@ -9,22 +9,30 @@ Layout at the output URI::
     manifest.json                written last, from the markers: the dataset is complete
 
 A shard is committed iff its marker exists; the marker holds the shard's counts, so the
-manifest is a pure function of the markers.
+manifest (its format: :mod:`raysf.manifest`) is a pure function of the markers.
 """
 
 from __future__ import annotations
 
+import io
 import json
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
+import av
 import pyarrow.fs as pafs
+import pyarrow.parquet as pq
 
-from pipelines import storage
-from pipelines.records import SCHEMA_VERSION
+from pipelines.clip_records import process_video
+from pipelines.ingest_config import IngestConfig
+from pipelines.records import clip_table, reject_table
+from pipelines.sources import Listing, SourceEntry
+from raysf import storage
+from raysf.manifest import MANIFEST_VERSION
+from raysf.runtime import resolve_filesystem
 
-MANIFEST_NAME = "manifest.json"
 PLAN_NAME = "_ingest.json"
 MARKER_DIR = "_shards"
 
@@ -94,7 +102,7 @@ def build_manifest(
     for m in markers:
         reasons.update(m["reject_reasons"])
     return {
-        "schema_version": SCHEMA_VERSION,
+        "schema_version": MANIFEST_VERSION,
         "complete": True,
         "classes": [{"label_id": i, "name": name} for i, name in enumerate(classes)],
         "num_classes": len(classes),
@@ -107,7 +115,7 @@ def build_manifest(
         "per_split": per_split,
         "per_class": per_class,
         "reject_reasons": dict(sorted(reasons.items())),
-        "sampling": config["sampling"],
+        "clip_spec": config["clip_spec"],
         "segment": config["segment"],
         "reencode": config["reencode"],
         "listing_fingerprint": listing_fingerprint,
@@ -136,16 +144,69 @@ def _merge_nested(items: Iterable[dict[str, dict[str, int]]]) -> dict[str, dict[
     return {k: dict(sorted(v.items())) for k, v in sorted(out.items())}
 
 
-def read_manifest(uri: str, endpoint_url: str | None = None) -> dict[str, Any]:
-    """Read ``manifest.json`` of a dataset URI; ``ValueError`` if absent or of another version."""
-    fs, root = storage.resolve_filesystem(uri, endpoint_url)
-    path = storage.join(root, MANIFEST_NAME)
-    if not storage.is_file(fs, path):
-        raise ValueError(f"{uri} has no {MANIFEST_NAME} (ingest not run or not finished)")
-    manifest = read_json(fs, path)
-    if manifest.get("schema_version") != SCHEMA_VERSION:
-        raise ValueError(
-            f"{uri}: manifest schema_version {manifest.get('schema_version')!r}, "
-            f"expected {SCHEMA_VERSION}"
-        )
-    return manifest
+@dataclass(frozen=True)
+class ShardTask:
+    """One shard to build: its name and its inputs (with label ids / duplicate flags)."""
+
+    shard: str
+    items: tuple[tuple[SourceEntry, int | None, bool], ...]
+
+
+def plan_shards(listing: Listing, shard_size: int) -> list[ShardTask]:
+    """Cut the sorted listing into fixed-size shards (deterministic)."""
+    seen: set[tuple[str, str]] = set()
+    items = []
+    for entry in listing.entries:
+        key = (entry.split, entry.video_id)
+        items.append((entry, listing.label_id(entry.label), key in seen))
+        seen.add(key)
+    return [
+        ShardTask(shard_name(k), tuple(items[i : i + shard_size]))
+        for k, i in enumerate(range(0, len(items), shard_size))
+    ]
+
+
+def build_shard(task: ShardTask, cfg: IngestConfig, root: str) -> dict[str, Any]:
+    """Process every input of ``task``, write its Parquet files, then its commit marker.
+
+    Returns the marker (shard counts). ``root`` is the output path in the output filesystem.
+    """
+    av.logging.set_level(av.logging.PANIC)
+    fs, _ = resolve_filesystem(cfg.out, cfg.storage.endpoint_url, cfg.storage.region)
+    clips: list[dict[str, Any]] = []
+    rejects: list[dict[str, Any]] = []
+    per_split: dict[str, Counter] = {}
+    per_class: dict[str, Counter] = {}
+    for entry, label_id, duplicate in task.items:
+        rows, reject = process_video(entry, label_id, duplicate, cfg)
+        split_counts = per_split.setdefault(entry.split, Counter())
+        split_counts["inputs"] += 1
+        if reject is not None:
+            rejects.append(reject)
+            split_counts["rejects"] += 1
+            continue
+        clips.extend(rows)
+        split_counts["videos"] += 1
+        split_counts["clips"] += len(rows)
+        per_class.setdefault(entry.label, Counter())[entry.split] += 1
+    _write_parquet(fs, clips_path(root, task.shard), clip_table(clips), cfg.row_group_size)
+    _write_parquet(fs, rejects_path(root, task.shard), reject_table(rejects), 1024)
+    marker = {
+        "shard": task.shard,
+        "inputs": len(task.items),
+        "videos": len(task.items) - len(rejects),
+        "clips": len(clips),
+        "rejects": len(rejects),
+        "per_split": {k: dict(v) for k, v in per_split.items()},
+        "per_class": {k: dict(v) for k, v in per_class.items()},
+        "reject_reasons": dict(Counter(r["reason"] for r in rejects)),
+    }
+    write_json(fs, marker_path(root, task.shard), marker)
+    return marker
+
+
+def _write_parquet(fs, path: str, table, row_group_size: int) -> None:
+    buffer = io.BytesIO()
+    compression = {name: ("none" if name == "content" else "zstd") for name in table.column_names}
+    pq.write_table(table, buffer, row_group_size=row_group_size, compression=compression)
+    storage.write_bytes_atomic(fs, path, buffer.getvalue())

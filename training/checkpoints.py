@@ -1,52 +1,30 @@
 """The project's checkpoint: one ``state.pt`` file that can be evaluated or fine-tuned alone.
 
 It holds model, optimizer and scheduler state, the epoch, the resolved job config, the model
-config and the preprocessing (mean, std, sizes, T, tau, alpha, index rule) plus the class names, so
-``jobs.evaluate`` and ``jobs.predict`` need nothing but the checkpoint. It is read with
+config and the :class:`~raysf.clip_spec.ClipSpec` (sampling, sizes, test views, mean/std) plus
+the class names, so evaluation and prediction need nothing but the checkpoint. It is read with
 ``torch.load(weights_only=True)``: only tensors and plain Python values are stored.
+
+Format 2 stores the spec as ``clip_spec``; format 1 (still read) stored a ``preprocessing``
+dict with the same field names, converted on load.
 """
 
 from __future__ import annotations
 
 import io
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from raysf import storage
+from raysf.clip_spec import ClipSpec
+from raysf.runtime import resolve_filesystem
+
 STATE_FILE = "state.pt"
-FORMAT_VERSION = 1
-
-
-@dataclass(frozen=True)
-class Preprocessing:
-    """How clips must be sampled and normalised to feed a model."""
-
-    slow_frames: int
-    tau: int
-    alpha: int
-    rule: str = "stride"
-    target_fps: float | None = None
-    mean: tuple[float, float, float] = (0.45, 0.45, 0.45)
-    std: tuple[float, float, float] = (0.225, 0.225, 0.225)
-    crop_size: int = 224
-    short_side_range: tuple[int, int] = (256, 320)
-    test_short_side: int = 256
-    num_test_clips: int = 10
-    num_test_crops: int = 3
-
-    def to_dict(self) -> dict[str, Any]:
-        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Preprocessing:
-        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
-        for key in ("mean", "std", "short_side_range"):
-            if key in known:
-                known[key] = tuple(known[key])
-        return cls(**known)
+FORMAT_VERSION = 2
 
 
 @dataclass
@@ -55,7 +33,7 @@ class TrainingState:
 
     model: dict[str, torch.Tensor]
     model_config: dict[str, Any]
-    preprocessing: Preprocessing
+    clip_spec: ClipSpec
     classes: list[str]
     epoch: int = -1
     global_step: int = 0
@@ -67,17 +45,21 @@ class TrainingState:
 
     def to_payload(self) -> dict[str, Any]:
         payload = {k: getattr(self, k) for k in self.__dataclass_fields__}
-        payload["preprocessing"] = self.preprocessing.to_dict()
+        payload["clip_spec"] = self.clip_spec.to_dict()
         payload["format_version"] = FORMAT_VERSION
         return payload
 
     @classmethod
     def from_payload(cls, payload: dict[str, Any], origin: str = "checkpoint") -> TrainingState:
-        missing = [k for k in ("model", "model_config", "preprocessing") if k not in payload]
+        spec_key = "clip_spec" if payload.get("format_version", 1) >= 2 else "preprocessing"
+        missing = [k for k in ("model", "model_config", spec_key) if k not in payload]
         if missing:
             raise ValueError(f"{origin}: not a raysf checkpoint (missing {missing})")
         data = {k: payload[k] for k in cls.__dataclass_fields__ if k in payload}
-        data["preprocessing"] = Preprocessing.from_dict(payload["preprocessing"])
+        if spec_key == "clip_spec":
+            data["clip_spec"] = ClipSpec.from_dict(payload["clip_spec"], f"{origin}: clip_spec")
+        else:
+            data["clip_spec"] = ClipSpec.from_legacy(payload["preprocessing"], origin)
         data.setdefault("classes", [str(i) for i in range(payload["model_config"]["num_classes"])])
         return cls(**data)
 
@@ -93,13 +75,8 @@ def save_state(state: TrainingState, directory: str | os.PathLike) -> Path:
 
 
 def _read_bytes(uri: str) -> bytes:
-    if "://" in uri and not uri.startswith("file://"):
-        from pipelines.storage import resolve_filesystem
-
-        fs, path = resolve_filesystem(uri)
-        with fs.open_input_file(path) as f:
-            return f.read()
-    return Path(uri.removeprefix("file://")).read_bytes()
+    fs, path = resolve_filesystem(uri)
+    return storage.read_bytes(fs, path)
 
 
 def state_file_of(uri: str) -> str:

@@ -86,10 +86,10 @@ def table_csv(rows: list[dict[str, Any]]) -> str:
 
 def plot_accuracy_vs_gflops(rows: list[dict[str, Any]], path: str | Path) -> None:
     """Scatter of top-1 against GFLOPs, one colour and marker per fusion type (PNG)."""
-    import matplotlib
+    import matplotlib  # heavy; only the summary plots need it
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # after use("Agg"): no display needed
 
     groups: dict[str, list[dict[str, Any]]] = {}
     for r in rows:

@@ -8,17 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from jobs.tune import DEFAULT_CONFIG, collect_rows, exported_job, smoke_overrides
-from jobs.tune_report import best_row, format_table, table_csv, write_summary
-from jobs.tune_space import (
-    base_train_job,
-    check_point,
-    load_tune_config,
-    make_points,
-    select_points,
-    trial_job,
-)
-from raysf.config import ConfigError, dump_yaml, load_config
+from raysf.config import ConfigError, dump_yaml, load_config, with_overrides
+from training.config import TrainJobConfig, load_train_config
+from training.smoke import smoke_sweep
+from training.tune.config import load_tune_config
+from training.tune.report import best_row, format_table, table_csv, write_summary
+from training.tune.results import PreparedPoint, collect_rows
+from training.tune.space import check_point, make_points, select_points, trial_job
+from training.tune.sweep import exported_job
+
+DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "jobs" / "tune.yaml"
 
 
 def _cfg(*overrides: str):
@@ -27,7 +26,7 @@ def _cfg(*overrides: str):
 
 def test_default_yaml_expands_to_the_full_grid():
     cfg = _cfg()
-    base = base_train_job(cfg, str(DEFAULT_CONFIG))
+    base = cfg.train
     points = make_points(cfg.space, base)
     # 4 fusions x 3 alphas x 3 betas x 1 fast input + the Slow-only baseline
     assert len(points) == 4 * 3 * 3 + 1
@@ -39,7 +38,7 @@ def test_default_yaml_expands_to_the_full_grid():
 
 def test_every_default_point_builds_its_model_config():
     cfg = _cfg()
-    base = base_train_job(cfg, str(DEFAULT_CONFIG))
+    base = cfg.train
     for point in make_points(cfg.space, base):
         job = trial_job(base, point, "/tmp/x", "s")
         model_cfg = check_point(job, point, 5, "tune.yaml")
@@ -53,11 +52,10 @@ def test_every_default_point_builds_its_model_config():
 
 def test_beta_not_dividing_width_is_rejected_naming_the_key():
     cfg = _cfg("train.model.overrides.width=8", "space.beta_inv=[8, 16]")
-    base = base_train_job(cfg, "tune.yaml")
+    base = cfg.train
     bad = [p for p in make_points(cfg.space, base) if p.dims["beta_inv"] == 16][0]
-    job = trial_job(base, bad, "/tmp/x", "s")
     with pytest.raises(ConfigError, match=r"space\.beta_inv: trial .*-b16-.*must divide width=8"):
-        check_point(job, bad, 5, "tune.yaml")
+        trial_job(base, bad, "/tmp/x", "s", "tune.yaml")
 
 
 @pytest.mark.parametrize(
@@ -78,16 +76,23 @@ def test_bad_sweep_keys_fail_at_load(override, match):
 
 
 def test_unknown_train_key_names_the_train_section():
-    cfg = _cfg("train.optim.base_lrr=0.1")
-    with pytest.raises(ConfigError, match=r"train: optim\.base_lrr: unknown key"):
-        base_train_job(cfg, "tune.yaml")
+    with pytest.raises(ConfigError, match=r"tune.yaml: train\.optim\.base_lrr: unknown key"):
+        _cfg("train.optim.base_lrr=0.1")
+
+
+def test_train_section_merges_over_the_train_config_file():
+    cfg = _cfg("train.train.epochs=3")
+    train_yaml = load_train_config(DEFAULT_CONFIG.with_name("train.yaml"))
+    assert cfg.train.train.epochs == 3  # the override
+    assert cfg.train.optim.base_lr == 0.4  # the sweep file's train section
+    assert cfg.train.optim.momentum == train_yaml.optim.momentum  # the train config file
 
 
 def test_learning_rates_multiply_points_and_reach_the_trial_config():
     cfg = _cfg(
         "space.alpha=[4]", "space.beta_inv=[8]", "space.fusion=[none]", "space.base_lr=[0.1, 0.2]"
     )
-    base = base_train_job(cfg, "tune.yaml")
+    base = cfg.train
     points = make_points(cfg.space, base)
     assert [p.key for p in points] == [
         "nolat-a4-b8-rgb-lr0.1",
@@ -103,7 +108,7 @@ def test_learning_rates_multiply_points_and_reach_the_trial_config():
 
 def test_random_mode_draws_distinct_points_reproducibly():
     cfg = _cfg("search.mode=random", "search.num_samples=5", "search.seed=3")
-    base = base_train_job(cfg, "tune.yaml")
+    base = cfg.train
     points = make_points(cfg.space, base)
     a = select_points(points, cfg.search)
     b = select_points(points, cfg.search)
@@ -113,21 +118,19 @@ def test_random_mode_draws_distinct_points_reproducibly():
     assert [p.key for p in other] != [p.key for p in a]
 
 
-def test_smoke_overrides_cover_three_fusions_two_alphas_and_user_wins():
-    ovr = smoke_overrides(["train.data.dataset=/data/x", "space.alpha=[2, 8]"])
-    cfg = load_tune_config(DEFAULT_CONFIG, ovr)
-    assert cfg.train["data"]["dataset"] == "/data/x"
+def test_smoke_sweep_covers_three_fusions_two_alphas_and_user_wins():
+    cfg = with_overrides(smoke_sweep(_cfg(), "/data/x"), ["space.alpha=[2, 8]"])
+    assert cfg.train.data.dataset == "/data/x"
     assert cfg.space.alpha == [2, 8]  # the user's override comes last
     assert set(cfg.space.fusion) == {
         "time_to_channel",
         "time_strided_sampling",
         "time_strided_conv",
     }
-    base = base_train_job(cfg, "tune.yaml")
-    assert base.model.overrides["width"] == 16 and base.data.crop_size == 32
+    assert cfg.train.model.overrides["width"] == 16 and cfg.train.data.clip.crop_size == 32
     # the smoke test's 4 random points still cover the three fusions and two alphas
-    smoke = load_tune_config(DEFAULT_CONFIG, smoke_overrides(["train.data.dataset=/data/x"]))
-    points = select_points(make_points(smoke.space, base), smoke.search)
+    smoke = smoke_sweep(_cfg(), "/data/x")
+    points = select_points(make_points(smoke.space, smoke.train), smoke.search)
     assert len(points) == 4
     assert {p.dims["fusion"] for p in points} == set(smoke.space.fusion)
     assert {p.dims["alpha"] for p in points} == {2, 4}
@@ -144,9 +147,7 @@ class _Result:
 
 def _rows(interrupted: bool = False):
     cfg = _cfg("space.alpha=[2, 4]", "space.beta_inv=[8]", "space.fusion=[time_to_channel]")
-    base = base_train_job(cfg, "tune.yaml")
-    from jobs.tune import PreparedPoint
-
+    base = cfg.train
     prepared = [
         PreparedPoint(p, trial_job(base, p, "/tmp/r", "s"), 0.01 * (i + 1), 1000 * (i + 1))
         for i, p in enumerate(make_points(cfg.space, base))
@@ -219,8 +220,6 @@ def test_table_markdown_csv_and_plot(tmp_path):
 
 
 def test_exported_best_config_loads_back_as_a_train_config(tmp_path):
-    from jobs.config import TrainJobConfig, load_train_config
-
     rows, prepared, base = _rows()
     best = next(pp for pp in prepared if pp.point.key == best_row(rows)["key"])
     path = tmp_path / "best.yaml"

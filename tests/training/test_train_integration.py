@@ -11,15 +11,20 @@ import os
 import signal
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from infra.local.procs import find_pids
-from jobs.checkpoints import load_state
-from jobs.config import load_train_config
-from jobs.smoke import SMOKE_DATA, ensure_synth_dataset, smoke_train_overrides
-from jobs.train import DEFAULT_CONFIG, run_training
+from pipelines.synth_dataset import SMOKE_DATA, ensure_synth_dataset
+from raysf.config import with_overrides
+from training.checkpoints import load_state
+from training.config import load_train_config
+from training.smoke import smoke_train_job
+from training.trainer import run_training
+
+TRAIN_YAML = Path(__file__).resolve().parents[2] / "jobs" / "train.yaml"
 
 pytestmark = pytest.mark.slow
 
@@ -32,7 +37,7 @@ TRAIN_WORKER = "ray::RayTrainWorker"
 def dataset(tmp_path_factory):
     root = tmp_path_factory.mktemp("synth")
     # the smoke set with 8 videos per class (more steps per epoch for the two-worker tests)
-    return ensure_synth_dataset(root, **{**SMOKE_DATA, "videos_per_class": 8})
+    return ensure_synth_dataset(root, replace(SMOKE_DATA, videos_per_class=8))
 
 
 @pytest.fixture(scope="module")
@@ -47,15 +52,9 @@ def local_ray():
 
 def _job(dataset: str, tmp_path: Path, *extra: str, tracking_uri: str | None = None):
     tracking_uri = tracking_uri or f"sqlite:///{tmp_path / 'mlflow.db'}"
-    overrides = smoke_train_overrides(
-        [
-            f"data.dataset={dataset}",
-            f"storage.path={tmp_path / 'results'}",
-            f"mlflow.tracking_uri={tracking_uri}",
-            *extra,
-        ]
-    )
-    return load_train_config(DEFAULT_CONFIG, overrides)
+    job = smoke_train_job(load_train_config(TRAIN_YAML), dataset)
+    overrides = [f"storage.path={tmp_path / 'results'}", f"mlflow.tracking_uri={tracking_uri}"]
+    return with_overrides(job, [*overrides, *extra])
 
 
 def _reports(path: Path) -> list[dict]:
@@ -75,6 +74,7 @@ def test_two_worker_ddp_keeps_ranks_identical(dataset, local_ray, tmp_path, mlfl
         "train.epochs=2",
         "eval.after_training=true",
         "mlflow.experiment=ddp-test",
+        "train.log_param_digest=true",
         tracking_uri=mlflow_server.tracking_uri,
     )
     log = tmp_path / "reports.jsonl"
@@ -96,7 +96,8 @@ def test_two_worker_ddp_keeps_ranks_identical(dataset, local_ray, tmp_path, mlfl
 
     state = load_state(outcome.checkpoint_uri)
     assert state.epoch == 1
-    assert state.preprocessing.slow_frames == 4 and state.preprocessing.alpha == 2
+    assert state.clip_spec.slow_frames == 4 and state.clip_spec.alpha == 2
+    assert state.clip_spec.num_test_clips == 2  # the dataset's test windows reach the checkpoint
     assert state.optimizer and state.scheduler and state.job_config["data"]["dataset"] == dataset
     assert 0.0 <= outcome.test_metrics["test_top1"] <= 1.0
     assert outcome.test_metrics["test_views_per_video"] == 2.0  # 2 windows x 1 crop

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from jobs.schedule import lr_factor, scaled_lr
+from training.schedule import lr_factor, scaled_lr
 
 
 def test_linear_scaling():

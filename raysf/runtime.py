@@ -1,8 +1,13 @@
-"""Local paths and ``s3://`` URIs behind one pyarrow FileSystem interface.
+"""The runtime: the one place that joins or starts Ray, resolves where a URI lives, and reads a
+dataset manifest.
 
-``resolve_filesystem(uri)`` returns ``(filesystem, path)``; every other helper here takes that
-pair. S3 settings come, in this order, from the arguments, then the standard AWS environment
-variables:
+**Ray** — :func:`init_ray` joins a cluster (an explicit address, else ``RAY_ADDRESS``, which
+``ray job submit`` sets for its driver) or starts a fresh local instance; an already connected
+process is left alone. Every entry point and library function that needs Ray calls it.
+
+**Storage** — :func:`resolve_filesystem` turns a local path, ``file://`` or ``s3://`` URI into
+``(pyarrow filesystem, path)``; :mod:`raysf.storage` operates on that pair. S3 settings come,
+in this order, from the arguments, then the standard AWS environment variables:
 
 - endpoint: ``AWS_ENDPOINT_URL_S3``, then ``AWS_ENDPOINT_URL`` (unset: real AWS);
 - region: ``AWS_DEFAULT_REGION``, then ``AWS_REGION`` (unset: ``us-east-1``);
@@ -12,27 +17,84 @@ variables:
 Transient S3 errors are retried by the AWS SDK's *standard* retry strategy (exponential
 back-off with jitter on throttling, 5xx and connection errors), ``max_attempts`` tries in all.
 
-Atomicity: :func:`write_bytes_atomic` writes a local file under a temporary name in the same
-directory and renames it into place; on S3 an object becomes visible only when its upload
-completes, so a killed writer leaves no partial object behind.
+**Manifests** — :func:`read_manifest` reads a dataset's ``manifest.json`` into a typed
+:class:`~raysf.manifest.Manifest`, checking its schema version.
+
+Ray is imported inside :func:`init_ray` only: it is a heavy package that the model, the
+configuration and the storage helpers do not need.
 """
 
 from __future__ import annotations
 
+import json
 import os
-import uuid
+import socket
+import sys
+from pathlib import Path
 from urllib.parse import urlparse
 
 import pyarrow.fs as pafs
 
-S3_SCHEME = "s3://"
+from raysf import storage
+from raysf.manifest import MANIFEST_NAME, Manifest, parse_manifest
+
 DEFAULT_REGION = "us-east-1"
 DEFAULT_MAX_ATTEMPTS = 8
+#: The folder holding the project's packages (put on the workers' PYTHONPATH of a local Ray).
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
-def is_s3(uri: str) -> bool:
-    """True for ``s3://bucket/key`` URIs."""
-    return str(uri).startswith(S3_SCHEME)
+# ----------------------------------------------------------------------------- Ray
+
+
+def init_ray(
+    address: str | None = None, *, num_cpus: int | None = None, dashboard: bool = True
+) -> None:
+    """Join a Ray cluster, or start a local one; only configures Ray Data when this process is
+    connected already.
+
+    Args:
+        address: cluster address (``ray://...``, ``host:port`` or ``auto``); default
+            ``RAY_ADDRESS`` (set by ``ray job submit`` for its driver). Without either, a fresh
+            local instance is started, never a cluster found on the host by chance.
+        num_cpus: logical CPUs of a local instance (default: the machine's cores).
+        dashboard: start the dashboard with a local instance (Ray Train's and Tune's
+            placement-group cleanup asks its state API whether a controller is alive).
+    """
+    # heavy: the config, storage and manifest helpers here run without Ray
+    import ray
+    import ray.data
+
+    # One line per epoch from the workers is the training log; Ray Data's per-operator progress
+    # bars would interleave with it from several datasets at once (set in every process that
+    # builds datasets, a Tune trial's driver too).
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    if ray.is_initialized():
+        return
+    address = address or os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address, log_to_driver=True)
+        return
+    paths = [str(PROJECT_ROOT), *(p for p in sys.path[:1] if p)]
+    ray.init(
+        address="local",
+        num_cpus=num_cpus,
+        include_dashboard=dashboard,
+        runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(paths)}},
+        log_to_driver=True,
+    )
+
+
+def local_cpus(minimum: int) -> int:
+    """Logical CPUs for a local Ray: the machine's cores, at least ``minimum``.
+
+    A Tune trial's driver, its training worker and a decode task each hold a CPU; on a 2-core
+    machine they only fit on more logical CPUs than cores.
+    """
+    return max(os.cpu_count() or 1, minimum)
+
+
+# ----------------------------------------------------------------------------- storage
 
 
 def env_endpoint_url() -> str | None:
@@ -101,9 +163,7 @@ def check_s3_endpoint(uri: str, endpoint_url: str | None = None, timeout: float 
     pyarrow's retry strategy spends tens of seconds on a refused connection before its error;
     entry points call this first. No-op for local paths and for AWS itself (no endpoint set).
     """
-    import socket
-
-    if not is_s3(str(uri)):
+    if not storage.is_s3(str(uri)):
         return
     endpoint_url = endpoint_url or env_endpoint_url()
     if not endpoint_url:
@@ -133,8 +193,8 @@ def resolve_filesystem(
     text = os.fspath(uri)
     if not text:
         raise ValueError("empty path/URI")
-    if is_s3(text):
-        path = text[len(S3_SCHEME) :].strip("/")
+    if storage.is_s3(text):
+        path = text[len(storage.S3_SCHEME) :].strip("/")
         if not path:
             raise ValueError(f"S3 URI {text!r} has no bucket")
         return s3_filesystem(endpoint_url, region), path
@@ -146,81 +206,21 @@ def resolve_filesystem(
     return pafs.LocalFileSystem(), os.path.abspath(os.path.expanduser(text))
 
 
-def join(base: str, *parts: str) -> str:
-    """Join path components with ``/`` (works for local paths, bucket/key paths and URIs)."""
-    out = base.rstrip("/")
-    for part in parts:
-        out = f"{out}/{part.strip('/')}"
-    return out
+# ----------------------------------------------------------------------------- manifests
 
 
-def exists(fs: pafs.FileSystem, path: str) -> bool:
-    """True if ``path`` is an existing file or directory."""
-    return fs.get_file_info(path).type != pafs.FileType.NotFound
+def read_manifest(uri: str, endpoint_url: str | None = None) -> Manifest:
+    """The typed manifest of the dataset at ``uri`` (local path or ``s3://``).
 
-
-def is_file(fs: pafs.FileSystem, path: str) -> bool:
-    """True if ``path`` is an existing regular file (object)."""
-    return fs.get_file_info(path).type == pafs.FileType.File
-
-
-def read_bytes(fs: pafs.FileSystem, path: str) -> bytes:
-    """Whole content of a file/object. Raises ``FileNotFoundError`` naming the path."""
-    try:
-        with fs.open_input_stream(path) as stream:
-            return stream.read()
-    except FileNotFoundError as exc:
-        raise FileNotFoundError(f"no such file: {path}") from exc
-
-
-def read_text(fs: pafs.FileSystem, path: str, encoding: str = "utf-8") -> str:
-    """Whole content of a text file/object."""
-    return read_bytes(fs, path).decode(encoding)
-
-
-def write_bytes_atomic(fs: pafs.FileSystem, path: str, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see either nothing or the complete file.
-
-    Local: temp file in the same directory, flushed and ``os.replace``d onto ``path``.
-    S3: one upload straight to the key (an object only appears once its upload completes).
+    ``ValueError`` naming the URI when there is none (ingest not run or not finished), when it
+    is not valid JSON or when its schema version is not one this version reads.
     """
-    parent = path.rsplit("/", 1)[0] if "/" in path else ""
-    if isinstance(fs, pafs.LocalFileSystem):
-        os.makedirs(parent or ".", exist_ok=True)
-        tmp = f"{path}.tmp-{uuid.uuid4().hex}"
-        try:
-            with open(tmp, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-        return
-    with fs.open_output_stream(path) as stream:
-        stream.write(data)
-
-
-def list_files(fs: pafs.FileSystem, path: str, *, recursive: bool = True) -> list[str]:
-    """Sorted paths of the regular files under directory/prefix ``path`` (empty if absent)."""
-    info = fs.get_file_info(path)
-    if info.type == pafs.FileType.NotFound:
-        return []
-    if info.type == pafs.FileType.File:
-        return [path]
-    selector = pafs.FileSelector(path, recursive=recursive, allow_not_found=True)
-    return sorted(i.path for i in fs.get_file_info(selector) if i.type == pafs.FileType.File)
-
-
-def delete_file(fs: pafs.FileSystem, path: str) -> None:
-    """Delete one file/object if it exists."""
-    if is_file(fs, path):
-        fs.delete_file(path)
-
-
-def to_uri(fs: pafs.FileSystem, path: str) -> str:
-    """Inverse of :func:`resolve_filesystem` for messages and records (``s3://`` or a path)."""
-    if isinstance(fs, pafs.S3FileSystem):
-        return f"{S3_SCHEME}{path}"
-    return path
+    fs, root = resolve_filesystem(uri, endpoint_url)
+    path = storage.join(root, MANIFEST_NAME)
+    if not storage.is_file(fs, path):
+        raise ValueError(f"{uri} has no {MANIFEST_NAME} (ingest not run or not finished)")
+    try:
+        data = json.loads(storage.read_text(fs, path))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{storage.to_uri(fs, path)}: invalid JSON: {exc}") from exc
+    return parse_manifest(data, uri)

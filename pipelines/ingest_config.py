@@ -1,0 +1,131 @@
+"""Typed configuration of the ingest job (``jobs/ingest.yaml``), built once at the entry point.
+
+The window written into the records and the number of windows per val/test video come from
+``clip``, a :class:`~raysf.clip_spec.ClipSpec`; it is stored in ``manifest.json`` so that
+training, evaluation and prediction cut clips the same way.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from raysf.clip_spec import DATASET_FIELDS, MODEL_FIELDS, ClipSpec
+from raysf.config import load_config, to_dict
+
+DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.dirname(__file__)), "jobs", "ingest.yaml")
+
+#: The SlowFast 8x8 window at 30 fps, one val window and ten test windows per video.
+DEFAULT_CLIP = ClipSpec(
+    slow_frames=8, tau=8, alpha=4, target_fps=30.0, num_val_clips=1, num_test_clips=10
+)
+
+
+@dataclass(frozen=True)
+class SegmentConfig:
+    """Val/test segments: extra frames kept on each side of the window (rounded to GOPs)."""
+
+    pad_frames: int = 32
+
+    def validate(self) -> None:
+        if self.pad_frames < 0:
+            raise ValueError(f"pad_frames must be >= 0, got {self.pad_frames}")
+
+
+@dataclass(frozen=True)
+class ReencodeConfig:
+    """Canonical re-encode (libx264) applied before records are cut."""
+
+    short_side: int | None = 256
+    fps: float | None = 30.0
+    gop: int = 16
+    crf: int = 23
+    preset: str = "veryfast"
+
+    def validate(self) -> None:
+        if self.short_side is not None and self.short_side < 2:
+            raise ValueError(f"short_side must be >= 2, got {self.short_side}")
+        if self.fps is not None and self.fps <= 0:
+            raise ValueError(f"fps must be positive, got {self.fps}")
+        if self.gop < 1:
+            raise ValueError(f"gop must be >= 1, got {self.gop}")
+
+
+@dataclass(frozen=True)
+class ChecksConfig:
+    """Validation policy."""
+
+    min_frames: int | None = None
+    short_policy: Literal["reject", "keep"] = "reject"
+    decode_all: bool = False
+
+
+@dataclass(frozen=True)
+class S3Config:
+    """S3 settings of the inputs and the output (null: from AWS_ENDPOINT_URL[_S3] /
+    AWS_DEFAULT_REGION)."""
+
+    endpoint_url: str | None = None
+    region: str | None = None
+
+
+@dataclass(frozen=True)
+class ResourcesConfig:
+    """Ray resources."""
+
+    num_cpus: int | None = None
+    cpus_per_task: float = 1.0
+    address: str | None = None
+
+    def validate(self) -> None:
+        if self.num_cpus is not None and self.num_cpus < 1:
+            raise ValueError(f"num_cpus must be >= 1 or null, got {self.num_cpus}")
+        if self.cpus_per_task <= 0:
+            raise ValueError(f"cpus_per_task must be positive, got {self.cpus_per_task}")
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    """Everything the ingest job reads; built once at the entry point."""
+
+    videos: str | None = None
+    annotations: str | None = None
+    format: Literal["kinetics", "list", "folders"] = "kinetics"
+    classes: str | None = None
+    out: str | None = None
+    shard_size: int = 32
+    row_group_size: int = 16
+    clip: ClipSpec = field(default_factory=lambda: DEFAULT_CLIP)
+    segment: SegmentConfig = field(default_factory=SegmentConfig)
+    reencode: ReencodeConfig | None = None
+    checks: ChecksConfig = field(default_factory=ChecksConfig)
+    storage: S3Config = field(default_factory=S3Config)
+    resources: ResourcesConfig = field(default_factory=ResourcesConfig)
+
+    def validate(self) -> None:
+        if self.shard_size < 1:
+            raise ValueError(f"shard_size must be >= 1, got {self.shard_size}")
+        if self.row_group_size < 1:
+            raise ValueError(f"row_group_size must be >= 1, got {self.row_group_size}")
+        unset = [n for n in (*MODEL_FIELDS, *DATASET_FIELDS) if getattr(self.clip, n) is None]
+        if unset:
+            raise ValueError(f"clip: ingest cuts windows, so {unset} must be set")
+
+    def record_config(self) -> dict[str, Any]:
+        """The part of the config that determines the records (must match to resume)."""
+        return {
+            "clip_spec": self.clip.to_dict(),
+            "segment": to_dict(self.segment),
+            "reencode": to_dict(self.reencode) if self.reencode else None,
+            "checks": to_dict(self.checks),
+            "shard_size": self.shard_size,
+            "row_group_size": self.row_group_size,
+        }
+
+
+def load_ingest_config(path: str | None, overrides: list[str] = ()) -> IngestConfig:
+    """Read ``path`` (default ``jobs/ingest.yaml`` when it exists) with dotted overrides."""
+    if path is None and os.path.exists(DEFAULT_CONFIG):
+        path = DEFAULT_CONFIG
+    return load_config(IngestConfig, path, list(overrides))

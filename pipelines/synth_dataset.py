@@ -1,0 +1,83 @@
+"""A SynthMotion dataset generated and ingested once: the data of the smoke tests, the demo and
+the benchmarks.
+
+:func:`ensure_synth_dataset` writes the videos under ``<root>/videos`` and ingests them into
+``<root>/dataset`` with Ray Data, reusing both when they already exist with the same
+:class:`SynthDataset` (the manifest is written last, so its presence means the ingest finished).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from pipelines.ingest import run_ingest
+from pipelines.ingest_config import IngestConfig
+from pipelines.synth import generate
+from raysf.clip_spec import ClipSpec
+from raysf.config import with_overrides
+
+
+@dataclass(frozen=True)
+class SynthDataset:
+    """What to generate and how to cut it.
+
+    Attributes:
+        classes, videos_per_class, frames, seed: the SynthMotion videos (see
+            :func:`pipelines.synth.generate`).
+        clip: the window written into the records and the windows per val/test video.
+        shard_size: videos per ingest shard.
+    """
+
+    classes: int
+    videos_per_class: int
+    frames: int
+    clip: ClipSpec
+    seed: int = 0
+    shard_size: int = 16
+
+    def videos_key(self) -> dict[str, int]:
+        """What determines the generated videos (reused when equal)."""
+        keys = ("classes", "videos_per_class", "frames", "seed")
+        return {k: v for k, v in asdict(self).items() if k in keys}
+
+
+#: The smoke tests' set: 3 classes x 6 videos of 40 frames, T=4, tau=4, alpha=2, 2 test windows.
+SMOKE_DATA = SynthDataset(
+    classes=3,
+    videos_per_class=6,
+    frames=40,
+    clip=ClipSpec(slow_frames=4, tau=4, alpha=2, num_val_clips=1, num_test_clips=2),
+    shard_size=8,
+)
+
+
+def ensure_synth_dataset(root: str | os.PathLike, data: SynthDataset) -> str:
+    """SynthMotion videos under ``root/videos`` ingested into ``root/dataset``; its URI."""
+    root = Path(root).absolute()
+    videos, dataset = root / "videos", root / "dataset"
+    stamp = root / "synth-params.json"
+    if not stamp.exists() or json.loads(stamp.read_text()) != data.videos_key():
+        generate(
+            videos,
+            classes=data.classes,
+            videos_per_class=data.videos_per_class,
+            seed=data.seed,
+            frames=data.frames,
+        )
+        root.mkdir(parents=True, exist_ok=True)
+        stamp.write_text(json.dumps(data.videos_key()))
+    cfg = IngestConfig(
+        videos=str(videos),
+        format="kinetics",
+        out=str(dataset),
+        shard_size=data.shard_size,
+        clip=data.clip,
+    )
+    run_ingest(with_overrides(cfg))
+    return str(dataset)
+
+
+__all__ = ["SMOKE_DATA", "SynthDataset", "ensure_synth_dataset"]

@@ -1,0 +1,101 @@
+"""File operations on a ``(pyarrow filesystem, path)`` pair: local paths and S3 alike.
+
+Which filesystem a URI lives on is decided in one place, :func:`raysf.runtime.resolve_filesystem`;
+every helper here takes its result. Atomicity: :func:`write_bytes_atomic` writes a local file
+under a temporary name in the same directory and renames it into place; on S3 an object becomes
+visible only when its upload completes, so a killed writer leaves no partial object behind.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import pyarrow.fs as pafs
+
+S3_SCHEME = "s3://"
+
+
+def is_s3(uri: str) -> bool:
+    """True for ``s3://bucket/key`` URIs."""
+    return str(uri).startswith(S3_SCHEME)
+
+
+def join(base: str, *parts: str) -> str:
+    """Join path components with ``/`` (works for local paths, bucket/key paths and URIs)."""
+    out = base.rstrip("/")
+    for part in parts:
+        out = f"{out}/{part.strip('/')}"
+    return out
+
+
+def exists(fs: pafs.FileSystem, path: str) -> bool:
+    """True if ``path`` is an existing file or directory."""
+    return fs.get_file_info(path).type != pafs.FileType.NotFound
+
+
+def is_file(fs: pafs.FileSystem, path: str) -> bool:
+    """True if ``path`` is an existing regular file (object)."""
+    return fs.get_file_info(path).type == pafs.FileType.File
+
+
+def read_bytes(fs: pafs.FileSystem, path: str) -> bytes:
+    """Whole content of a file/object. Raises ``FileNotFoundError`` naming the path."""
+    try:
+        with fs.open_input_stream(path) as stream:
+            return stream.read()
+    except FileNotFoundError as exc:
+        raise FileNotFoundError(f"no such file: {path}") from exc
+
+
+def read_text(fs: pafs.FileSystem, path: str, encoding: str = "utf-8") -> str:
+    """Whole content of a text file/object."""
+    return read_bytes(fs, path).decode(encoding)
+
+
+def write_bytes_atomic(fs: pafs.FileSystem, path: str, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see either nothing or the complete file.
+
+    Local: temp file in the same directory, flushed and ``os.replace``d onto ``path``.
+    S3: one upload straight to the key (an object only appears once its upload completes).
+    """
+    parent = path.rsplit("/", 1)[0] if "/" in path else ""
+    if isinstance(fs, pafs.LocalFileSystem):
+        os.makedirs(parent or ".", exist_ok=True)
+        tmp = f"{path}.tmp-{uuid.uuid4().hex}"
+        try:
+            with open(tmp, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+        return
+    with fs.open_output_stream(path) as stream:
+        stream.write(data)
+
+
+def list_files(fs: pafs.FileSystem, path: str, *, recursive: bool = True) -> list[str]:
+    """Sorted paths of the regular files under directory/prefix ``path`` (empty if absent)."""
+    info = fs.get_file_info(path)
+    if info.type == pafs.FileType.NotFound:
+        return []
+    if info.type == pafs.FileType.File:
+        return [path]
+    selector = pafs.FileSelector(path, recursive=recursive, allow_not_found=True)
+    return sorted(i.path for i in fs.get_file_info(selector) if i.type == pafs.FileType.File)
+
+
+def delete_file(fs: pafs.FileSystem, path: str) -> None:
+    """Delete one file/object if it exists."""
+    if is_file(fs, path):
+        fs.delete_file(path)
+
+
+def to_uri(fs: pafs.FileSystem, path: str) -> str:
+    """Inverse of :func:`resolve_filesystem` for messages and records (``s3://`` or a path)."""
+    if isinstance(fs, pafs.S3FileSystem):
+        return f"{S3_SCHEME}{path}"
+    return path

@@ -1,0 +1,43 @@
+"""The test views of a video file (prediction): every window of the clip spec, every crop."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pipelines import sampling
+from pipelines.decode import decode_frames
+from pipelines.synth import generate
+from pipelines.views import spatial_views, video_views
+from raysf.clip_spec import ClipSpec
+
+
+def test_video_views_cut_every_window_and_crop(tmp_path):
+    video = generate(tmp_path, classes=1, videos_per_class=1, seed=5, frames=64, size=(80, 64))[0]
+    spec = ClipSpec(
+        slow_frames=4,
+        tau=4,
+        alpha=2,
+        num_val_clips=1,
+        num_test_clips=3,
+        crop_size=32,
+        short_side_range=(32, 40),
+        test_short_side=40,
+    )
+    views = video_views(video.path, spec)
+    assert views.slow.shape == (9, 4, 32, 32, 3) and views.fast.shape == (9, 8, 32, 32, 3)
+    assert views.clip_index.tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+    assert views.spatial_index.tolist() == [0, 1, 2] * 3
+    # the last window's right crop is exactly those frames, decoded alone
+    start = int(sampling.uniform_starts(64, sampling.window_span(4, 4), 3)[-1])
+    fast_idx, _ = sampling.clip_indices(start, 64, slow_frames=4, tau=4, alpha=2)
+    frames = decode_frames(video.path, fast_idx, short_side=40)  # 50x40 (w x h)
+    np.testing.assert_array_equal(views.fast[-1], frames[:, 4:36, 18:50])
+    np.testing.assert_array_equal(views.slow[-1], views.fast[-1][::2])
+
+
+def test_one_test_crop_is_the_centre_one():
+    clip = [np.zeros((2, 40, 60, 3), np.uint8), np.zeros((4, 40, 60, 3), np.uint8)]
+    spec = ClipSpec(crop_size=32, short_side_range=(32, 40), test_short_side=40, num_test_crops=1)
+    ((view, index),) = spatial_views(clip, spec)
+    assert index == 1 and view[0].shape == (2, 32, 32, 3)
+    assert [i for _, i in spatial_views(clip, spec, num_crops=3)] == [0, 1, 2]

@@ -1,0 +1,123 @@
+"""What a training run will do, worked out before Ray starts: :func:`plan_training`.
+
+The plan is a pure function of the job config and the dataset manifest: the resolved network
+config (class count from the dataset), the resolved :class:`~raysf.clip_spec.ClipSpec`, the
+model's cost, the global batch, steps per epoch, the peak learning rate, the run name and the
+parameters logged to MLflow. It is tested without Ray; the trainer and every worker receive it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import slowfast_model
+from raysf.clip_spec import ClipSpec
+from raysf.config import ConfigError, flatten, to_dict
+from raysf.manifest import Manifest
+from raysf.runtime import read_manifest
+from training.config import TrainJobConfig, resolve_path
+from training.schedule import scaled_lr
+
+
+@dataclass(frozen=True)
+class ModelSummary:
+    """Parameter count and GFLOPs per view at the training crop size."""
+
+    params: int
+    gflops: float
+
+
+@dataclass(frozen=True)
+class TrainingPlan:
+    """Everything derived from a job before it runs (see the module docstring)."""
+
+    job: TrainJobConfig
+    dataset_uri: str
+    classes: tuple[str, ...]
+    model: slowfast_model.SlowFastConfig
+    clip: ClipSpec
+    summary: ModelSummary
+    run_name: str
+    global_batch: int
+    steps_per_epoch: int
+    peak_lr: float
+
+    def mlflow_params(self) -> dict[str, Any]:
+        """The run's parameters: the flattened job, the resolved network, its cost, the batch."""
+        params = flatten(to_dict(self.job))
+        params.update({f"model.resolved.{k}": v for k, v in asdict(self.model).items()})
+        params.update({f"data.clip.resolved.{k}": v for k, v in self.clip.to_dict().items()})
+        params.update(
+            {
+                "model.gflops": round(self.summary.gflops, 4),
+                "model.params": self.summary.params,
+                "train.global_batch": self.global_batch,
+                "optim.peak_lr": self.peak_lr,
+            }
+        )
+        return params
+
+
+def model_summary(model: slowfast_model.SlowFastConfig, crop_size: int) -> ModelSummary:
+    """Parameter count and GFLOPs per view of ``model`` at ``crop_size``."""
+    net = slowfast_model.build_model(model)
+    params = sum(p.numel() for p in net.parameters())
+    return ModelSummary(int(params), float(slowfast_model.count_flops(net, crop=crop_size)))
+
+
+def resolve_clip(job: TrainJobConfig, model, manifest: Manifest) -> ClipSpec:
+    """The run's clip spec: ``data.clip`` completed from the model and the dataset."""
+    try:
+        return job.data.clip.resolve(
+            slow_frames=model.slow_frames,
+            alpha=model.alpha,
+            default_tau=model.default_tau,
+            dataset=manifest.clip_spec,
+        )
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+
+
+def run_name_of(job: TrainJobConfig, now: float | None = None) -> str:
+    """``storage.name`` (else the MLflow run name, else the preset); timestamped unless the
+    run resumes, so that a fresh run never meets an older one of the same name."""
+    name = job.storage.name or (job.mlflow.run_name or job.model.preset)
+    if not job.resume:
+        name = f"{name}-{time.strftime('%Y%m%d-%H%M%S', time.localtime(now))}"
+    return name
+
+
+def plan_training(job: TrainJobConfig, manifest: Manifest | None = None) -> TrainingPlan:
+    """The plan of ``job`` (reads the dataset manifest unless given); ``ConfigError`` when the
+    dataset cannot serve it (too few clips for one global batch, a contradicting clip spec)."""
+    dataset_uri = resolve_path(job.data.dataset)
+    manifest = manifest or read_manifest(dataset_uri, job.data.endpoint_url)
+    try:
+        model = job.model.resolve(num_classes=manifest.num_classes)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+    clip = resolve_clip(job, model, manifest)
+    n_train = manifest.clips_in(job.data.train_split)
+    global_batch = job.train.batch_size * job.scaling.num_workers
+    if n_train < global_batch:
+        raise ConfigError(
+            f"train split {job.data.train_split!r} has {n_train} clips, fewer than the global "
+            f"batch {global_batch} (train.batch_size x scaling.num_workers)"
+        )
+    steps = max(1, n_train // global_batch)
+    if job.train.max_steps_per_epoch:
+        steps = min(steps, job.train.max_steps_per_epoch)
+    return TrainingPlan(
+        job=job,
+        dataset_uri=dataset_uri,
+        classes=manifest.classes,
+        model=model,
+        clip=clip,
+        summary=model_summary(model, clip.crop_size),
+        run_name=run_name_of(job),
+        global_batch=global_batch,
+        steps_per_epoch=steps,
+        peak_lr=scaled_lr(job.optim.base_lr, global_batch, job.optim.reference_batch),
+    )

@@ -1,0 +1,194 @@
+"""Run a training job on Ray Train: :func:`run_training`.
+
+The driver checks the services the run needs (MLflow, S3 endpoints) before anything starts,
+plans the run (:func:`training.plan.plan_training`), opens its MLflow run, joins or starts Ray
+(:func:`raysf.runtime.init_ray`), builds the streaming train/val datasets and the
+``TorchTrainer`` (:func:`build_trainer`), and fits it. After training it logs the artifacts and,
+when asked, evaluates the final checkpoint with the test-view protocol.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import slowfast_model
+from pipelines.loader import build_clip_dataset
+from raysf import runtime
+from training import tracking
+from training.artifacts import log_training_artifacts
+from training.callbacks import MetricsLogCallback
+from training.checkpoints import load_state
+from training.config import TrainJobConfig, resolve_path
+from training.evaluate import EvalRequest, evaluate_checkpoint
+from training.plan import ModelSummary, TrainingPlan, plan_training
+from training.worker import WorkerSetup, train_func
+
+
+@dataclass
+class TrainOutcome:
+    """What a finished training run produced."""
+
+    checkpoint_uri: str
+    metrics: dict[str, Any]
+    history: list[dict[str, Any]]
+    mlflow_run_id: str | None
+    tracking_uri: str | None
+    model_info: ModelSummary
+    test_metrics: dict[str, float] | None = None
+
+
+def run_training(
+    job: TrainJobConfig,
+    *,
+    address: str | None = None,
+    evaluate_after: bool | None = None,
+    callbacks: list | None = None,
+    metrics_log: str | None = None,
+) -> TrainOutcome:
+    """Run the whole job: checks, plan, MLflow run, TorchTrainer, artifacts, evaluation.
+
+    ``metrics_log``: also write every worker's per-epoch report to this JSON-lines file
+    (:class:`training.callbacks.MetricsLogCallback`); ``callbacks``: extra Ray Train callbacks;
+    ``evaluate_after``: override ``eval.after_training``.
+    """
+    tracking_uri = check_services(job)
+    plan = plan_training(job)
+    run = open_run(plan, tracking_uri)
+    runtime.init_ray(address)
+    setup = WorkerSetup(plan, run, pretrained_state(job, plan.model))
+    extra = list(callbacks or [])
+    if metrics_log:
+        extra.append(MetricsLogCallback(str(Path(metrics_log).absolute())))
+    result = build_trainer(setup, build_datasets(plan), extra).fit()
+    outcome = _outcome(result, plan, run)
+    if run is not None:
+        log_training_artifacts(run, job, outcome.checkpoint_uri, log_model=job.mlflow.log_model)
+    if job.eval.after_training if evaluate_after is None else evaluate_after:
+        outcome.test_metrics = evaluate_checkpoint(_eval_request(job, outcome), run=run)
+    return outcome
+
+
+def check_services(job: TrainJobConfig) -> str | None:
+    """Fail fast, naming what is wrong, when MLflow or an S3 endpoint is unreachable; returns
+    the resolved tracking URI (``None`` with MLflow off)."""
+    tracking_uri = None
+    if job.mlflow.enabled:
+        tracking_uri = tracking.resolve_tracking_uri(job.mlflow.tracking_uri)
+        tracking.check_reachable(tracking_uri)
+    runtime.check_s3_endpoint(job.data.dataset, job.data.endpoint_url)
+    runtime.check_s3_endpoint(job.storage.path, job.storage.endpoint_url)
+    return tracking_uri
+
+
+def open_run(plan: TrainingPlan, tracking_uri: str | None) -> tracking.RunTarget | None:
+    """Create (or, resuming, find) the run's MLflow run and log its parameters."""
+    if not tracking_uri:
+        return None
+    job = plan.job
+    run_id = tracking.start_run(
+        tracking_uri,
+        job.mlflow.experiment,
+        job.mlflow.run_name or plan.run_name,
+        run_key=plan.run_name,
+        resume=job.resume,
+    )
+    tracking.log_params(tracking_uri, run_id, plan.mlflow_params())
+    return tracking.RunTarget(tracking_uri, run_id)
+
+
+def build_datasets(plan: TrainingPlan) -> dict[str, Any]:
+    """The streaming train (augmented) and val (centre view) datasets of the run."""
+    data = plan.job.data
+    common = dict(spec=plan.clip, decode=data.decode, endpoint_url=data.endpoint_url)
+    train = build_clip_dataset(plan.dataset_uri, split=data.train_split, mode="train", **common)
+    val = build_clip_dataset(plan.dataset_uri, split=data.val_split, mode="val", **common)
+    cols = ["slow", "fast", "label"]
+    return {"train": train.select_columns(cols), "val": val.select_columns(cols)}
+
+
+def build_trainer(setup: WorkerSetup, datasets: dict[str, Any], callbacks: list):
+    """The ``TorchTrainer`` of a planned run (scaling, storage, failures, checkpoints)."""
+    # heavy; planning and the checks above run without it
+    import ray.train
+    from ray.train.torch import TorchTrainer
+
+    job = setup.plan.job
+    storage_path, storage_fs = _storage(job)
+    return TorchTrainer(
+        train_loop_per_worker=train_func,
+        train_loop_config={"setup": setup},
+        scaling_config=ray.train.ScalingConfig(
+            num_workers=job.scaling.num_workers,
+            use_gpu=job.scaling.use_gpu,
+            resources_per_worker=dict(job.scaling.resources_per_worker) or None,
+            placement_strategy=job.scaling.placement_strategy,
+        ),
+        run_config=ray.train.RunConfig(
+            name=setup.plan.run_name,
+            storage_path=storage_path,
+            storage_filesystem=storage_fs,
+            failure_config=ray.train.FailureConfig(max_failures=job.failure.max_failures),
+            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=job.checkpoint.keep),
+            callbacks=callbacks,
+        ),
+        datasets=datasets,
+    )
+
+
+def _storage(job: TrainJobConfig):
+    """``(storage_path, filesystem)`` for Ray Train: S3 paths with their filesystem, local
+    folders created (filesystem ``None``)."""
+    path = resolve_path(job.storage.path)
+    if path.startswith("s3://"):
+        fs, stripped = runtime.resolve_filesystem(path, endpoint_url=job.storage.endpoint_url)
+        return stripped, fs
+    Path(path).mkdir(parents=True, exist_ok=True)
+    return path, None
+
+
+def pretrained_state(job: TrainJobConfig, model_cfg: slowfast_model.SlowFastConfig):
+    """Load and convert a pretrained checkpoint on the driver (new heads are left out)."""
+    if job.model.pretrained is None:
+        return None
+    pre = job.model.pretrained
+    model = slowfast_model.build_model(model_cfg)
+    path = resolve_path(pre.path)
+    if pre.source == "raysf":
+        weights = load_state(path).model
+        slowfast_model.load_pretrained(model, weights, source="ours", skip_head=pre.skip_head)
+    else:
+        slowfast_model.load_pretrained(model, path, source=pre.source, skip_head=pre.skip_head)
+    return {k: v.detach().cpu() for k, v in model.state_dict().items()}
+
+
+def _outcome(result, plan: TrainingPlan, run: tracking.RunTarget | None) -> TrainOutcome:
+    if result.error:
+        raise result.error
+    if result.checkpoint is None:
+        raise RuntimeError("training finished without a checkpoint")
+    ckpt_uri = result.checkpoint.path
+    if plan.job.storage.path.startswith("s3://"):
+        ckpt_uri = "s3://" + ckpt_uri.lstrip("/")
+    df = getattr(result, "metrics_dataframe", None)
+    return TrainOutcome(
+        checkpoint_uri=ckpt_uri,
+        metrics=dict(result.metrics or {}),
+        history=[] if df is None else df.to_dict(orient="records"),
+        mlflow_run_id=run.run_id if run else None,
+        tracking_uri=run.tracking_uri if run else None,
+        model_info=plan.summary,
+    )
+
+
+def _eval_request(job: TrainJobConfig, outcome: TrainOutcome) -> EvalRequest:
+    return EvalRequest(
+        checkpoint=outcome.checkpoint_uri,
+        dataset=resolve_path(job.data.dataset),
+        split=job.data.test_split,
+        endpoint_url=job.data.endpoint_url,
+        batch_size=job.eval.batch_size,
+        num_crops=job.eval.num_crops,
+        decode_cpus=job.data.decode_cpus,
+    )

@@ -1,0 +1,133 @@
+"""Typed config of the ablation sweep (``jobs/tune.yaml``), parsed once at the entry point.
+
+``train`` is the base training job of every trial: the ``train_config`` file with the
+``train:`` section of the sweep file merged over it, validated as a
+:class:`~training.config.TrainJobConfig`, so its errors name ``train.<key>``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from raysf.config import apply_overrides, build, deep_merge, read_yaml
+from training.config import TrainJobConfig
+
+#: The lateral connections of the paper's Table 5a, plus ``none`` (two pathways, no laterals).
+FUSIONS = ("time_to_channel", "time_strided_sampling", "time_strided_conv", "none")
+FAST_INPUTS = ("rgb", "gray", "time_diff")
+
+
+@dataclass(frozen=True)
+class SpaceConfig:
+    """The swept dimensions; SlowFast points are their product, plus one Slow-only per lr."""
+
+    alpha: list[int] = field(default_factory=lambda: [2, 4, 8])
+    beta_inv: list[int] = field(default_factory=lambda: [4, 8, 16])
+    fusion: list[str] = field(default_factory=lambda: list(FUSIONS))
+    fast_input: list[str] = field(default_factory=lambda: ["rgb"])
+    base_lr: list[float] = field(default_factory=list)
+    slow_only: bool = True
+
+    def validate(self) -> None:
+        for name in ("alpha", "beta_inv", "fusion", "fast_input", "base_lr"):
+            values = getattr(self, name)
+            if len(set(values)) != len(values):
+                raise ValueError(f"space.{name} has duplicates: {values}")
+        for name in ("alpha", "beta_inv", "fusion", "fast_input"):
+            if not getattr(self, name):
+                raise ValueError(f"space.{name} must list at least one value")
+        for f in self.fusion:
+            if f not in FUSIONS:
+                raise ValueError(f"space.fusion: {f!r} is not one of {list(FUSIONS)}")
+        for f in self.fast_input:
+            if f not in FAST_INPUTS:
+                raise ValueError(f"space.fast_input: {f!r} is not one of {list(FAST_INPUTS)}")
+        if any(a < 1 for a in self.alpha) or any(b < 1 for b in self.beta_inv):
+            raise ValueError("space.alpha and space.beta_inv values must be >= 1")
+        if any(lr <= 0 for lr in self.base_lr):
+            raise ValueError("space.base_lr values must be positive")
+
+
+@dataclass(frozen=True)
+class AshaConfig:
+    enabled: bool = True
+    grace_period: int = 1
+    reduction_factor: float = 2.0
+
+    def validate(self) -> None:
+        if self.grace_period < 1 or self.reduction_factor <= 1:
+            raise ValueError("asha.grace_period >= 1 and asha.reduction_factor > 1")
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    mode: Literal["grid", "random"] = "grid"
+    num_samples: int = 8
+    seed: int = 0
+    metric: Literal["val_top1", "val_top5", "val_loss"] = "val_top1"
+    max_concurrent: int | None = None
+    trial_cpus: float = 0.1
+    asha: AshaConfig = field(default_factory=AshaConfig)
+
+    def validate(self) -> None:
+        if self.num_samples < 1:
+            raise ValueError(f"search.num_samples must be >= 1, got {self.num_samples}")
+        if self.max_concurrent is not None and self.max_concurrent < 1:
+            raise ValueError("search.max_concurrent must be >= 1 or null")
+        if self.trial_cpus < 0:
+            raise ValueError("search.trial_cpus must be >= 0")
+
+    @property
+    def mode_of_metric(self) -> str:
+        return "min" if self.metric == "val_loss" else "max"
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    name: str = "ablation"
+    storage_path: str = "demo_output/tune"
+    resume: bool = True
+    retry_errored: bool = False
+    export_path: str | None = None
+    local_num_cpus: int | None = None
+
+    def validate(self) -> None:
+        if not self.name or "/" in self.name:
+            raise ValueError(f"sweep.name must be a non-empty name without '/', got {self.name!r}")
+
+
+@dataclass(frozen=True)
+class TuneJobConfig:
+    """The sweep: every trial's base training job, the space, the search and the sweep."""
+
+    train_config: str | None = "jobs/train.yaml"
+    train: TrainJobConfig = field(default_factory=TrainJobConfig)
+    space: SpaceConfig = field(default_factory=SpaceConfig)
+    search: SearchConfig = field(default_factory=SearchConfig)
+    sweep: SweepConfig = field(default_factory=SweepConfig)
+
+
+def load_tune_config(path: str | Path | None, overrides: Sequence[str] = ()) -> TuneJobConfig:
+    """Read ``jobs/tune.yaml`` (and its ``train_config``), apply dotted overrides, validate.
+
+    Errors name the file and the dotted key (``train.optim.base_lrr: unknown key``).
+    """
+    source = str(path) if path else "tune config"
+    data = read_yaml(path) if path else {}
+    data = apply_overrides(data, overrides)
+    train_file = data.get("train_config", TuneJobConfig.train_config)
+    base = read_yaml(_find_train_config(train_file, path)) if train_file else {}
+    data["train"] = deep_merge(base, data.get("train") or {})
+    return build(TuneJobConfig, data, source=source)
+
+
+def _find_train_config(name: str, sweep_file: str | Path | None) -> Path:
+    """``name`` as given, else next to the sweep file (``jobs/train.yaml`` from anywhere)."""
+    path = Path(name)
+    if path.exists() or path.is_absolute() or sweep_file is None:
+        return path
+    sibling = Path(sweep_file).parent / path.name
+    return sibling if sibling.exists() else path

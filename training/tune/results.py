@@ -1,0 +1,126 @@
+"""A sweep's results as ablation rows: one per point, in the sweep's order, with its status.
+
+Statuses: ``finished`` (reached the last epoch), ``stopped early`` (ASHA), ``error`` (with the
+first line of its error), ``not run`` (an interrupted sweep: the trial never reported, or Tune
+had not created it yet). A trial's folder is named ``<point key>_<trial id>``
+(:func:`trial_dirname`), so a result that comes back without its config is still matched.
+"""
+
+from __future__ import annotations
+
+import pickle
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow.fs
+
+from training.config import TrainJobConfig
+from training.tune.space import Point
+
+
+@dataclass(frozen=True)
+class PreparedPoint:
+    """A point with its validated training job and its cost."""
+
+    point: Point
+    job: TrainJobConfig
+    gflops: float
+    params: int
+
+
+def collect_rows(results, prepared: list[PreparedPoint], epochs: int) -> list[dict[str, Any]]:
+    """One ablation row per point, in the sweep's order, from the ``ResultGrid``.
+
+    Errors are kept with their message. An interrupted sweep's grid holds only the trials Tune
+    had created (it expands the grid lazily, up to ``max_concurrent`` ahead): every other point
+    is reported as a trial not run yet.
+    """
+    by_key = {pp.point.key: pp for pp in prepared}
+    found: dict[str, dict[str, Any]] = {}
+    for result in results:
+        key = _result_key(result)
+        if key not in by_key:
+            continue
+        metrics = result.metrics or {}
+        done_epochs = int(metrics["epoch"]) + 1 if "epoch" in metrics else 0
+        error = _trial_error(result)
+        if error:
+            status = "error"
+        elif done_epochs == 0:
+            status = "not run"  # the sweep was interrupted before this trial reported
+        elif done_epochs < epochs:
+            status = "stopped early"
+        else:
+            status = "finished"
+        found[key] = _row(by_key[key], metrics, done_epochs, status, error)
+    return [found.get(pp.point.key) or _row(pp, {}, 0, "not run", None) for pp in prepared]
+
+
+def trial_dirname(key: str, trial_id: str) -> str:
+    """A trial's folder: ``<point key>_<trial id>`` (Tune's trial ids look like ``1f2e3_00001``)."""
+    return f"{key}_{trial_id}"
+
+
+def _result_key(result) -> str | None:
+    """The point of a trial's result: from its config, else from its folder (``trial_dirname``).
+
+    A trial that failed before its first report, in an earlier session of a resumed sweep,
+    comes back from ``Tuner.restore`` without a config.
+    """
+    key = (result.config or {}).get("point", {}).get("key")
+    if key is None and result.path:
+        key = result.path.rstrip("/").rsplit("/", 1)[-1].rsplit("_", 2)[0]
+    return key
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _trial_error(result) -> str | None:
+    """The first line of a trial's error, or None.
+
+    A trial that failed in an earlier session of a resumed sweep comes back from
+    ``Tuner.restore`` without its error (Tune looks in the new session's staging folder); its
+    ``error.pkl`` is still in the trial's storage folder, and is read from there.
+    """
+    error = result.error
+    if error is None and result.path and not (result.metrics or {}).get("done"):
+        error = _stored_error(result.filesystem, result.path)
+    if error is None:
+        return None
+    cause = getattr(error, "cause", None)  # a RayTaskError wraps the trial's own exception
+    if isinstance(cause, BaseException):
+        error = cause
+    lines = [ln.strip() for ln in _ANSI.sub("", str(error)).splitlines() if ln.strip()] or [""]
+    message, rest = lines[0], lines[1:]
+    while message.endswith(":") and rest:  # "Training failed due to worker errors:" ...
+        message = f"{message} {rest.pop(0)}"
+    return f"{type(error).__name__}: {message}"[:300]
+
+
+def _stored_error(filesystem, trial_path: str) -> BaseException | None:
+    fs = filesystem or pyarrow.fs.LocalFileSystem()
+    try:
+        with fs.open_input_stream(f"{trial_path}/error.pkl") as stream:
+            error = pickle.loads(stream.read())  # written by Tune into this sweep's own storage
+    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError):
+        return None
+    return error if isinstance(error, BaseException) else RuntimeError(str(error))
+
+
+def _row(pp: PreparedPoint, metrics: dict, epochs: int, status: str, error: str | None) -> dict:
+    return {
+        "key": pp.point.key,
+        "configuration": pp.point.label,
+        **pp.point.dims,
+        "top1": metrics.get("val_top1"),
+        "top5": metrics.get("val_top5"),
+        "gflops": pp.gflops,
+        "params": pp.params,
+        "epochs": epochs,
+        "status": status,
+        "error": error,
+        "trial_id": metrics.get("trial_id"),
+        "mlflow_run_id": None,
+    }

@@ -1,0 +1,243 @@
+"""The per-worker training function run by Ray Train's ``TorchTrainer``: :func:`train_func`.
+
+Each worker receives one typed :class:`WorkerSetup` (the :class:`~training.plan.TrainingPlan`,
+the MLflow run, pretrained weights) and goes through four steps:
+
+1. **build** — the model (DDP over NCCL on GPU, gloo on CPU via ``prepare_model``), the SGD
+   optimizer with its two parameter groups, the per-iteration learning-rate schedule;
+2. **resume** — from the latest reported checkpoint, so a restarted worker group never
+   repeats a finished epoch;
+3. **epoch** — train on this worker's shard, broadcast rank 0's BatchNorm buffers, validate
+   (sums and the confusion matrix all-reduced across ranks);
+4. **report** — rank 0 logs the epoch to MLflow and writes the checkpoint; every rank reports
+   to Ray Train; rank 0 prints one line.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+
+import slowfast_model
+from raysf.config import to_dict
+from training.checkpoints import TrainingState, load_state, save_state, unwrap_model
+from training.plan import TrainingPlan
+from training.schedule import lr_factor
+from training.steps import (
+    StepSettings,
+    build_param_groups,
+    param_digest,
+    sync_buffers,
+    train_one_epoch,
+    validate,
+)
+from training.tracking import RunTarget
+
+
+@dataclass(frozen=True)
+class WorkerSetup:
+    """What every worker receives (``train_loop_config={"setup": setup}``)."""
+
+    plan: TrainingPlan
+    run: RunTarget | None = None
+    init_state: dict[str, torch.Tensor] | None = None
+
+
+@dataclass
+class WorkerState:
+    """One worker's model, optimizer and schedule, and where it runs."""
+
+    model: torch.nn.Module  # DDP-wrapped (what checkpoints unwrap)
+    train_model: torch.nn.Module  # what the steps call (compiled when train.compile)
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    step: StepSettings
+    rank: int
+    world: int
+
+
+def train_func(config: dict[str, Any]) -> None:
+    """Entry point of every Ray Train worker (``train_loop_per_worker``)."""
+    import ray.train  # only ever runs inside a Ray Train worker
+
+    setup: WorkerSetup = config["setup"]
+    worker = build_worker(setup)
+    start_epoch = resume(worker, ray.train.get_checkpoint())
+    for epoch in range(start_epoch, setup.plan.job.train.epochs):
+        metrics, confusion = run_epoch(worker, setup.plan, epoch)
+        report_epoch(worker, setup, epoch, metrics, confusion)
+
+
+def build_worker(setup: WorkerSetup) -> WorkerState:
+    """Step 1: the model, optimizer and schedule of this worker."""
+    # these run inside Ray Train workers; the driver imports this module without them
+    import ray.train
+    import ray.train.torch
+
+    job = setup.plan.job
+    ctx = ray.train.get_context()
+    device = ray.train.torch.get_device()
+    torch.manual_seed(job.train.seed)
+    model = slowfast_model.build_model(setup.plan.model)
+    if setup.init_state is not None:
+        model.load_state_dict(setup.init_state, strict=True)
+    if job.train.channels_last:
+        model = model.to(memory_format=torch.channels_last_3d)
+    model = ray.train.torch.prepare_model(model)
+    optimizer = torch.optim.SGD(
+        build_param_groups(model, job.optim.weight_decay, job.optim.bn_weight_decay),
+        lr=setup.plan.peak_lr,
+        momentum=job.optim.momentum,
+        nesterov=job.optim.nesterov and job.optim.momentum > 0,
+    )
+    return WorkerState(
+        model=model,
+        train_model=torch.compile(model) if job.train.compile else model,
+        optimizer=optimizer,
+        scheduler=torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(setup.plan)),
+        step=StepSettings(
+            spec=setup.plan.clip,
+            device=device,
+            precision=job.train.precision,
+            channels_last=job.train.channels_last,
+            label_smoothing=job.optim.label_smoothing,
+            grad_clip_norm=job.optim.grad_clip_norm,
+        ),
+        rank=ctx.get_world_rank(),
+        world=ctx.get_world_size(),
+    )
+
+
+def _lr_lambda(plan: TrainingPlan):
+    """Factor of the peak learning rate at an optimizer step (warm-up, then cosine)."""
+    optim, epochs, steps = plan.job.optim, plan.job.train.epochs, plan.steps_per_epoch
+
+    def factor(step: int) -> float:
+        return lr_factor(
+            step / steps,
+            epochs=epochs,
+            warmup_epochs=optim.warmup_epochs,
+            warmup_start_factor=optim.warmup_start_factor,
+            min_factor=optim.min_lr_factor,
+        )
+
+    return factor
+
+
+def resume(worker: WorkerState, checkpoint) -> int:
+    """Step 2: load the latest checkpoint, if any; returns the first epoch to run."""
+    if checkpoint is None:
+        return 0
+    with checkpoint.as_directory() as ckpt_dir:
+        state = load_state(ckpt_dir, map_location="cpu")
+    unwrap_model(worker.model).load_state_dict(state.model)
+    if state.optimizer:
+        worker.optimizer.load_state_dict(state.optimizer)
+    if state.scheduler:
+        worker.scheduler.load_state_dict(state.scheduler)
+    print(f"[rank {worker.rank}] resumed from checkpoint of epoch {state.epoch}", flush=True)
+    return state.epoch + 1
+
+
+def run_epoch(
+    worker: WorkerState, plan: TrainingPlan, epoch: int
+) -> tuple[dict[str, Any], torch.Tensor]:
+    """Step 3: train on this worker's shard, then validate; metrics summed over ranks."""
+    import ray.train  # runs inside a Ray Train worker
+
+    job = plan.job
+    batches = ray.train.get_dataset_shard("train").iter_torch_batches(
+        batch_size=job.train.batch_size,
+        drop_last=True,
+        local_shuffle_buffer_size=job.data.shuffle_buffer or None,
+        local_shuffle_seed=job.train.seed + epoch * 1000 + worker.rank,
+    )
+    lr_now = worker.optimizer.param_groups[0]["lr"]
+    stats = train_one_epoch(
+        worker.train_model,
+        worker.optimizer,
+        worker.scheduler,
+        batches,
+        worker.step,
+        job.train.max_steps_per_epoch,
+    )
+    steps = int(stats.steps)
+    summed = stats.all_reduce(worker.step.device)
+    sync_buffers(worker.model)
+    val_batches = ray.train.get_dataset_shard("val").iter_torch_batches(
+        batch_size=job.train.batch_size
+    )
+    val, confusion = validate(
+        unwrap_model(worker.model), val_batches, worker.step, plan.model.num_classes
+    )
+    metrics = {
+        "epoch": epoch,
+        **summed.metrics(worker.world),
+        "lr": lr_now,
+        "steps": steps,
+        "world_size": worker.world,
+        **val.metrics(),
+    }
+    if job.train.log_param_digest:
+        metrics["param_digest"] = param_digest(worker.model)
+    return metrics, confusion
+
+
+def report_epoch(
+    worker: WorkerState,
+    setup: WorkerSetup,
+    epoch: int,
+    metrics: dict[str, Any],
+    confusion: torch.Tensor,
+) -> None:
+    """Step 4: MLflow and the checkpoint (rank 0), the report to Ray Train (every rank)."""
+    import ray.train  # runs inside a Ray Train worker
+
+    job = setup.plan.job
+    if worker.rank == 0 and setup.run is not None:
+        setup.run.log_metrics({k: v for k, v in metrics.items() if k != "epoch"}, step=epoch)
+    last = epoch == job.train.epochs - 1
+    want_ckpt = (epoch + 1) % job.checkpoint.every_n_epochs == 0 or last
+    if want_ckpt and worker.rank == 0:
+        state = _checkpoint_state(worker, setup.plan, epoch, metrics, confusion)
+        with tempfile.TemporaryDirectory() as tmp:
+            save_state(state, tmp)
+            ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))
+    else:
+        ray.train.report(metrics)
+    if worker.rank == 0:
+        print(
+            f"epoch {epoch}: loss {metrics['train_loss']:.4f} val_top1 "
+            f"{metrics['val_top1']:.3f} clips/s {metrics['clips_per_s']:.1f} "
+            f"wait {metrics['data_wait_frac']:.2f}",
+            flush=True,
+        )
+    if math.isnan(metrics["train_loss"]):
+        raise FloatingPointError(f"training loss is NaN at epoch {epoch}")
+
+
+def _checkpoint_state(
+    worker: WorkerState,
+    plan: TrainingPlan,
+    epoch: int,
+    metrics: dict[str, Any],
+    confusion: torch.Tensor,
+) -> TrainingState:
+    """The checkpoint of ``epoch``: weights, optimizer, schedule, spec, classes, config."""
+    return TrainingState(
+        model={k: v.detach().cpu() for k, v in unwrap_model(worker.model).state_dict().items()},
+        model_config=asdict(plan.model),
+        clip_spec=plan.clip,
+        classes=list(plan.classes),
+        epoch=epoch,
+        global_step=int(worker.scheduler.last_epoch),
+        optimizer=worker.optimizer.state_dict(),
+        scheduler=worker.scheduler.state_dict(),
+        job_config=to_dict(plan.job),
+        metrics={k: float(v) for k, v in metrics.items() if k != "param_digest"},
+        confusion=confusion.tolist(),
+    )
