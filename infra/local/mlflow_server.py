@@ -58,7 +58,7 @@ class MlflowServer:
 
     @property
     def uri_with_credentials(self) -> str:
-        """``http://user:password@127.0.0.1:<port>`` (the plain URI without auth)."""
+        """``http://<user>:<password>@127.0.0.1:<port>`` (the plain URI without auth)."""
         if self.password is None:
             return self.tracking_uri
         scheme, rest = self.tracking_uri.split("://", 1)
