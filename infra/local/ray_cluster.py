@@ -173,7 +173,7 @@ def start_ray_head(
     env: Mapping[str, str] | None = None,
     name: str = "head",
     timeout: float = 180.0,
-    retries: int = 1,
+    retries: int = 2,
 ) -> RayCluster:
     """Start a Ray head node on 127.0.0.1 and wait until the GCS lists it ALIVE.
 
@@ -207,7 +207,7 @@ def start_ray_head(
             return cluster
         except (RuntimeError, TimeoutError):
             # `ray start` gives its raylet a fixed 30 s to register with the GCS; on an
-            # overloaded machine that can run out, so the head is started once more.
+            # overloaded machine that can run out, so the head is started again.
             stop_ray(cluster)
             if attempt == retries:
                 raise

@@ -3,7 +3,7 @@ place Ray, MLflow and the jobs write is searched for them.
 
 The set-up is the one the threat model (docs/cluster.md) describes:
 
-- a local Ray cluster with token auth and the dashboard (head + one worker node), whose nodes
+- a local Ray cluster with token auth and the dashboard (``ray start`` head node), whose nodes
   get S3 keys from a credentials file (mode 0600, ``AWS_SHARED_CREDENTIALS_FILE``; its secret
   is the sentinel ``node``);
 - the drivers run in this process, connected to that cluster, with the sentinel ``aws`` in
@@ -66,12 +66,14 @@ def mlflow_auth(s3_server, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def cluster(ray_cluster_factory, s3_server, tmp_path_factory):
-    """Head (1 CPU) + ``w-1`` (2 CPUs); S3 keys from a 0600 file holding the ``node`` sentinel."""
+    """One head node (3 CPUs: every raylet of this one-machine cluster shares its session dir,
+    and each extra node is one more chance to miss Ray's 30 s start window on a loaded host);
+    S3 keys from a 0600 file holding the ``node`` sentinel."""
     creds = write_aws_credentials(
         tmp_path_factory.mktemp("node-creds") / "credentials", "AKIDNODE", SENTINELS["node"]
     )
     env = {**s3_server.env, "AWS_SHARED_CREDENTIALS_FILE": str(creds)}
-    return ray_cluster_factory(workers=[{"name": "w-1", "num_cpus": 2}], env=env)
+    return ray_cluster_factory(head_num_cpus=3, env=env)
 
 
 @pytest.fixture
