@@ -57,6 +57,7 @@ def mlflow_auth(s3_server, tmp_path_factory):
         s3_server.env,
         auth=True,
         admin_password=SENTINELS["mlflow"],
+        timeout=600,  # a loaded 2-core machine: the auth app's start alone took minutes
     )
     try:
         yield server
