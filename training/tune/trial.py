@@ -48,7 +48,10 @@ def run_trial(
         run_training(job, callbacks=[TuneReportCallback()])
     except Exception as exc:
         trial = trial_dirname(point.key, ray.tune.get_context().get_trial_id())
-        write_error_record(f"{experiment_uri}/{trial}", exc, base.storage.endpoint_url)
+        try:
+            write_error_record(f"{experiment_uri}/{trial}", exc, base.storage.endpoint_url)
+        except OSError as record_error:  # the trial's own error is the one to raise
+            print(f"[tune] could not record the error of {trial}: {record_error}", flush=True)
         if run_id:
             tracking.get_client(tracking_uri).set_terminated(run_id, "FAILED")
         raise
