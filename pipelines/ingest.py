@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from dataclasses import replace
 from typing import Any
@@ -132,8 +131,9 @@ def _run_shards(pending: list[shards.ShardTask], cfg: IngestConfig, root: str, t
         _build_shard_row,
         fn_kwargs={"cfg": cfg, "root": root},
         num_cpus=cfg.resources.cpus_per_task,
-        # Credentials travel as the driver's AWS_* variables, never in the config.
-        runtime_env={"env_vars": _aws_env()},
+        # No credentials travel with the tasks (no AWS_* env vars: Ray prints a task's
+        # runtime_env in its logs and state API): each worker finds its node's own
+        # (raysf.runtime, "credentials").
     )
     committed = total - len(pending)
     started = time.monotonic()
@@ -148,11 +148,6 @@ def _run_shards(pending: list[shards.ShardTask], cfg: IngestConfig, root: str, t
             row["rejects"],
             time.monotonic() - started,
         )
-
-
-def _aws_env() -> dict[str, str]:
-    """The driver's ``AWS_*`` environment variables (credentials, profile, CA bundle)."""
-    return {k: v for k, v in os.environ.items() if k.startswith("AWS_")}
 
 
 def _encode_task(task: shards.ShardTask) -> str:

@@ -11,8 +11,13 @@ in this order, from the arguments, then the standard AWS environment variables:
 
 - endpoint: ``AWS_ENDPOINT_URL_S3``, then ``AWS_ENDPOINT_URL`` (unset: real AWS);
 - region: ``AWS_DEFAULT_REGION``, then ``AWS_REGION`` (unset: ``us-east-1``);
-- credentials: ``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY`` / ``AWS_SESSION_TOKEN`` or the
-  usual AWS config files (resolved by the AWS SDK inside pyarrow).
+- credentials: never an argument. The AWS SDK inside pyarrow resolves them in each process
+  that opens a file, from that process's own environment: the node's role (EC2 instance
+  profile, EKS IRSA web identity), or a credentials file that ``AWS_SHARED_CREDENTIALS_FILE``
+  names (an S3-compatible endpoint such as MinIO). A filesystem shipped to Ray tasks therefore
+  carries no key: :class:`RetryingS3FileSystem` refuses explicit credentials, and no code here
+  copies ``AWS_*`` variables into a task's ``runtime_env`` (Ray prints those in its logs and
+  serves them in its state API). docs/cluster.md, "Threat model", says why.
 
 Transient S3 errors are retried by the AWS SDK's *standard* retry strategy (exponential
 back-off with jitter on throttling, 5xx and connection errors), ``max_attempts`` tries in all.
@@ -40,8 +45,13 @@ from raysf.manifest import MANIFEST_NAME, Manifest, parse_manifest
 
 DEFAULT_REGION = "us-east-1"
 DEFAULT_MAX_ATTEMPTS = 8
+#: ``S3FileSystem`` arguments that hold a secret; a filesystem of this module never takes them.
+CREDENTIAL_ARGS = frozenset({"access_key", "secret_key", "session_token"})
 #: The folder holding the project's packages (put on the workers' PYTHONPATH of a local Ray).
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+#: Where a local ``ray.init()`` (Ray >= 2.59 turns token auth on for local instances) saves the
+#: token it generates, with the process umask (often world-readable): made 0600 after start.
+LOCAL_TOKEN_FILE = Path.home() / ".ray" / "auth_token"
 
 
 # ----------------------------------------------------------------------------- Ray
@@ -83,6 +93,17 @@ def init_ray(
         runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(paths)}},
         log_to_driver=True,
     )
+    restrict_to_owner(LOCAL_TOKEN_FILE)
+
+
+def restrict_to_owner(path: Path) -> None:
+    """Make ``path`` readable by its owner only (mode 0600), when it exists and is ours."""
+    try:
+        info = path.stat()
+    except OSError:
+        return
+    if info.st_uid == os.getuid() and info.st_mode & 0o077:
+        path.chmod(0o600)
 
 
 def local_cpus(minimum: int) -> int:
@@ -112,10 +133,18 @@ class RetryingS3FileSystem(pafs.S3FileSystem):
 
     pyarrow's own ``S3FileSystem.__reduce__`` drops ``retry_strategy``, so a filesystem shipped
     to Ray tasks and actors (Ray Train pickles ``storage_filesystem`` to its controller and
-    workers) fell back to the SDK default of 3 attempts. This one is rebuilt from its arguments.
+    workers) fell back to the SDK default of 3 attempts. This one is rebuilt from its arguments,
+    which never include credentials (each process finds its own: see the module docstring).
     """
 
     def __init__(self, *, max_attempts: int, **kwargs) -> None:
+        given = sorted(CREDENTIAL_ARGS.intersection(kwargs))
+        if given:
+            raise ValueError(
+                f"RetryingS3FileSystem takes no credentials ({', '.join(given)}): it is pickled "
+                "into Ray tasks and Tune's experiment state; give each node its role or an "
+                "AWS_SHARED_CREDENTIALS_FILE instead (docs/cluster.md, Threat model)"
+            )
         retry = pafs.AwsStandardS3RetryStrategy(max_attempts=max_attempts)
         super().__init__(retry_strategy=retry, **kwargs)
         self._rebuild_args = (max_attempts, dict(kwargs))

@@ -13,7 +13,8 @@ import torch
 import slowfast_model
 from raysf.config import dump_yaml
 from training.checkpoints import TrainingState, load_state
-from training.tracking import RunTarget
+from training.config import recorded_job
+from training.tracking import RunTarget, get_client, mlflow_uri
 
 
 class SingleTensorSlowFast(torch.nn.Module):
@@ -73,14 +74,12 @@ def log_training_artifacts(
 ) -> None:
     """The resolved config, the clip spec, the confusion matrix (PNG) and per-class accuracy
     (CSV) of the final checkpoint; the model itself with ``log_model``."""
-    import mlflow  # heavy; only the driver logs artifacts
-
     state = load_state(checkpoint_uri)
-    client = mlflow.tracking.MlflowClient(run.tracking_uri)
+    client = get_client(run.tracking_uri)
     run_id = run.run_id
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
-        (out / "resolved_config.yaml").write_text(dump_yaml(job))
+        (out / "resolved_config.yaml").write_text(dump_yaml(recorded_job(job)))
         (out / "clip_spec.yaml").write_text(dump_yaml(state.clip_spec.to_dict()))
         if state.confusion is not None:
             conf = np.asarray(state.confusion)
@@ -105,6 +104,6 @@ def log_pytorch_model(run: RunTarget, state: TrainingState) -> None:
     spec = state.clip_spec
     model = SingleTensorSlowFast(build_model_from_state(state), spec.alpha).eval()
     example = np.zeros((1, 3, spec.fast_frames, spec.crop_size, spec.crop_size), dtype=np.float32)
-    mlflow.set_tracking_uri(run.tracking_uri)
+    mlflow.set_tracking_uri(mlflow_uri(run.tracking_uri))
     with mlflow.start_run(run_id=run.run_id):
         mlflow.pytorch.log_model(model, name="model", input_example=example)

@@ -8,7 +8,7 @@ Every default here is mirrored, with one comment each, in ``jobs/train.yaml``.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -17,6 +17,7 @@ from pipelines.loader import DecodeOptions
 from raysf.clip_spec import ClipSpec
 from raysf.config import load_config
 from training.device import Precision
+from training.tracking import redact_uri
 
 
 @dataclass(frozen=True)
@@ -158,6 +159,12 @@ class MlflowConfig:
     log_model: bool = True
     enabled: bool = True
 
+    def __repr__(self) -> str:
+        """With the tracking URI redacted: a job's repr can land in logs and error messages."""
+        shown = {f.name: getattr(self, f.name) for f in fields(self)}
+        shown["tracking_uri"] = redact_uri(self.tracking_uri)
+        return f"MlflowConfig({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
+
 
 @dataclass(frozen=True)
 class EvalConfig:
@@ -209,3 +216,12 @@ def resolve_path(uri: str) -> str:
     if "://" in uri:
         return uri
     return os.path.abspath(uri)
+
+
+def recorded_job(job: TrainJobConfig) -> TrainJobConfig:
+    """``job`` as it is recorded (MLflow params and artifacts, checkpoints, exported configs):
+    credentials in ``mlflow.tracking_uri`` redacted (:func:`training.tracking.redact_uri`)."""
+    uri = redact_uri(job.mlflow.tracking_uri)
+    if uri == job.mlflow.tracking_uri:
+        return job
+    return replace(job, mlflow=replace(job.mlflow, tracking_uri=uri))

@@ -17,7 +17,7 @@ from raysf.clip_spec import ClipSpec
 from raysf.config import ConfigError, flatten, to_dict
 from raysf.manifest import Manifest
 from raysf.runtime import read_manifest
-from training.config import TrainJobConfig, resolve_path
+from training.config import TrainJobConfig, recorded_job, resolve_path
 from training.schedule import scaled_lr
 
 
@@ -46,7 +46,7 @@ class TrainingPlan:
 
     def mlflow_params(self) -> dict[str, Any]:
         """The run's parameters: the flattened job, the resolved network, its cost, the batch."""
-        params = flatten(to_dict(self.job))
+        params = flatten(to_dict(recorded_job(self.job)))
         params.update({f"model.resolved.{k}": v for k, v in asdict(self.model).items()})
         params.update({f"data.clip.resolved.{k}": v for k, v in self.clip.to_dict().items()})
         params.update(

@@ -2,6 +2,15 @@
 
 Only the driver and the rank-0 worker talk to MLflow. An unreachable tracking server is reported
 before any training starts, naming the URI.
+
+**Credentials.** A server behind MLflow's basic-auth app takes a user and a password: from the
+process's ``MLFLOW_TRACKING_USERNAME`` / ``MLFLOW_TRACKING_PASSWORD`` (or ``~/.mlflow/credentials``)
+as MLflow reads them, or inside the URI (``http://user:password@host:5000``). A URI's user info
+never reaches MLflow itself, which prints the URI it was given ("View run at ..."): every client
+made here gets the URI without it (:func:`mlflow_uri`), and its credentials are set as the two
+variables of this process only. Everything printed, logged or stored (errors, run parameters,
+checkpoints, configs, summaries) shows :func:`redact_uri`'s form, ``http://user:***@host:5000``;
+a redacted URI read back from a stored config counts as one without credentials.
 """
 
 from __future__ import annotations
@@ -13,12 +22,19 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 DEFAULT_STORE_DIR = "demo_output/mlflow"
 RUN_KEY_TAG = "raysf.run_key"
+#: What replaces a secret in a printed or stored URI.
+REDACTED = "***"
+#: Query parameters whose values are secrets (``?password=...`` of a database URI).
+SECRET_QUERY_KEYS = ("password", "passwd", "pwd", "secret", "token", "key")
+USERNAME_VAR = "MLFLOW_TRACKING_USERNAME"
+PASSWORD_VAR = "MLFLOW_TRACKING_PASSWORD"
 
 
 class TrackingUnavailableError(RuntimeError):
@@ -27,17 +43,83 @@ class TrackingUnavailableError(RuntimeError):
 
 @dataclass(frozen=True)
 class RunTarget:
-    """An MLflow run to log into: its tracking URI and run id."""
+    """An MLflow run to log into: its tracking URI and run id.
 
-    tracking_uri: str
+    The URI may hold credentials (it reaches the rank-0 worker inside the pickled worker setup,
+    never in an environment or a log): its ``repr`` shows it redacted.
+    """
+
+    tracking_uri: str = field(repr=False)
     run_id: str
+
+    @property
+    def display_uri(self) -> str:
+        return redact_uri(self.tracking_uri) or ""
 
     def log_metrics(self, metrics: dict[str, float], step: int) -> None:
         log_metrics(self.tracking_uri, self.run_id, metrics, step)
 
 
+def redact_uri(uri: str | None) -> str | None:
+    """``uri`` as it may be printed or stored: the password of its user info and the values of
+    secret-looking query parameters replaced by ``***`` (``None`` and plain paths unchanged)."""
+    if not uri or "://" not in uri:
+        return uri
+    parts = urlsplit(uri)
+    shown = uri
+    if "@" in parts.netloc:
+        userinfo, host = parts.netloc.rsplit("@", 1)
+        user, sep, _ = userinfo.partition(":")
+        netloc = f"{user}:{REDACTED}@{host}" if sep else parts.netloc
+        shown = shown.replace(parts.netloc, netloc, 1)
+    if parts.query:
+        pairs = parse_qsl(parts.query, keep_blank_values=True)
+        hidden = [(k, REDACTED if _is_secret_key(k) else v) for k, v in pairs]
+        if hidden != pairs:
+            head, _, rest = shown.partition("?")
+            fragment = f"#{parts.fragment}" if parts.fragment else ""
+            shown = f"{head}?{urlencode(hidden, safe='*')}{fragment}"
+    return shown
+
+
+def _is_secret_key(name: str) -> bool:
+    lowered = name.lower()
+    return any(word in lowered for word in SECRET_QUERY_KEYS)
+
+
+def split_credentials(uri: str) -> tuple[str, tuple[str, str] | None]:
+    """``(uri without user info, (user, password) or None)`` of an ``http(s)://`` URI.
+
+    A redacted password (``***``, as stored configs hold it) counts as none: the process's own
+    ``MLFLOW_TRACKING_*`` variables then apply.
+    """
+    if "://" not in uri:
+        return uri, None
+    parts = urlsplit(uri)
+    if "@" not in parts.netloc:
+        return uri, None
+    userinfo, host = parts.netloc.rsplit("@", 1)
+    bare = urlunsplit(parts._replace(netloc=host))
+    user, sep, password = userinfo.partition(":")
+    if not sep or password == REDACTED:
+        return bare, None
+    return bare, (unquote(user), unquote(password))
+
+
+def mlflow_uri(uri: str) -> str:
+    """The URI to hand to MLflow: without user info. Credentials found in ``uri`` become this
+    process's ``MLFLOW_TRACKING_USERNAME`` / ``MLFLOW_TRACKING_PASSWORD`` (MLflow sends them
+    as basic auth on every request), so MLflow never sees, and never prints, them."""
+    bare, credentials = split_credentials(uri)
+    if credentials is not None:
+        os.environ[USERNAME_VAR], os.environ[PASSWORD_VAR] = credentials
+    return bare
+
+
 def resolve_tracking_uri(uri: str | None) -> str:
-    """``None`` -> a local SQLite store in the working folder; relative sqlite/file made absolute."""
+    """``None`` -> ``MLFLOW_TRACKING_URI``, else a local SQLite store in the working folder;
+    relative sqlite/file made absolute."""
+    uri = uri or os.environ.get("MLFLOW_TRACKING_URI")
     if not uri:
         store = Path(DEFAULT_STORE_DIR).absolute()
         store.mkdir(parents=True, exist_ok=True)
@@ -60,17 +142,19 @@ def default_artifact_location(tracking_uri: str) -> str | None:
 def check_reachable(tracking_uri: str, timeout: float = 10.0) -> None:
     """Fail fast, naming the URI, when the tracking server or store is unusable."""
     if tracking_uri.startswith(("http://", "https://")):
-        url = tracking_uri.rstrip("/") + "/health"
+        shown = redact_uri(tracking_uri)
+        # /health needs no login (MLflow's auth app leaves it open); the user info stays out.
+        url = split_credentials(tracking_uri)[0].rstrip("/") + "/health"
         try:
             with urllib.request.urlopen(url, timeout=timeout) as resp:
                 if resp.status >= 400:
                     raise TrackingUnavailableError(
-                        f"MLflow tracking server {tracking_uri} answered {resp.status} on /health"
+                        f"MLflow tracking server {shown} answered {resp.status} on /health"
                     )
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
             raise TrackingUnavailableError(
-                f"MLflow tracking server {tracking_uri} is unreachable ({reason}); start it or set "
+                f"MLflow tracking server {shown} is unreachable ({reason}); start it or set "
                 "mlflow.tracking_uri (or mlflow.enabled=false)"
             ) from exc
         return
@@ -88,9 +172,10 @@ def check_reachable(tracking_uri: str, timeout: float = 10.0) -> None:
 
 
 def get_client(tracking_uri: str):
+    """An ``MlflowClient`` for ``tracking_uri`` (its credentials applied: :func:`mlflow_uri`)."""
     from mlflow.tracking import MlflowClient  # heavy; only the driver and rank 0 log
 
-    return MlflowClient(tracking_uri=tracking_uri)
+    return MlflowClient(tracking_uri=mlflow_uri(tracking_uri))
 
 
 def ensure_experiment(client, name: str, tracking_uri: str) -> str:

@@ -34,7 +34,7 @@ class TrainOutcome:
     metrics: dict[str, Any]
     history: list[dict[str, Any]]
     mlflow_run_id: str | None
-    tracking_uri: str | None
+    tracking_uri: str | None  # for display: credentials redacted
     model_info: ModelSummary
     test_metrics: dict[str, float] | None = None
 
@@ -177,7 +177,7 @@ def _outcome(result, plan: TrainingPlan, run: tracking.RunTarget | None) -> Trai
         metrics=dict(result.metrics or {}),
         history=[] if df is None else df.to_dict(orient="records"),
         mlflow_run_id=run.run_id if run else None,
-        tracking_uri=run.tracking_uri if run else None,
+        tracking_uri=run.display_uri if run else None,
         model_info=plan.summary,
     )
 

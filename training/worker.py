@@ -25,6 +25,7 @@ import torch
 import slowfast_model
 from raysf.config import to_dict
 from training.checkpoints import TrainingState, load_state, save_state, unwrap_model
+from training.config import recorded_job
 from training.plan import TrainingPlan
 from training.schedule import lr_factor
 from training.steps import (
@@ -237,7 +238,7 @@ def _checkpoint_state(
         global_step=int(worker.scheduler.last_epoch),
         optimizer=worker.optimizer.state_dict(),
         scheduler=worker.scheduler.state_dict(),
-        job_config=to_dict(plan.job),
+        job_config=to_dict(recorded_job(plan.job)),
         metrics={k: float(v) for k, v in metrics.items() if k != "param_digest"},
         confusion=confusion.tolist(),
     )

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from infra.local.credentials import without_credentials
 from infra.local.procs import (
     ServiceProcess,
     find_pids,
@@ -126,8 +127,12 @@ def node_start_args(
 
 
 def node_env(token: str, extra: Mapping[str, str] | None) -> dict[str, str]:
-    """Environment of a node's processes: ours plus ``extra``, the venv first on PATH, auth."""
-    env = dict(os.environ)
+    """Environment of a node's processes: ours plus ``extra``, the venv first on PATH, auth.
+
+    Credentials of the caller's environment (AWS keys, profiles, MLflow logins) are left out:
+    a node gets exactly those that ``extra`` names, e.g. the path of an S3 credentials file.
+    """
+    env = without_credentials(os.environ)
     # A client address inherited from the caller must not redirect `ray start`.
     for key in ("RAY_ADDRESS", "RAY_API_SERVER_ADDRESS", "RAY_AUTH_TOKEN_PATH"):
         env.pop(key, None)

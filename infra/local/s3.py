@@ -4,6 +4,10 @@ The server keeps everything in memory: a fresh one starts empty. Any S3 client r
 with the fake credentials of :data:`S3_CREDENTIALS` and ``endpoint_url`` set to
 ``S3Server.endpoint`` (boto3, pyarrow's ``S3FileSystem(endpoint_override=..., scheme="http")``,
 mlflow through ``MLFLOW_S3_ENDPOINT_URL``).
+
+The keys never sit in an environment: ``S3Server.env`` names a credentials file of mode 0600
+(``AWS_SHARED_CREDENTIALS_FILE``, written next to the server's log), which the AWS SDKs of
+boto3, pyarrow and MLflow read, as a real cluster's nodes read theirs from a mounted Secret.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from pathlib import Path
 import boto3
 from botocore.config import Config
 
+from infra.local.credentials import private_dir, write_aws_credentials
 from infra.local.procs import LOOPBACK, ServiceProcess, free_port, spawn, wait_http
 
 S3_CREDENTIALS = {
@@ -27,17 +32,23 @@ S3_CREDENTIALS = {
 }
 
 
-def s3_env(endpoint: str) -> dict[str, str]:
-    """Environment that points AWS SDKs, pyarrow and mlflow at ``endpoint``."""
+CREDENTIALS_FILE = "aws-credentials"
+
+
+def s3_env(endpoint: str, credentials_file: str | os.PathLike[str]) -> dict[str, str]:
+    """Environment that points AWS SDKs, pyarrow and mlflow at ``endpoint``, with the keys in
+    ``credentials_file`` (see :func:`infra.local.credentials.write_aws_credentials`)."""
     return {
-        **S3_CREDENTIALS,
+        "AWS_DEFAULT_REGION": S3_CREDENTIALS["AWS_DEFAULT_REGION"],
         "AWS_REGION": S3_CREDENTIALS["AWS_DEFAULT_REGION"],
         "AWS_ENDPOINT_URL": endpoint,
         "AWS_ENDPOINT_URL_S3": endpoint,
         "MLFLOW_S3_ENDPOINT_URL": endpoint,
         # Never read a developer's real ~/.aws profile by accident.
         "AWS_CONFIG_FILE": os.devnull,
-        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": str(credentials_file),
+        # No instance metadata service here: without it the SDKs stop looking at once.
+        "AWS_EC2_METADATA_DISABLED": "true",
     }
 
 
@@ -47,7 +58,7 @@ class S3Server:
 
     Attributes:
         endpoint: ``http://127.0.0.1:<port>``.
-        env: :func:`s3_env` for this endpoint.
+        env: :func:`s3_env` for this endpoint and the server's credentials file.
         process: the server process (leader of its own process group).
     """
 
@@ -74,7 +85,13 @@ def start_moto_server(
 ) -> S3Server:
     """Start ``moto_server`` on 127.0.0.1 (log ``<state_dir>/moto.log``) and wait for it."""
     port = port or free_port()
-    log = Path(state_dir) / "moto.log"
+    state = private_dir(state_dir)
+    credentials = write_aws_credentials(
+        state / CREDENTIALS_FILE,
+        S3_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        S3_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+    )
+    log = state / "moto.log"
     process = spawn("moto_server", [_moto_executable(), "-H", LOOPBACK, "-p", str(port)], log)
     endpoint = f"http://{LOOPBACK}:{port}"
     try:
@@ -82,7 +99,7 @@ def start_moto_server(
     except BaseException:
         process.stop()
         raise
-    return S3Server(endpoint=endpoint, env=s3_env(endpoint), process=process)
+    return S3Server(endpoint=endpoint, env=s3_env(endpoint, credentials), process=process)
 
 
 def s3_client(endpoint: str, **config: object):  # -> botocore S3 client

@@ -5,12 +5,13 @@
     python -m infra.local.services down   --state-dir .local-cluster
 
 ``up`` starts moto S3 (bucket ``raysf``), an MLflow server with artifacts in
-``s3://raysf/mlflow``, a Ray head and ``--workers`` worker nodes alternating decode
-(``{"decode_node": 100}``) and train (``{"train_node": 100}``) flavours. It writes
-``state.json`` (process groups, ports) and ``env.sh`` (``source`` it for RAY_ADDRESS,
-MLFLOW_TRACKING_URI, AWS_* and the Ray auth token) under the state dir. Every service
-leads its own process group, so the services outlive the ``up`` command and ``down``
-stops exactly them.
+``s3://raysf/mlflow`` behind MLflow's basic-auth app, a Ray head with token auth and
+``--workers`` worker nodes alternating decode (``{"decode_node": 100}``) and train
+(``{"train_node": 100}``) flavours. It writes ``state.json`` (process groups, ports) and
+``env.sh`` (``source`` it for RAY_ADDRESS, the Ray auth token, MLFLOW_TRACKING_URI and its
+login, AWS_* with the path of the S3 credentials file) under the state dir: both hold secrets,
+so the state dir is 0700 and every file in it 0600. Every service leads its own process group,
+so the services outlive the ``up`` command and ``down`` stops exactly them.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import sys
 import time
 from pathlib import Path
 
+from infra.local.credentials import private_dir, write_private
 from infra.local.faulty_s3_proxy import FAULT_KINDS, FaultPlan, FaultyS3Proxy
 from infra.local.mlflow_server import MlflowServer, start_mlflow_server
 from infra.local.procs import (
@@ -112,14 +114,16 @@ def up(state_dir: Path, workers: int = 2, bucket: str = DEFAULT_BUCKET) -> dict[
         raise ValueError(f"--workers must be >= 0, got {workers}")
     if (state_dir / STATE_FILE).exists():
         raise RuntimeError(f"{state_dir / STATE_FILE} exists: run `down` first")
-    state_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(state_dir)
     started: list[ServiceProcess] = []
     cluster: RayCluster | None = None
     try:
         s3 = start_moto_server(state_dir)
         started.append(s3.process)
         make_bucket(s3.endpoint, bucket)
-        mlflow = start_mlflow_server(state_dir / "mlflow", f"s3://{bucket}/mlflow", s3.env)
+        mlflow = start_mlflow_server(
+            state_dir / "mlflow", f"s3://{bucket}/mlflow", s3.env, auth=True
+        )
         started.append(mlflow.process)
         cluster = start_ray_head(state_dir / "ray", env={**s3.env, **mlflow.env})
         for index in range(workers):
@@ -150,9 +154,9 @@ def up(state_dir: Path, workers: int = 2, bucket: str = DEFAULT_BUCKET) -> dict[
             for n in cluster.nodes
         },
     }
-    (state_dir / STATE_FILE).write_text(json.dumps(state, indent=2))
+    write_private(state_dir / STATE_FILE, json.dumps(state, indent=2))
     lines = [f"export {k}={shlex.quote(v)}" for k, v in sorted(env.items())]
-    (state_dir / ENV_FILE).write_text("\n".join(lines) + "\n")
+    write_private(state_dir / ENV_FILE, "\n".join(lines) + "\n")
     return state
 
 

@@ -143,17 +143,22 @@ def raycluster_problems(spec: dict[str, Any], where: str) -> list[str]:
 
 CREDENTIAL_ENV = re.compile(r"KEY|SECRET|PASSWORD|TOKEN|CREDENTIAL|STORE_URI|DATABASE_URL", re.I)
 SAFE_ENV = {"AWS_DEFAULT_REGION"}
+#: A variable that names where a secret is (a mounted file) holds no secret itself.
+PATH_ENV = re.compile(r"_(FILE|PATH)$")
 
 
 def env_credential_problems(doc: Any, where: str = "") -> list[str]:
-    """Credential-looking env vars must come from ``valueFrom.secretKeyRef``, not ``value``."""
+    """Credential-looking env vars must come from ``valueFrom.secretKeyRef``, not ``value``
+    (``..._FILE`` / ``..._PATH`` variables name a mounted file and may be literal)."""
     problems = []
     if isinstance(doc, dict):
         for key, value in doc.items():
             if key == "env" and isinstance(value, list):
                 for var in value:
                     name = str(var.get("name", ""))
-                    if name in SAFE_ENV or not CREDENTIAL_ENV.search(name):
+                    if name in SAFE_ENV or PATH_ENV.search(name):
+                        continue
+                    if not CREDENTIAL_ENV.search(name):
                         continue
                     if "value" in var or "secretKeyRef" not in (var.get("valueFrom") or {}):
                         problems.append(f"{where}.env {name}: must use valueFrom.secretKeyRef")
@@ -262,7 +267,7 @@ def test_mlflow_server_definition():
     assert "--backend-store-uri=$(MLFLOW_BACKEND_STORE_URI)" in args
     env = {e["name"]: e for e in container["env"]}
     assert "secretKeyRef" in env["MLFLOW_BACKEND_STORE_URI"]["valueFrom"]
-    pin = re.search(r'"mlflow==([\d.]+)"', MLFLOW_DOCKERFILE.read_text()).group(1)
+    pin = re.search(r'"mlflow(?:\[auth\])?==([\d.]+)"', MLFLOW_DOCKERFILE.read_text()).group(1)
     assert container["image"].endswith(f":{pin}")
     import mlflow
 
@@ -303,7 +308,15 @@ def test_override_checker_catches_unknown_key():
 
 
 def test_env_checker_catches_literal_password():
-    doc = {"env": [{"name": "POSTGRES_PASSWORD", "value": "x"}, {"name": "LOG", "value": "1"}]}
+    doc = {
+        "env": [
+            {"name": "POSTGRES_PASSWORD", "value": "x"},
+            {"name": "LOG", "value": "1"},
+            {"name": "AWS_SHARED_CREDENTIALS_FILE", "value": "/etc/raysf/aws/credentials"},
+            {"name": "RAY_AUTH_TOKEN", "value": "abc"},
+        ]
+    }
     assert env_credential_problems(doc) == [
-        ".env POSTGRES_PASSWORD: must use valueFrom.secretKeyRef"
+        ".env POSTGRES_PASSWORD: must use valueFrom.secretKeyRef",
+        ".env RAY_AUTH_TOKEN: must use valueFrom.secretKeyRef",
     ]

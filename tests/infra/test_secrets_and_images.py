@@ -35,11 +35,21 @@ SECRET_PATTERNS = {
 }
 
 
+#: In Python source a password is literal only as a quoted string: ``password: str | None``
+#: and ``password=password`` are names, not secrets.
+PY_LITERAL_PASSWORD = re.compile(
+    r"password[\w\"']*\s*[:=]\s*[rbfu]?[\"'](?![$<{(\s])[^\"'\n]{3,}[\"']", re.I
+)
+
+
 def secret_findings(text: str, where: str) -> list[str]:
     """Literal credentials in a file's text (names of the pattern and line number)."""
+    patterns = dict(SECRET_PATTERNS)
+    if where.endswith(".py"):
+        patterns["literal password"] = PY_LITERAL_PASSWORD
     found = []
     for lineno, line in enumerate(text.splitlines(), 1):
-        for label, pattern in SECRET_PATTERNS.items():
+        for label, pattern in patterns.items():
             if pattern.search(line):
                 found.append(f"{where}:{lineno}: {label}")
     return found
@@ -90,6 +100,14 @@ def test_secret_scanner_catches_literals(text):
 )
 def test_secret_scanner_allows_references(text):
     assert secret_findings(text, "pos") == []
+
+
+def test_secret_scanner_in_python_flags_quoted_literals_only():
+    assert secret_findings('admin_password = "hunter22"', "x.py")
+    assert secret_findings("MLFLOW_AUTH_ADMIN_PASSWORD='s3cr3t-pw'", "x.py")
+    assert secret_findings("password: str | None = None", "x.py") == []
+    assert secret_findings("password = admin_password or token_urlsafe(24)", "x.py") == []
+    assert secret_findings("password: hunter22", "x.yaml")  # YAML: any literal value
 
 
 # --------------------------------------------------------------------------- images

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import io
+import json
+import pickle
 from pathlib import Path
 
 import pytest
@@ -13,7 +15,14 @@ from training.config import TrainJobConfig, load_train_config
 from training.smoke import smoke_sweep
 from training.tune.config import load_tune_config
 from training.tune.report import best_row, format_table, table_csv, write_summary
-from training.tune.results import PreparedPoint, collect_rows
+from training.tune.results import (
+    ERROR_RECORD,
+    PreparedPoint,
+    collect_rows,
+    error_summary,
+    summary_of_tune_text,
+    write_error_record,
+)
 from training.tune.space import check_point, make_points, select_points, trial_job
 from training.tune.sweep import exported_job
 
@@ -185,23 +194,81 @@ def test_points_tune_never_created_are_rows_not_run():
     assert rows[1]["gflops"] == prepared[1].gflops and rows[1]["top1"] is None
 
 
-def test_error_of_a_trial_failed_before_a_resume_is_read_from_its_folder(tmp_path):
-    # Tuner.restore gives a trial that failed before its first report neither its config nor
-    # its error; its folder is <key>_<trial_id> and Tune left error.pkl in it.
-    import pickle
+TUNE_ERROR_TXT = (
+    "Failure # 1 (occurred at 2026-11-26_10-34-26)\n"
+    "\x1b[36mray::ImplicitFunc.train()\x1b[39m (pid=26957, ip=192.0.2.2, repr=f)\n"
+    '  File "/x/function_trainable.py", line 249, in _trainable_func\n'
+    "    output = fn()\n"
+    "             ^^^^\n"
+    "ray.train.TrainingFailedError: worker died\n"
+    "second line of the message: not an exception\n"
+)
 
-    trial_dir = tmp_path / "ttc-a4-b8-rgb_1f2e3_00001"
-    trial_dir.mkdir()
-    error = RuntimeError("\x1b[36mworker died\x1b[39m\nat")
-    (trial_dir / "error.pkl").write_bytes(pickle.dumps(error))
-    _, prepared, _ = _rows()
-    restored = _Result(None, {}, path=str(trial_dir))
+
+def _restored(key_dir: Path) -> _Result:
+    """A result as ``Tuner.restore`` gives a trial that failed before its first report."""
+    restored = _Result(None, {}, path=str(key_dir))
     restored.config = None
-    results = [restored, _Result("slow_only", {}, path=str(tmp_path / "slow_only_1f2e3_00002"))]
+    return restored
+
+
+def test_error_of_a_trial_failed_before_a_resume_is_read_from_its_json_record(tmp_path):
+    # Tuner.restore gives a trial that failed before its first report neither its config nor
+    # its error; its folder is <key>_<trial_id> and the trial left raysf_error.json in it.
+    trial_dir = tmp_path / "ttc-a4-b8-rgb_1f2e3_00001"
+    write_error_record(str(trial_dir), RuntimeError("\x1b[36mworker died\x1b[39m\nat"), None)
+    assert json.loads((trial_dir / ERROR_RECORD).read_text()) == {
+        "error": "RuntimeError: worker died"
+    }
+    _, prepared, _ = _rows()
+    results = [_restored(trial_dir), _Result("slow_only", {}, path=str(tmp_path / "slow_only_x"))]
     rows = {r["key"]: r for r in collect_rows(results, prepared, epochs=10)}
     assert rows["ttc-a4-b8-rgb"]["status"] == "error"
     assert rows["ttc-a4-b8-rgb"]["error"] == "RuntimeError: worker died"
     assert rows["slow_only"]["status"] == "not run"  # no error file: never ran
+
+
+def test_without_a_record_tunes_error_text_is_read_and_its_pickle_never(tmp_path):
+    # A trial killed with its actor writes no record; Tune's error.txt names the exception.
+    # A planted error.pkl must not run: unpickling it would create the marker file.
+    trial_dir = tmp_path / "ttc-a4-b8-rgb_1f2e3_00001"
+    trial_dir.mkdir()
+    (trial_dir / "error.txt").write_text(TUNE_ERROR_TXT)
+    marker = tmp_path / "pwned"
+    (trial_dir / "error.pkl").write_bytes(pickle.dumps(_Planted(str(marker))))
+    _, prepared, _ = _rows()
+    rows = {r["key"]: r for r in collect_rows([_restored(trial_dir)], prepared, epochs=10)}
+    assert rows["ttc-a4-b8-rgb"]["error"] == "TrainingFailedError: worker died"
+    assert not marker.exists()
+
+
+def test_a_malformed_record_falls_back_to_the_text():
+    assert summary_of_tune_text("Failure # 1 (occurred at x)\nno traceback here\n") == (
+        "no traceback here"
+    )
+    two = "Failure # 1 (at a)\nValueError: first\nFailure # 2 (at b)\nKeyError: 'second'\n"
+    assert summary_of_tune_text(two) == "KeyError: 'second'"
+
+
+def test_error_summary_unwraps_ray_task_errors_and_joins_colon_lines():
+    class _Wrapped(Exception):
+        cause = ValueError("bad alpha 3\nmore")
+
+    assert error_summary(_Wrapped("ray::train() failed")) == "ValueError: bad alpha 3"
+    joined = error_summary(RuntimeError("Training failed due to worker errors:\nOOM on rank 0"))
+    assert joined == "RuntimeError: Training failed due to worker errors: OOM on rank 0"
+    assert len(error_summary(RuntimeError("x" * 1000))) == 300
+
+
+class _Planted:
+    """Pickles to a call that creates ``path``: what an attacker with storage write access
+    would plant in place of Tune's error.pkl."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
 
 
 def test_table_markdown_csv_and_plot(tmp_path):

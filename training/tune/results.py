@@ -4,17 +4,24 @@ Statuses: ``finished`` (reached the last epoch), ``stopped early`` (ASHA), ``err
 first line of its error), ``not run`` (an interrupted sweep: the trial never reported, or Tune
 had not created it yet). A trial's folder is named ``<point key>_<trial id>``
 (:func:`trial_dirname`), so a result that comes back without its config is still matched.
+
+A failed trial writes its error as JSON into its folder (:func:`write_error_record`,
+``raysf_error.json``): a trial that failed in an earlier session of a resumed sweep is reported
+from that record, else from the text Tune writes beside it (``error.txt``). Nothing read back
+from the sweep's storage is unpickled (Tune's ``error.pkl`` is left alone): that storage is
+writable by every node, and unpickling runs code.
 """
 
 from __future__ import annotations
 
-import pickle
+import json
 import re
 from dataclasses import dataclass
 from typing import Any
 
 import pyarrow.fs
 
+from raysf import runtime, storage
 from training.config import TrainJobConfig
 from training.tune.space import Point
 
@@ -75,6 +82,35 @@ def _result_key(result) -> str | None:
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
+#: The JSON error record a failed trial leaves in its folder.
+ERROR_RECORD = "raysf_error.json"
+#: The text Tune itself appends to a failed trial's folder (``ray.air.constants.EXPR_ERROR_FILE``).
+TUNE_ERROR_TEXT = "error.txt"
+MAX_ERROR_CHARS = 300
+#: The last line of a Python traceback: ``package.module.SomeError: message``.
+_EXCEPTION_LINE = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception|Interrupt|Exit)): ?(.*)$")
+
+
+def error_summary(error: BaseException) -> str:
+    """``Type: first line of the message`` of a trial's exception (at most 300 characters).
+
+    A ``RayTaskError`` is reported as the trial's own exception that it wraps.
+    """
+    cause = getattr(error, "cause", None)
+    if isinstance(cause, BaseException):
+        error = cause
+    lines = [ln.strip() for ln in _ANSI.sub("", str(error)).splitlines() if ln.strip()] or [""]
+    message, rest = lines[0], lines[1:]
+    while message.endswith(":") and rest:  # "Training failed due to worker errors:" ...
+        message = f"{message} {rest.pop(0)}"
+    return f"{type(error).__name__}: {message}"[:MAX_ERROR_CHARS]
+
+
+def write_error_record(trial_uri: str, error: BaseException, endpoint_url: str | None) -> None:
+    """Write ``{"error": error_summary(error)}`` to ``<trial_uri>/raysf_error.json``."""
+    fs, root = runtime.resolve_filesystem(trial_uri, endpoint_url)
+    record = json.dumps({"error": error_summary(error)}).encode()
+    storage.write_bytes_atomic(fs, storage.join(root, ERROR_RECORD), record)
 
 
 def _trial_error(result) -> str | None:
@@ -82,31 +118,50 @@ def _trial_error(result) -> str | None:
 
     A trial that failed in an earlier session of a resumed sweep comes back from
     ``Tuner.restore`` without its error (Tune looks in the new session's staging folder); its
-    ``error.pkl`` is still in the trial's storage folder, and is read from there.
+    record is still in the trial's storage folder, and is read from there.
     """
-    error = result.error
-    if error is None and result.path and not (result.metrics or {}).get("done"):
-        error = _stored_error(result.filesystem, result.path)
-    if error is None:
-        return None
-    cause = getattr(error, "cause", None)  # a RayTaskError wraps the trial's own exception
-    if isinstance(cause, BaseException):
-        error = cause
-    lines = [ln.strip() for ln in _ANSI.sub("", str(error)).splitlines() if ln.strip()] or [""]
-    message, rest = lines[0], lines[1:]
-    while message.endswith(":") and rest:  # "Training failed due to worker errors:" ...
-        message = f"{message} {rest.pop(0)}"
-    return f"{type(error).__name__}: {message}"[:300]
+    if result.error is not None:
+        return error_summary(result.error)
+    if result.path and not (result.metrics or {}).get("done"):
+        return _stored_error(result.filesystem, result.path)
+    return None
 
 
-def _stored_error(filesystem, trial_path: str) -> BaseException | None:
+def _stored_error(filesystem, trial_path: str) -> str | None:
+    """The trial's JSON record, else the last exception line of Tune's ``error.txt``; never
+    unpickled."""
     fs = filesystem or pyarrow.fs.LocalFileSystem()
+    text = _read_text(fs, f"{trial_path}/{ERROR_RECORD}")
+    if text is not None:
+        try:
+            record = json.loads(text)
+        except json.JSONDecodeError:
+            record = None
+        if isinstance(record, dict) and isinstance(record.get("error"), str):
+            return record["error"][:MAX_ERROR_CHARS]
+    text = _read_text(fs, f"{trial_path}/{TUNE_ERROR_TEXT}")
+    return None if text is None else summary_of_tune_text(text)
+
+
+def summary_of_tune_text(text: str) -> str:
+    """``Type: message`` from the text Tune writes for a failed trial: its last failure's last
+    traceback line (``ValueError: bad alpha``), else that failure's first line."""
+    failure = _ANSI.sub("", text).rsplit("Failure # ", 1)[-1]
+    lines = [ln.rstrip() for ln in failure.splitlines()[1:] if ln.strip()]
+    for line in reversed(lines):
+        found = _EXCEPTION_LINE.match(line)
+        if found:
+            name = found[1].rsplit(".", 1)[-1]
+            return f"{name}: {found[2].strip()}"[:MAX_ERROR_CHARS]
+    return (lines[0].strip() if lines else "error (no message)")[:MAX_ERROR_CHARS]
+
+
+def _read_text(fs, path: str) -> str | None:
     try:
-        with fs.open_input_stream(f"{trial_path}/error.pkl") as stream:
-            error = pickle.loads(stream.read())  # written by Tune into this sweep's own storage
-    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError):
+        with fs.open_input_stream(path) as stream:
+            return stream.read().decode("utf-8", errors="replace")
+    except (OSError, FileNotFoundError):
         return None
-    return error if isinstance(error, BaseException) else RuntimeError(str(error))
 
 
 def _row(pp: PreparedPoint, metrics: dict, epochs: int, status: str, error: str | None) -> dict:

@@ -22,7 +22,7 @@ from typing import Any
 from raysf import runtime
 from raysf.config import ConfigError, dump_yaml, flatten, to_dict
 from training import tracking
-from training.config import TrainJobConfig, resolve_path
+from training.config import TrainJobConfig, recorded_job, resolve_path
 from training.plan import model_summary
 from training.tune.config import TuneJobConfig
 from training.tune.report import best_row, write_summary
@@ -42,7 +42,7 @@ class SweepOutcome:
     best_config_path: str | None
     experiment_path: str
     parent_run_id: str | None
-    tracking_uri: str | None
+    tracking_uri: str | None  # for display: credentials redacted
     errors: list[str]
     interrupted: int = 0
     artifacts: list[str] = field(default_factory=list)
@@ -115,6 +115,7 @@ def build_tuner(cfg: TuneJobConfig, prepared, tracking_uri, parent_run_id):
         base=cfg.train,
         train_root=_train_root(cfg),
         sweep=cfg.sweep.name,
+        experiment_uri=f"{_storage_root(cfg)}/{cfg.sweep.name}",
         tracking_uri=tracking_uri,
         parent_run_id=parent_run_id,
     )
@@ -254,14 +255,14 @@ def _summarize(cfg, prepared, rows, tracking_uri, parent) -> SweepOutcome:
             f"(val top-1 {best['top1']:.3f}).\n# Train it: python -m jobs.train {best_path}\n"
         )
         job = exported_job(chosen, cfg.train, cfg.sweep.name)
-        Path(best_path).write_text(header + dump_yaml(job))
+        Path(best_path).write_text(header + dump_yaml(recorded_job(job)))
     return SweepOutcome(
         rows=rows,
         best=best,
         best_config_path=best_path,
         experiment_path=f"{storage_root}/{cfg.sweep.name}",
         parent_run_id=parent.run_id if parent else None,
-        tracking_uri=tracking_uri,
+        tracking_uri=tracking.redact_uri(tracking_uri),
         errors=[f"{r['key']}: {r['error']}" for r in rows if r["error"]],
         interrupted=sum(r["status"] == "not run" for r in rows),
         artifacts=[*map(str, paths.values()), *([best_path] if best_path else [])],

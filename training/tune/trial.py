@@ -15,6 +15,7 @@ from typing import Any
 from training import tracking
 from training.config import TrainJobConfig
 from training.trainer import run_training
+from training.tune.results import trial_dirname, write_error_record
 from training.tune.space import Point, trial_job
 
 
@@ -24,11 +25,18 @@ def run_trial(
     base: TrainJobConfig,
     train_root: str,
     sweep: str,
+    experiment_uri: str,
     tracking_uri: str | None,
     parent_run_id: str | None,
 ) -> None:
-    """Tune trainable: one Ray Train run for ``config["point"]``, reported to Tune per epoch."""
-    from ray.tune.integration.ray_train import TuneReportCallback  # runs inside a Tune trial
+    """Tune trainable: one Ray Train run for ``config["point"]``, reported to Tune per epoch.
+
+    A failure leaves its JSON error record in the trial's folder under ``experiment_uri``
+    (:func:`training.tune.results.write_error_record`), for a resumed sweep to report.
+    """
+    # heavy, and only inside a Tune trial
+    import ray.tune
+    from ray.tune.integration.ray_train import TuneReportCallback
 
     point = Point(**config["point"])
     job = trial_job(base, point, train_root, sweep)
@@ -38,6 +46,15 @@ def run_trial(
     run_id = _open_child_run(job, point, tracking_uri, parent_run_id) if tracking_uri else None
     try:
         run_training(job, callbacks=[TuneReportCallback()])
+    except Exception as exc:
+        trial = trial_dirname(point.key, ray.tune.get_context().get_trial_id())
+        try:
+            write_error_record(f"{experiment_uri}/{trial}", exc, base.storage.endpoint_url)
+        except OSError as record_error:  # the trial's own error is the one to raise
+            print(f"[tune] could not record the error of {trial}: {record_error}", flush=True)
+        if run_id:
+            tracking.get_client(tracking_uri).set_terminated(run_id, "FAILED")
+        raise
     except BaseException:
         if run_id:
             tracking.get_client(tracking_uri).set_terminated(run_id, "FAILED")
