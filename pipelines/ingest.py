@@ -90,7 +90,9 @@ def run_ingest(cfg: IngestConfig) -> Manifest:
         runtime.init_ray(cfg.resources.address, num_cpus=cfg.resources.num_cpus, dashboard=False)
         _run_shards(pending, cfg, root, total=len(tasks))
     else:
-        console.line(f"ingest {cfg.out}: all {len(tasks)} shards committed already")
+        console.line(
+            f"ingest {console.short_path(cfg.out)}: all {len(tasks)} shards committed already"
+        )
     markers = [shards.read_json(fs, shards.marker_path(root, t.shard)) for t in tasks]
     document = shards.build_manifest(
         markers=markers,
@@ -141,7 +143,7 @@ def _run_shards(pending: list[shards.ShardTask], cfg: IngestConfig, root: str, t
     committed = total - len(pending)
     started = time.monotonic()
     videos = sum(len(t.items) for t in pending)
-    shown = console.Progress(f"ingest {cfg.out}", total=videos, unit="videos")
+    shown = console.Progress(f"ingest {console.short_path(cfg.out)}", total=videos, unit="videos")
     clips = rejects = 0
     for row in ds.iter_rows():
         committed += 1
@@ -157,7 +159,7 @@ def _run_shards(pending: list[shards.ShardTask], cfg: IngestConfig, root: str, t
             time.monotonic() - started,
         )
     shown.close(
-        f"ingest {cfg.out}: {videos} videos in {len(pending)} shards -> {clips} clips, "
+        f"ingest {console.short_path(cfg.out)}: {videos} videos in {len(pending)} shards -> {clips} clips, "
         f"{rejects} rejects · {console.format_duration(time.monotonic() - started)}"
     )
 

@@ -42,7 +42,7 @@ EVENT_PREFIX = "[raysf:event] "
 #: Where logs go when no ``--log-dir`` is given (next to the demo's other outputs).
 DEFAULT_LOG_ROOT = Path("demo_output/logs")
 #: Seconds between the plain-text lines of a progress display when stdout is not a terminal.
-PLAIN_INTERVAL = 60.0
+PLAIN_INTERVAL = 300.0
 
 _session: Session | None = None
 
@@ -60,6 +60,16 @@ def format_duration(seconds: float) -> str:
         return f"{minutes}:{secs:02d}"
     hours, minutes = divmod(minutes, 60)
     return f"{hours}:{minutes:02d}:{secs:02d}"
+
+
+def short_path(path: str | os.PathLike) -> str:
+    """``path`` relative to the current folder when it is below it (URIs unchanged)."""
+    text = os.fspath(path)
+    if "://" in text:
+        return text
+    absolute = os.path.abspath(text)
+    cwd = os.getcwd()
+    return os.path.relpath(absolute, cwd) if absolute.startswith(cwd + os.sep) else text
 
 
 def eta_seconds(done: float, total: float | None, elapsed: float) -> float | None:
