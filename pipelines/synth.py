@@ -146,7 +146,9 @@ def generate(
     root = os.fspath(out)
     videos: list[SynthVideo] = []
     shown = console.Progress(
-        f"generating SynthMotion in {root}", classes * videos_per_class, "videos"
+        f"generating SynthMotion in {console.short_path(root)}",
+        classes * videos_per_class,
+        "videos",
     )
     for class_id, label in enumerate(names):
         assignment = _split_assignment(videos_per_class, splits, seed, class_id)
