@@ -18,15 +18,26 @@ from ray.tune import Callback
 from raysf import console
 from training.tune.space import FUSION_LABEL
 
-#: (header, width, cell of a point's dims)
-DIM_COLUMNS = (
-    ("pathways", 9, lambda d: d["pathways"]),
-    ("fusion", 10, lambda d: FUSION_LABEL.get(d["fusion"], d["fusion"]) if d["fusion"] else "-"),
-    ("α", 3, lambda d: d["alpha"] if d["alpha"] is not None else "-"),
-    ("β", 5, lambda d: f"1/{d['beta_inv']}" if d["beta_inv"] is not None else "-"),
-    ("fast input", 10, lambda d: d["fast_input"] or "-"),
-)
-LR_COLUMN = ("lr", 6, lambda d: f"{d['base_lr']:g}")
+#: (header, width) of the swept dimensions; the learning rate only when it is swept.
+DIM_COLUMNS = (("pathways", 9), ("fusion", 10), ("α", 3), ("β", 5), ("fast input", 10))
+LR_COLUMN = ("lr", 6)
+
+
+def dim_cell(name: str, dims: dict[str, Any]) -> str:
+    """A point's value in the column ``name`` (``-`` where it does not apply)."""
+    if name == "pathways":
+        return str(dims["pathways"])
+    if name == "fusion":
+        return FUSION_LABEL.get(dims["fusion"], dims["fusion"]) if dims["fusion"] else "-"
+    if name == "α":
+        return "-" if dims["alpha"] is None else str(dims["alpha"])
+    if name == "β":
+        return "-" if dims["beta_inv"] is None else f"1/{dims['beta_inv']}"
+    if name == "fast input":
+        return str(dims["fast_input"] or "-")
+    return f"{dims['base_lr']:g}"
+
+
 RESULT_COLUMNS = (
     ("status", 13),
     ("epochs", 6),
@@ -58,7 +69,7 @@ class SweepProgress(Callback):
     # -- formatting
     def header(self) -> str:
         cells = [f"{'trial':<{self.key_width}}"]
-        cells += [f"{name:<{width}}" for name, width, _ in self.columns]
+        cells += [f"{name:<{width}}" for name, width in self.columns]
         cells += [f"{name:<{width}}" for name, width in RESULT_COLUMNS]
         return "  ".join(cells).rstrip()
 
@@ -69,7 +80,7 @@ class SweepProgress(Callback):
         done = int(result["epoch"]) + 1 if "epoch" in result else 0
         seconds = time.monotonic() - self.started.get(key, time.monotonic())
         cells = [f"{key:<{self.key_width}}"]
-        cells += [f"{str(cell(dims)) if dims else '?':<{width}}" for _, width, cell in self.columns]
+        cells += [f"{dim_cell(n, dims) if dims else '?':<{w}}" for n, w in self.columns]
         values = (
             status,
             f"{done}/{self.epochs}",
