@@ -9,6 +9,9 @@ from pathlib import Path
 import pytest
 
 from jobs import cli
+from jobs.evaluate import parse_args as evaluate_args
+from raysf.config import ConfigError, with_overrides
+from training.evaluate import EvalRequest
 
 SHARED = ("--smoke-test", "--verbose", "--log-dir")
 
@@ -57,3 +60,13 @@ def test_the_installed_script_dispatches():
     assert script.exists(), "pip install -e . installs the raysf script ([project.scripts])"
     proc = subprocess.run([str(script), "export", "--help"], capture_output=True, text=True)
     assert proc.returncode == 0 and "torchscript,exported-program,onnx" in proc.stdout
+
+
+def test_evaluate_takes_eval_request_fields_as_overrides():
+    args = evaluate_args(["ckpt", "split=val", "num_crops=1", "--batch-size", "4"])
+    assert args.checkpoint == "ckpt" and args.overrides == ["split=val", "num_crops=1"]
+    request = with_overrides(EvalRequest("ckpt", batch_size=args.batch_size), args.overrides)
+    assert (request.split, request.num_crops, request.batch_size) == ("val", 1, 4)
+    assert evaluate_args(["--smoke-test", "split=val"]).overrides == ["split=val"]
+    with pytest.raises(ConfigError, match="splt: unknown key .*'split'"):
+        with_overrides(request, ["splt=val"])

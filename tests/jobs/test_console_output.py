@@ -35,7 +35,7 @@ RAY_LOG_LINE = re.compile(
 MAX_TRAIN_SMOKE_LINES = 40
 
 
-def _run(argv: list[str], timeout: float = 900) -> tuple[subprocess.CompletedProcess, list[str]]:
+def _run(argv: list[str], timeout: float = 1800) -> tuple[subprocess.CompletedProcess, list[str]]:
     proc = subprocess.run(
         argv, cwd=REPO, capture_output=True, text=True, timeout=timeout, env=_env()
     )
