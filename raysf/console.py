@@ -4,7 +4,7 @@ Every entry point opens one :func:`session` (``raysf <command>`` and ``python -m
 alike). Inside it:
 
 - **stdout is the console**: one line per step of the work, one *progress display* per long
-  phase (:func:`progress`: count, rate, ETA), the results. On a terminal the display is one
+  phase (:class:`Progress`: count, rate, ETA), the results. On a terminal the display is one
   line redrawn in place; when stdout is not a terminal (CI, ``ray job submit``, a pipe) it is
   a plain-text line every ``interval`` seconds and a last line when the phase ends.
 - **everything else goes to files** under the session's log folder (default
@@ -245,18 +245,6 @@ def error(text: str) -> None:
     """An error for the user: on the terminal's stderr even while stderr goes to a file."""
     stream = _real_stderr or sys.stderr
     print(text, file=stream, flush=True)
-
-
-@contextlib.contextmanager
-def progress(
-    label: str, total: float | None = None, unit: str = "", **kwargs
-) -> Iterator[Progress]:
-    """A progress display for a phase; its last line is printed when the block ends."""
-    display = Progress(label, total, unit, **kwargs)
-    try:
-        yield display
-    finally:
-        display.close()
 
 
 # ----------------------------------------------------------------------------- events
