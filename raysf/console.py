@@ -1,27 +1,24 @@
 """The console: what a person reads while a command runs, and where everything else goes.
 
-Every entry point opens one :func:`session` (``raysf <command>`` and ``python -m jobs.<command>``
-alike). Inside it:
+Every entry point opens one :func:`session` (``raysf <command>`` = ``python -m jobs.<command>``):
 
-- **stdout is the console**: one line per step of the work, one *progress display* per long
-  phase (:class:`Progress`: count, rate, ETA), the results. On a terminal the display is one
-  line redrawn in place; when stdout is not a terminal (CI, ``ray job submit``, a pipe) it is
-  a plain-text line every ``interval`` seconds and a last line when the phase ends.
-- **everything else goes to files** under the session's log folder (default
-  ``demo_output/logs/<command>-<time>``, ``--log-dir``): the process's own stderr (Python
-  logging and warnings of Ray, Ray Data, Tune, MLflow, torch; the C++ core worker's lines) in
-  ``driver.log``, and the stdout/stderr of every Ray worker and actor, with Ray's
-  ``(Actor pid=..)`` prefix, in ``ray-workers.log``. Ray's own session folder (raylet, GCS) is
-  linked there as ``ray-session``. The first console line says where the folder is.
-- ``--verbose`` leaves stderr on the terminal and prints Ray's worker and actor output there
-  too, as Ray does by default.
+- **stdout is the console**: one line per step, one progress display per long phase
+  (:class:`Progress`: count, rate, ETA), the results. On a terminal the display is one line
+  redrawn in place; off a terminal (CI, ``ray job submit``, a pipe) it is a plain-text line
+  every ``interval`` seconds and a last line when the phase ends.
+- **everything else goes to files** in the session's log folder (default
+  ``demo_output/logs/<command>-<time>``, ``--log-dir``), named on the first console line:
+  ``driver.log`` (this process's stderr: the logging and warnings of Ray, Ray Data, Tune,
+  MLflow, torch; the C++ core worker's lines), ``ray-workers.log`` (every Ray worker's and
+  actor's output, with Ray's ``(Name pid=..)`` prefix) and ``ray-session`` (a link to Ray's
+  session logs: raylet, GCS).
+- ``--verbose`` leaves stderr on the terminal and prints Ray's worker output there too.
 
 **Events.** Code in Ray workers (a training worker's steps and epochs) calls :func:`emit`: one
-line ``[raysf:event] {json}`` on the worker's stdout. Ray forwards worker output to the
-driver, where :mod:`raysf.ray_output` (installed by :func:`raysf.runtime.init_ray` before Ray
-starts) takes these lines out of the stream and hands them to :func:`dispatch`, which calls the
-handlers the driver's code registered with :func:`handlers`; without a handler an event's
-``text`` (if any) is printed.
+line ``[raysf:event] {json}`` on its stdout. Ray forwards worker output to the driver, where
+:mod:`raysf.ray_output` (installed by :func:`raysf.runtime.init_ray`) hands these lines to
+:func:`dispatch`: to the handlers the driver registered with :func:`handlers`, else the
+event's ``text`` (if any) is printed.
 """
 
 from __future__ import annotations
@@ -196,7 +193,10 @@ class Session:
             self.line(text)
 
     def _fit(self, text: str) -> str:
-        width = _terminal_width()
+        try:
+            width = os.get_terminal_size().columns
+        except OSError:
+            width = 120
         return text if len(text) < width else text[: width - 2] + "…"
 
     # -- events and worker output
@@ -224,13 +224,6 @@ class Session:
             self.worker_log.close()
 
 
-def _terminal_width() -> int:
-    try:
-        return os.get_terminal_size().columns
-    except OSError:
-        return 120
-
-
 def _current() -> Session:
     """The open session, or a plain stdout console for library use without one."""
     return _session or Session(sys.stdout, tty=False, interval=PLAIN_INTERVAL)
@@ -243,8 +236,7 @@ def line(text: str) -> None:
 
 def error(text: str) -> None:
     """An error for the user: on the terminal's stderr even while stderr goes to a file."""
-    stream = _real_stderr or sys.stderr
-    print(text, file=stream, flush=True)
+    print(text, file=_real_stderr or sys.stderr, flush=True)
 
 
 # ----------------------------------------------------------------------------- events
@@ -292,6 +284,17 @@ def write_worker_lines(data: dict[str, Any], lines: list[str]) -> bool:
         return True
     _session.write_worker_lines(data, lines)
     return _session.verbose
+
+
+@contextlib.contextmanager
+def stdout_to_log() -> Iterator[None]:
+    """Send what libraries ``print`` (Ray Tune's banners) to ``driver.log`` while the block
+    runs; the console's own lines still reach the terminal. No-op with ``--verbose``."""
+    if _session is None or _session.verbose or _session.log_dir is None:
+        yield
+        return
+    with open(_session.log_dir / "driver.log", "a") as log, contextlib.redirect_stdout(log):
+        yield
 
 
 def log_dir() -> Path | None:

@@ -158,3 +158,12 @@ def test_verbose_session_keeps_stderr(tmp_path, capfd):
     captured = capfd.readouterr()
     assert "ray says" in captured.err and "(--verbose)" in captured.out
     assert not (tmp_path / "driver.log").exists()
+
+
+def test_library_prints_go_to_the_log_while_console_lines_stay(tmp_path, capfd):
+    with console.session("tune", log_dir=tmp_path), console.stdout_to_log():
+        print("╭── Configuration for experiment ──╮")  # what Ray Tune prints itself
+        console.line("trial  pathways  fusion")
+    out = capfd.readouterr().out.splitlines()
+    assert out[1:] == ["trial  pathways  fusion"]
+    assert "Configuration for experiment" in (tmp_path / "driver.log").read_text()

@@ -210,7 +210,8 @@ def run_sweep(
     )
     parent = _open_parent_run(cfg, prepared, tracking_uri)
     start = time.time()
-    with ignore_trial_events():
+    # Tune prints its own banners whatever its verbosity: to the log folder with the rest.
+    with ignore_trial_events(), console.stdout_to_log():
         results = build_tuner(cfg, prepared, tracking_uri, parent and parent.run_id).fit()
     rows = collect_rows(results, prepared, cfg.train.train.epochs)
     if tracking_uri:
