@@ -105,7 +105,10 @@ class Progress:
         elif self.count:
             parts.append(f"{self.count:g} {self.unit}".rstrip())
         if self.show_rate and self.count and elapsed > 0:
-            parts.append(f"{self.count / elapsed:.2f} {self.unit or 'items'}/s")
+            rate, per = self.count / elapsed, "s"
+            if rate < 0.1:  # slow phases (trials, epochs): per minute
+                rate, per = rate * 60, "min"
+            parts.append(f"{rate:.2f} {self.unit or 'items'}/{per}")
         eta = eta_seconds(self.count, self.total, elapsed)
         if eta is not None and self.count < (self.total or 0):
             parts.append(f"ETA {format_duration(eta)}")
@@ -298,8 +301,7 @@ def stdout_to_log() -> Iterator[None]:
 
 
 def log_dir() -> Path | None:
-    """The open session's log folder."""
-    return _session.log_dir if _session is not None else None
+    return _session.log_dir if _session is not None else None  # the open session's folder
 
 
 @contextlib.contextmanager
@@ -329,10 +331,6 @@ def handlers(**by_kind: Callable[[dict[str, Any]], None]) -> Iterator[None]:
 _real_stderr: TextIO | None = None
 
 
-def default_log_dir(command: str) -> Path:
-    return DEFAULT_LOG_ROOT / f"{command}-{time.strftime('%Y%m%d-%H%M%S')}"
-
-
 @contextlib.contextmanager
 def session(
     command: str,
@@ -343,7 +341,7 @@ def session(
 ) -> Iterator[Session]:
     """The console of one command (see the module docstring); restores everything on exit."""
     global _session
-    folder = Path(log_dir) if log_dir else default_log_dir(command)
+    folder = Path(log_dir or DEFAULT_LOG_ROOT / f"{command}-{time.strftime('%Y%m%d-%H%M%S')}")
     folder.mkdir(parents=True, exist_ok=True)
     console = Session(sys.stdout, log_dir=folder, verbose=verbose, interval=interval)
     previous, _session = _session, console

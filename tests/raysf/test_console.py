@@ -167,3 +167,9 @@ def test_library_prints_go_to_the_log_while_console_lines_stay(tmp_path, capfd):
     out = capfd.readouterr().out.splitlines()
     assert out[1:] == ["trial  pathways  fusion"]
     assert "Configuration for experiment" in (tmp_path / "driver.log").read_text()
+
+
+def test_slow_rates_are_per_minute():
+    shown = console.Progress("sweep", total=4, unit="trials", count=1)
+    shown.started -= 300.0  # one trial in 5 minutes
+    assert "0.20 trials/min" in shown.text() and "ETA 15:00" in shown.text()
