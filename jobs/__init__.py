@@ -1,10 +1,14 @@
 """Entry points: each module parses its arguments into typed configs and calls the library
-(:mod:`training`, :mod:`pipelines`). They never import one another.
+(:mod:`training`, :mod:`pipelines`). They never import one another; :mod:`jobs.cli` (the
+``raysf`` command) dispatches to them.
 
-- ``python -m jobs.ingest``   videos -> clip records (:mod:`pipelines.ingest`)
-- ``python -m jobs.train``    Ray Train DDP (:mod:`training.trainer`)
-- ``python -m jobs.evaluate`` the test-view protocol (:mod:`training.evaluate`)
-- ``python -m jobs.predict``  top-5 for videos, folders, datasets (:mod:`training.predict`)
-- ``python -m jobs.tune``     Ray Tune ablation sweeps (:mod:`training.tune`)
-- ``python -m jobs.demo``     the README's demo (:mod:`training.demo`)
+- ``raysf ingest``   / ``python -m jobs.ingest``   videos -> clip records (:mod:`pipelines.ingest`)
+- ``raysf train``    / ``python -m jobs.train``    Ray Train DDP (:mod:`training.trainer`)
+- ``raysf evaluate`` / ``python -m jobs.evaluate`` the test-view protocol (:mod:`training.evaluate`)
+- ``raysf predict``  / ``python -m jobs.predict``  top-5 for videos, folders, datasets
+- ``raysf tune``     / ``python -m jobs.tune``     Ray Tune ablation sweeps (:mod:`training.tune`)
+- ``raysf export``   / ``python -m jobs.export``   TorchScript / ExportedProgram / ONNX
+- ``raysf demo``     / ``python -m jobs.demo``     the README's demo (:mod:`training.demo`)
+
+Each opens one console session (:mod:`raysf.console`): progress on stdout, Ray's logs in files.
 """

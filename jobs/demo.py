@@ -12,15 +12,16 @@ import sys
 import time
 from pathlib import Path
 
+from raysf import console
 from training.config import load_train_config
-from training.demo import DemoOptions, run_demo
+from training.demo import SMOKE_OPTIONS, DemoOptions, run_demo
 from training.tune.config import load_tune_config
 
 HERE = Path(__file__).parent
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m jobs.demo", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="raysf demo", description=__doc__.split("\n")[0])
     parser.add_argument("--epochs", type=int, default=None, help="override the demo's epochs")
     parser.add_argument("--videos-per-class", type=int, default=None)
     parser.add_argument(
@@ -30,13 +31,22 @@ def main(argv: list[str] | None = None) -> int:
         help="epochs per trial of the ablation sweep (0 skips the sweep)",
     )
     parser.add_argument("--json", default=None, help="also write the table as JSON here")
+    parser.add_argument(
+        "--smoke-test",
+        action="store_true",
+        help="every step at the smallest size (6 videos per class, 1 epoch, 1-epoch trials)",
+    )
+    console.add_console_arguments(parser)
     args = parser.parse_args(argv)
     start = time.time()
     options = DemoOptions(args.epochs, args.videos_per_class, args.sweep_epochs)
+    if args.smoke_test:
+        options = SMOKE_OPTIONS
     train = load_train_config(HERE / "train.yaml")
     tune = load_tune_config(HERE / "tune.yaml")
-    rows = run_demo(train, tune, options)
-    print(f"[demo] finished in {(time.time() - start) / 60:.1f} min")
+    with console.session("demo", verbose=args.verbose, log_dir=args.log_dir):
+        rows = run_demo(train, tune, options)
+        console.line(f"[demo] finished in {(time.time() - start) / 60:.1f} min")
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2))
     return 0

@@ -1,4 +1,8 @@
-"""The test-view protocol on a checkpoint: ``python -m jobs.evaluate CHECKPOINT [options]``.
+"""The test-view protocol on a checkpoint: ``raysf evaluate CHECKPOINT [key=value ...]``.
+
+The ``key=value`` overrides set the fields of :class:`training.evaluate.EvalRequest` (``split``,
+``dataset``, ``num_crops``, ``batch_size``, ``concurrency``, ``use_gpu``, ``endpoint_url``,
+``decode_cpus``), checked like a config; the flags below are the same settings.
 
 See :mod:`training.evaluate`: every test video's uniform windows x spatial crops are scored as
 Ray Data batch inference and averaged per video.
@@ -8,9 +12,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
+from raysf import console
+from raysf.config import ConfigError, with_overrides
 from training.config import load_train_config
 from training.evaluate import EvalRequest, evaluate_checkpoint
 from training.smoke import smoke_checkpoint
@@ -19,10 +26,9 @@ TRAIN_CONFIG = Path(__file__).with_name("train.yaml")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m jobs.evaluate", description=__doc__.split("\n")[0]
-    )
+    parser = argparse.ArgumentParser(prog="raysf evaluate", description=__doc__.split("\n")[0])
     parser.add_argument("checkpoint", nargs="?", help="checkpoint directory or state.pt (local/s3)")
+    parser.add_argument("overrides", nargs="*", help="EvalRequest fields as key=value")
     parser.add_argument("--dataset", default=None, help="dataset URI (default: the training one)")
     parser.add_argument("--split", default="test")
     parser.add_argument("--batch-size", type=int, default=8)
@@ -35,7 +41,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="train a tiny model on generated data first, then evaluate it",
     )
-    args = parser.parse_args(argv)
+    console.add_console_arguments(parser)
+    args = parser.parse_intermixed_args(argv)
+    if args.checkpoint and "=" in args.checkpoint and not os.path.exists(args.checkpoint):
+        args.overrides.insert(0, args.checkpoint)
+        args.checkpoint = None
     if args.checkpoint is None and not args.smoke_test:
         parser.error("CHECKPOINT is required (or --smoke-test)")
     return args
@@ -43,20 +53,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    checkpoint, dataset = args.checkpoint, args.dataset
-    if checkpoint is None:
-        checkpoint, dataset = smoke_checkpoint(load_train_config(TRAIN_CONFIG))
-    request = EvalRequest(
-        checkpoint=checkpoint,
-        dataset=dataset,
-        split=args.split,
-        endpoint_url=args.endpoint_url,
-        batch_size=args.batch_size,
-        num_crops=args.num_crops,
-        concurrency=args.concurrency,
-        use_gpu=args.use_gpu,
-    )
-    print(json.dumps(evaluate_checkpoint(request), indent=2))
+    with console.session("evaluate", verbose=args.verbose, log_dir=args.log_dir):
+        checkpoint, dataset = args.checkpoint, args.dataset
+        if checkpoint is None:
+            checkpoint, dataset = smoke_checkpoint(load_train_config(TRAIN_CONFIG))
+        request = EvalRequest(
+            checkpoint=checkpoint,
+            dataset=dataset,
+            split=args.split,
+            endpoint_url=args.endpoint_url,
+            batch_size=args.batch_size,
+            num_crops=args.num_crops,
+            concurrency=args.concurrency,
+            use_gpu=args.use_gpu,
+        )
+        try:
+            request = with_overrides(request, args.overrides, source="raysf evaluate")
+        except ConfigError as exc:
+            console.error(f"error: {exc}")
+            return 2
+        console.line(json.dumps(evaluate_checkpoint(request), indent=2))
     return 0
 
 

@@ -1,8 +1,10 @@
 """Ingest videos into clip records with Ray Data:
 
-    python -m jobs.ingest --videos ROOT [--annotations FILE] [--format kinetics|list|folders]
-        --out URI [--config jobs/ingest.yaml] [--classes FILE] [dotted.key=value ...]
-        [--smoke-test]
+    raysf ingest [CONFIG] --videos ROOT [--annotations FILE] [--format kinetics|list|folders]
+        --out URI [--classes FILE] [dotted.key=value ...] [--smoke-test] [--verbose]
+
+(``python -m jobs.ingest`` is the same command; ``--config CONFIG`` is the older spelling of the
+positional ``CONFIG``, default ``jobs/ingest.yaml``.)
 
 See :mod:`pipelines.ingest` and docs/data.md.
 """
@@ -21,23 +23,33 @@ from pipelines.ingest import run_ingest
 from pipelines.ingest_config import DEFAULT_CONFIG, IngestConfig, load_ingest_config
 from pipelines.sources import FORMATS
 from pipelines.synth import generate
+from raysf import console
 from raysf.clip_spec import ClipSpec
-from raysf.config import ConfigError, with_overrides
+from raysf.config import (
+    ConfigError,
+    add_config_arguments,
+    parse_config_arguments,
+    with_overrides,
+)
 
 
 def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
-    parser = argparse.ArgumentParser(prog="python -m jobs.ingest", description="Ingest videos.")
+    parser = argparse.ArgumentParser(prog="raysf ingest", description="Ingest videos.")
+    add_config_arguments(parser, DEFAULT_CONFIG)
     parser.add_argument("--videos", help="video root (local path or s3:// prefix)")
     parser.add_argument("--annotations", help="annotation CSV / list file or folder")
     parser.add_argument("--format", choices=FORMATS, help="input listing format")
     parser.add_argument("--classes", help="class-name file (one per line, line i = label id i)")
     parser.add_argument("--out", help="output dataset URI (local path or s3://)")
-    parser.add_argument("--config", help=f"YAML config (default {DEFAULT_CONFIG})")
+    parser.add_argument(
+        "--config", dest="config_option", help="YAML config (the positional CONFIG)"
+    )
     parser.add_argument(
         "--smoke-test", action="store_true", help="tiny SynthMotion set, smallest settings"
     )
-    parser.add_argument("overrides", nargs="*", help="dotted.key=value config overrides")
-    args = parser.parse_intermixed_args(argv)
+    console.add_console_arguments(parser)
+    args = parse_config_arguments(parser, argv, DEFAULT_CONFIG)
+    args.config = args.config_option or args.config
     overrides = []
     for key in ("videos", "annotations", "format", "classes", "out"):
         value = getattr(args, key)
@@ -67,16 +79,19 @@ def smoke_config(cfg: IngestConfig, tmp: str) -> IngestConfig:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     args, overrides = parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="ingest-smoke-") as tmp:
+    with (
+        console.session("ingest", verbose=args.verbose, log_dir=args.log_dir),
+        tempfile.TemporaryDirectory(prefix="ingest-smoke-") as tmp,
+    ):
         try:
             cfg = load_ingest_config(args.config, overrides)
             if args.smoke_test:
                 cfg = with_overrides(smoke_config(cfg, tmp), overrides, source="--smoke-test")
             manifest = run_ingest(cfg)
         except (ConfigError, ValueError, FileNotFoundError) as exc:
-            print(f"error: {exc}", file=sys.stderr)
+            console.error(f"error: {exc}")
             return 2
-    print(json.dumps({"out": cfg.out, **manifest.counts}))
+        console.line(json.dumps({"out": cfg.out, **manifest.counts}))
     return 0
 
 

@@ -1,4 +1,4 @@
-"""Top-5 predictions: ``python -m jobs.predict CHECKPOINT VIDEO... | FOLDER | DATASET_URI``.
+"""Top-5 predictions: ``raysf predict CHECKPOINT VIDEO... | FOLDER | DATASET_URI``.
 
 Video files print one JSON line each; a folder or an ingested dataset (``--split``) runs as Ray
 Data batch inference and writes a Parquet file (``--out``). See :mod:`training.predict`.
@@ -10,7 +10,10 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
 
+from raysf import console
+from training.config import load_train_config
 from training.evaluate import EvalRequest
 from training.predict import (
     ModelSource,
@@ -19,14 +22,17 @@ from training.predict import (
     predict_dataset,
     predict_folder,
 )
+from training.smoke import smoke_checkpoint, smoke_videos
+
+TRAIN_CONFIG = Path(__file__).with_name("train.yaml")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m jobs.predict", description=__doc__.split("\n")[0]
+    parser = argparse.ArgumentParser(prog="raysf predict", description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "checkpoint", nargs="?", help="state.pt / checkpoint dir, or an external .pyth/.pth"
     )
-    parser.add_argument("checkpoint", help="state.pt / checkpoint dir, or an external .pyth/.pth")
-    parser.add_argument("videos", nargs="+", help="video files, or one folder or dataset URI")
+    parser.add_argument("videos", nargs="*", help="video files, or one folder or dataset URI")
     parser.add_argument(
         "--source", default="raysf", choices=("raysf", "pytorchvideo", "pyslowfast", "mmaction2")
     )
@@ -36,11 +42,29 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, default=1, help="model actors (folder input)")
     parser.add_argument("--split", default="test", help="split to score (dataset input)")
     parser.add_argument("--endpoint-url", default=None, help="S3 endpoint (dataset input)")
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--smoke-test",
+        action="store_true",
+        help="train the tiny smoke model, then predict the smoke dataset's test videos",
+    )
+    console.add_console_arguments(parser)
+    args = parser.parse_args(argv)
+    if not args.smoke_test and (args.checkpoint is None or not args.videos):
+        parser.error("CHECKPOINT and VIDEO... are required (or --smoke-test)")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    with console.session("predict", verbose=args.verbose, log_dir=args.log_dir):
+        if args.smoke_test:
+            args.checkpoint, dataset = smoke_checkpoint(load_train_config(TRAIN_CONFIG))
+            args.videos = args.videos or sorted(str(p) for p in smoke_videos(dataset))[:3]
+        predict(args)
+    return 0
+
+
+def predict(args: argparse.Namespace) -> None:
     model = ModelSource(args.checkpoint, args.source, args.preset, args.classes)
     target = args.videos[0] if len(args.videos) == 1 else None
     if target is not None and is_dataset(target):
@@ -52,18 +76,17 @@ def main(argv: list[str] | None = None) -> int:
             concurrency=args.concurrency,
         )
         n = predict_dataset(request, args.out)
-        print(f"wrote {n} video predictions to {args.out}")
-        return 0
+        console.line(f"wrote {n} video predictions to {args.out}")
+        return
     if target is not None and os.path.isdir(target):
         n = predict_folder(model, target, args.out, concurrency=args.concurrency)
-        print(f"wrote {n} predictions to {args.out}")
-        return 0
+        console.line(f"wrote {n} predictions to {args.out}")
+        return
     predictor = load_predictor(model)
     for video in args.videos:
         top = predictor.top_k(predictor.video_scores(video, name=video))
         top5 = [{"label": label, "score": round(score, 4)} for label, score in top]
-        print(json.dumps({"video": video, "top5": top5}))
-    return 0
+        console.line(json.dumps({"video": video, "top5": top5}))
 
 
 if __name__ == "__main__":

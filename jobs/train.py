@@ -12,7 +12,7 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from raysf import runtime
+from raysf import console, runtime
 from raysf.config import (
     ConfigError,
     add_config_arguments,
@@ -27,10 +27,9 @@ DEFAULT_CONFIG = Path(__file__).with_name("train.yaml")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m jobs.train", description=__doc__.split("\n")[0]
-    )
+    parser = argparse.ArgumentParser(prog="raysf train", description=__doc__.split("\n")[0])
     add_config_arguments(parser, DEFAULT_CONFIG)
+    console.add_console_arguments(parser)
     parser.add_argument(
         "--smoke-test",
         action="store_true",
@@ -57,22 +56,23 @@ def load_job(args: argparse.Namespace) -> TrainJobConfig:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        job = load_job(args)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    outcome = run_training(job, address=args.address, metrics_log=args.metrics_log)
-    summary = {
-        "checkpoint": outcome.checkpoint_uri,
-        "val_top1": outcome.metrics.get("val_top1"),
-        "val_top5": outcome.metrics.get("val_top5"),
-        "test": outcome.test_metrics,
-        "mlflow_run_id": outcome.mlflow_run_id,
-        "tracking_uri": outcome.tracking_uri,
-        **asdict(outcome.model_info),
-    }
-    print(json.dumps(summary, indent=2, default=str))
+    with console.session("train", verbose=args.verbose, log_dir=args.log_dir):
+        try:
+            job = load_job(args)
+        except ConfigError as exc:
+            console.error(f"error: {exc}")
+            return 2
+        outcome = run_training(job, address=args.address, metrics_log=args.metrics_log)
+        summary = {
+            "checkpoint": outcome.checkpoint_uri,
+            "val_top1": outcome.metrics.get("val_top1"),
+            "val_top5": outcome.metrics.get("val_top5"),
+            "test": outcome.test_metrics,
+            "mlflow_run_id": outcome.mlflow_run_id,
+            "tracking_uri": outcome.tracking_uri,
+            **asdict(outcome.model_info),
+        }
+        console.line(json.dumps(summary, indent=2, default=str))
     return 0
 
 

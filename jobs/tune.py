@@ -12,7 +12,7 @@ import json
 import sys
 from pathlib import Path
 
-from raysf import runtime
+from raysf import console, runtime
 from raysf.config import (
     ConfigError,
     add_config_arguments,
@@ -28,8 +28,9 @@ DEFAULT_CONFIG = Path(__file__).with_name("tune.yaml")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m jobs.tune", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="raysf tune", description=__doc__.split("\n")[0])
     add_config_arguments(parser, DEFAULT_CONFIG)
+    console.add_console_arguments(parser)
     parser.add_argument(
         "--smoke-test",
         action="store_true",
@@ -53,9 +54,9 @@ def load_sweep(args: argparse.Namespace) -> TuneJobConfig:
 
 
 def print_outcome(outcome: SweepOutcome) -> None:
-    print("\n" + format_table(outcome.rows) + "\n")
+    console.line("\n" + format_table(outcome.rows) + "\n")
     for err in outcome.errors:
-        print(f"[tune] trial failed: {err}", file=sys.stderr)
+        console.error(f"[tune] trial failed: {err}")
     summary = {
         "best": outcome.best and outcome.best["configuration"],
         "best_config": outcome.best_config_path,
@@ -64,17 +65,18 @@ def print_outcome(outcome: SweepOutcome) -> None:
         "tracking_uri": outcome.tracking_uri,
         "errors": outcome.errors,
     }
-    print(json.dumps(summary, indent=2, ensure_ascii=False))
+    console.line(json.dumps(summary, indent=2, ensure_ascii=False))
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        outcome = run_sweep(load_sweep(args), address=args.address, source=args.config)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print_outcome(outcome)
+    with console.session("tune", verbose=args.verbose, log_dir=args.log_dir):
+        try:
+            outcome = run_sweep(load_sweep(args), address=args.address, source=args.config)
+        except ConfigError as exc:
+            console.error(f"error: {exc}")
+            return 2
+        print_outcome(outcome)
     if args.json:
         Path(args.json).write_text(
             json.dumps({"rows": outcome.rows, "best_config": outcome.best_config_path}, indent=2)

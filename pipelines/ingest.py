@@ -8,8 +8,9 @@ and cut into fixed-size shards (shard ``k`` = entries ``[k*S, (k+1)*S)``), so th
 videos to shards is a pure function of the listing. A Ray Dataset holds one row per shard not
 yet committed; ``map`` runs, per video, read -> probe (PyAV) -> validate -> optional re-encode
 -> clip records (:mod:`pipelines.clip_records`), then writes the shard's clips and rejects
-Parquet files and finally its commit marker (:mod:`pipelines.shards`). The driver logs one line
-per committed shard and writes ``manifest.json`` last.
+Parquet files and finally its commit marker (:mod:`pipelines.shards`). The driver shows the
+committed shards as a progress display (:mod:`raysf.console`), logs one line per shard and
+writes ``manifest.json`` last.
 
 One row per shard (rather than per video) keeps the shard boundaries fixed, which is what
 makes a killed run resumable: a rerun skips shards that have a marker and rewrites the others
@@ -27,7 +28,7 @@ from typing import Any
 from pipelines import shards
 from pipelines.ingest_config import IngestConfig, S3Config
 from pipelines.sources import Listing, SourceEntry, read_class_names, read_listing
-from raysf import runtime, storage
+from raysf import console, runtime, storage
 from raysf.config import ConfigError
 from raysf.manifest import MANIFEST_NAME, Manifest, parse_manifest
 
@@ -87,6 +88,10 @@ def run_ingest(cfg: IngestConfig) -> Manifest:
     if pending:
         runtime.init_ray(cfg.resources.address, num_cpus=cfg.resources.num_cpus, dashboard=False)
         _run_shards(pending, cfg, root, total=len(tasks))
+    else:
+        console.line(
+            f"ingest {console.short_path(cfg.out)}: all {len(tasks)} shards committed already"
+        )
     markers = [shards.read_json(fs, shards.marker_path(root, t.shard)) for t in tasks]
     document = shards.build_manifest(
         markers=markers,
@@ -137,8 +142,13 @@ def _run_shards(pending: list[shards.ShardTask], cfg: IngestConfig, root: str, t
     )
     committed = total - len(pending)
     started = time.monotonic()
+    videos = sum(len(t.items) for t in pending)
+    shown = console.Progress(f"ingest {console.short_path(cfg.out)}", total=videos, unit="videos")
+    clips = rejects = 0
     for row in ds.iter_rows():
         committed += 1
+        clips, rejects = clips + row["clips"], rejects + row["rejects"]
+        shown.update(advance=row["videos"], note=f"shard {committed}/{total}")
         log.info(
             "committed %s (%d/%d): %d clips, %d rejects, %.1fs",
             row["shard"],
@@ -148,6 +158,10 @@ def _run_shards(pending: list[shards.ShardTask], cfg: IngestConfig, root: str, t
             row["rejects"],
             time.monotonic() - started,
         )
+    shown.close(
+        f"ingest {console.short_path(cfg.out)}: {videos} videos in {len(pending)} shards -> {clips} clips, "
+        f"{rejects} rejects · {console.format_duration(time.monotonic() - started)}"
+    )
 
 
 def _encode_task(task: shards.ShardTask) -> str:
@@ -167,4 +181,9 @@ def _decode_task(shard: str, text: str) -> shards.ShardTask:
 
 def _build_shard_row(row: dict[str, Any], cfg: IngestConfig, root: str) -> dict[str, Any]:
     marker = shards.build_shard(_decode_task(row["shard"], row["task"]), cfg, root)
-    return {"shard": marker["shard"], "clips": marker["clips"], "rejects": marker["rejects"]}
+    return {
+        "shard": marker["shard"],
+        "videos": len(json.loads(row["task"])),
+        "clips": marker["clips"],
+        "rejects": marker["rejects"],
+    }

@@ -50,6 +50,7 @@ from pipelines.synth_spec import (
     sample_spec,
     square_wave,
 )
+from raysf import console
 
 __all__ = [
     "ALIASING_CLASSES",
@@ -144,6 +145,11 @@ def generate(
     names = class_names(classes)
     root = os.fspath(out)
     videos: list[SynthVideo] = []
+    shown = console.Progress(
+        f"generating SynthMotion in {console.short_path(root)}",
+        classes * videos_per_class,
+        "videos",
+    )
     for class_id, label in enumerate(names):
         assignment = _split_assignment(videos_per_class, splits, seed, class_id)
         for k in range(videos_per_class):
@@ -151,6 +157,8 @@ def generate(
             spec = sample_spec(rng, label, num_frames=frames, short_side=short_side, size=size)
             vid = youtube_id(seed, len(videos))
             videos.append(_write_video(root, assignment[k], vid, spec, rng))
+            shown.update(len(videos))
+    shown.close()
     _write_annotations(root, splits, videos)
     arguments = {
         "dataset": "SynthMotion",

@@ -40,7 +40,7 @@ from urllib.parse import urlparse
 
 import pyarrow.fs as pafs
 
-from raysf import storage
+from raysf import console, ray_output, storage
 from raysf.manifest import MANIFEST_NAME, Manifest, parse_manifest
 
 DEFAULT_REGION = "us-east-1"
@@ -75,25 +75,33 @@ def init_ray(
     import ray
     import ray.data
 
-    # One line per epoch from the workers is the training log; Ray Data's per-operator progress
+    # The console shows one progress display per phase (raysf.console); Ray Data's per-operator
     # bars would interleave with it from several datasets at once (set in every process that
     # builds datasets, a Tune trial's driver too).
     ray.data.DataContext.get_current().enable_progress_bars = False
     if ray.is_initialized():
         return
+    # Worker output reaches the console through raysf.ray_output (events to the progress
+    # displays, the rest to the session's log files); without that hook, not at all.
+    to_driver = ray_output.route_ray_output()
     address = address or os.environ.get("RAY_ADDRESS")
     if address:
-        ray.init(address=address, log_to_driver=True)
-        return
-    paths = [str(PROJECT_ROOT), *(p for p in sys.path[:1] if p)]
-    ray.init(
-        address="local",
-        num_cpus=num_cpus,
-        include_dashboard=dashboard,
-        runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(paths)}},
-        log_to_driver=True,
-    )
-    restrict_to_owner(LOCAL_TOKEN_FILE)
+        context = ray.init(address=address, log_to_driver=to_driver)
+        where = f"joined the cluster at {address}"
+    else:
+        paths = [str(PROJECT_ROOT), *(p for p in sys.path[:1] if p)]
+        context = ray.init(
+            address="local",
+            num_cpus=num_cpus,
+            include_dashboard=dashboard,
+            runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(paths)}},
+            log_to_driver=to_driver,
+        )
+        restrict_to_owner(LOCAL_TOKEN_FILE)
+        where = f"started a local instance ({ray.cluster_resources().get('CPU', 0):g} CPUs)"
+    dashboard_url = getattr(context, "dashboard_url", None)
+    console.line(f"Ray: {where}" + (f", dashboard http://{dashboard_url}" if dashboard_url else ""))
+    ray_output.link_ray_session()
 
 
 def restrict_to_owner(path: Path) -> None:

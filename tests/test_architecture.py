@@ -18,7 +18,17 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("jobs", "infra", "training", "pipelines", "slowfast_model", "raysf")
 #: Packages that may be imported inside a function (heavy, or only needed on one code path).
-HEAVY = ("ray", "mlflow", "matplotlib", "av", "torchvision", "pytorchvideo", "onnx", "onnxruntime")
+HEAVY = (
+    "ray",
+    "mlflow",
+    "matplotlib",
+    "av",
+    "torchvision",
+    "pytorchvideo",
+    "onnx",
+    "onnxruntime",
+    "onnxscript",
+)
 MAX_FUNCTION_LINES = 60
 MAX_FILE_LINES = 400
 WHY_LONG = "Why this is long:"

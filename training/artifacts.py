@@ -1,5 +1,6 @@
-"""Run artifacts logged to MLflow after training: resolved config, confusion matrix, per-class
-accuracy and the final model (``mlflow.pytorch``, with an input example)."""
+"""Run artifacts logged to MLflow after training: resolved config, the training curves (PNG),
+confusion matrix, per-class accuracy and the final model (``mlflow.pytorch``, with an input
+example)."""
 
 from __future__ import annotations
 
@@ -57,6 +58,52 @@ def confusion_png(confusion: np.ndarray, classes: list[str], path: Path) -> None
     plt.close(fig)
 
 
+#: The panels of ``training_curves.png``: title, y label, (metric, legend) per line.
+CURVE_PANELS = (
+    ("loss", "cross-entropy", (("train_loss", "train"), ("val_loss", "val"))),
+    ("accuracy", "clip top-k (%)", (("val_top1", "val top-1"), ("val_top5", "val top-5"))),
+    ("throughput", "clips/s", (("clips_per_s", "train clips/s"),)),
+    ("data wait", "fraction of step time", (("data_wait_frac", "data wait"),)),
+)
+CURVE_METRICS = tuple(m for _, _, lines in CURVE_PANELS for m, _ in lines)
+
+
+def curves_png(history: dict[str, list[tuple[int, float]]], title: str, path: Path) -> None:
+    """Per-epoch curves (``history[metric] = [(epoch, value), ...]``) in four panels: loss,
+    top-1/top-5 (in percent), clips/s and the data-wait fraction."""
+    import matplotlib  # heavy; only the summary plots need it
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # after use("Agg"): no display needed
+
+    fig, axes = plt.subplots(2, 2, figsize=(9, 6.5))
+    for ax, (name, ylabel, lines) in zip(axes.flat, CURVE_PANELS, strict=True):
+        for metric, legend in lines:
+            points = sorted(history.get(metric, []))
+            scale = 100.0 if metric.startswith("val_top") else 1.0
+            if points:
+                xs = [epoch + 1 for epoch, _ in points]
+                ax.plot(xs, [scale * v for _, v in points], marker="o", ms=3, label=legend)
+        ax.set_title(name)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        if ax.lines:
+            ax.legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def metric_histories(client, run_id: str) -> dict[str, list[tuple[int, float]]]:
+    """The per-epoch MLflow histories of :data:`CURVE_METRICS` (step = epoch)."""
+    return {
+        key: [(m.step, m.value) for m in client.get_metric_history(run_id, key)]
+        for key in CURVE_METRICS
+    }
+
+
 def per_class_accuracy(confusion: np.ndarray) -> np.ndarray:
     totals = confusion.sum(axis=1)
     return np.divide(np.diag(confusion), totals, out=np.zeros(len(totals)), where=totals > 0)
@@ -72,8 +119,8 @@ def build_model_from_state(state: TrainingState) -> torch.nn.Module:
 def log_training_artifacts(
     run: RunTarget, job, checkpoint_uri: str, log_model: bool = True
 ) -> None:
-    """The resolved config, the clip spec, the confusion matrix (PNG) and per-class accuracy
-    (CSV) of the final checkpoint; the model itself with ``log_model``."""
+    """The resolved config, the clip spec, the training curves and the confusion matrix (PNG)
+    and per-class accuracy (CSV) of the final checkpoint; the model itself with ``log_model``."""
     state = load_state(checkpoint_uri)
     client = get_client(run.tracking_uri)
     run_id = run.run_id
@@ -81,6 +128,9 @@ def log_training_artifacts(
         out = Path(tmp)
         (out / "resolved_config.yaml").write_text(dump_yaml(recorded_job(job)))
         (out / "clip_spec.yaml").write_text(dump_yaml(state.clip_spec.to_dict()))
+        history = metric_histories(client, run_id)
+        if any(history.values()):
+            curves_png(history, f"{job.model.preset}: training curves", out / "training_curves.png")
         if state.confusion is not None:
             conf = np.asarray(state.confusion)
             confusion_png(conf, state.classes, out / "confusion_matrix.png")

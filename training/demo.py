@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.synth_dataset import SynthDataset, ensure_synth_dataset
-from raysf import runtime
+from raysf import console, runtime
 from raysf.clip_spec import ClipSpec
 from raysf.config import with_overrides
 from training.config import ModelConfig, TrainJobConfig
@@ -57,6 +57,12 @@ class DemoOptions:
     videos_per_class: int | None = None
     sweep_epochs: int = 4
     root: Path = DEMO_ROOT
+
+
+#: ``--smoke-test``: every step of the demo at the smallest size, in its own folder.
+SMOKE_OPTIONS = DemoOptions(
+    epochs=1, videos_per_class=6, sweep_epochs=1, root=DEMO_ROOT / "smoke" / "demo"
+)
 
 
 def demo_train_job(base: TrainJobConfig, dataset: str, epochs: int | None = None):
@@ -111,20 +117,23 @@ def run_demo(train: TrainJobConfig, tune: TuneJobConfig, options: DemoOptions) -
     data = DEMO_DATA
     if options.videos_per_class:
         data = replace(data, videos_per_class=options.videos_per_class)
-    print(f"[demo] generating SynthMotion and ingesting it with Ray Data: {data}", flush=True)
+    console.line(
+        f"[demo] 1/4 SynthMotion: {data.classes} classes x {data.videos_per_class} videos of "
+        f"{data.frames} frames, ingested with Ray Data"
+    )
     dataset = ensure_synth_dataset(options.root / "synthmotion", data)
+    console.line("[demo] 2/4 SlowFast and Slow-only: Ray Train, then the test views (Ray Data)")
     rows = [_train_row(label, model, train, dataset, options) for label, model in MODELS.items()]
-    print_table(rows)
     if options.sweep_epochs:
-        print(
-            f"[demo] ablation sweep (Ray Tune, {options.sweep_epochs} epochs per trial): fusion "
-            "types and the Slow-only baseline",
-            flush=True,
+        console.line(
+            f"[demo] 3/4 ablation sweep (Ray Tune, {options.sweep_epochs} epochs per trial): "
+            "the fusion types and the Slow-only baseline"
         )
         sweep = demo_sweep(tune, dataset, options.sweep_epochs, options.root)
         outcome = run_sweep(sweep, source="demo")
-        print(format_table(outcome.rows), flush=True)
-        print_table(rows)
+        console.line("\n" + format_table(outcome.rows))
+    console.line("[demo] 4/4 SlowFast against Slow-only, same data and budget:")
+    print_table(rows)
     return rows
 
 
@@ -142,7 +151,6 @@ def _train_row(
         mlflow=replace(job.mlflow, run_name=name),
     )
     job = with_overrides(job, source="demo")
-    print(f"[demo] training {label} ({job.model.preset})", flush=True)
     outcome = run_training(job)
     return {
         "model": label,
@@ -158,16 +166,18 @@ def _train_row(
 
 def print_table(rows: list[dict]) -> None:
     header = f"{'model':<10} {'GFLOPs':>8} {'params':>9} {'val top-1':>10} {'test top-1':>11}"
-    print("\n" + header + "\n" + "-" * len(header))
+    lines = ["", header, "-" * len(header)]
     for r in rows:
-        print(
+        lines.append(
             f"{r['model']:<10} {r['gflops']:>8.4f} {r['params']:>9,d} "
             f"{r['val_top1']:>10.3f} {r['test_top1']:>11.3f}"
         )
     uri = rows[0]["tracking_uri"]
     if uri:
-        print(
-            f"\nMLflow runs are in {uri}. Browse them with:\n"
-            f"  .venv/bin/mlflow ui --backend-store-uri {uri} --port 5000\n"
-            "and open http://127.0.0.1:5000 (experiment 'demo')."
-        )
+        lines += [
+            "",
+            f"MLflow runs (curves, confusion matrices, the sweep's table and plot) are in {uri}:",
+            f"  .venv/bin/mlflow ui --backend-store-uri {uri} --port 5000",
+            "and open http://127.0.0.1:5000 (experiment 'demo').",
+        ]
+    console.line("\n".join(lines))

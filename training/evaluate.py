@@ -9,6 +9,7 @@ checkpoint carries its own :class:`~raysf.clip_spec.ClipSpec`, so nothing else i
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -16,9 +17,9 @@ import numpy as np
 import torch
 
 from pipelines.loader import DecodeOptions, build_clip_dataset
-from raysf import runtime
+from raysf import console, runtime
 from training.artifacts import build_model_from_state
-from training.checkpoints import load_state
+from training.checkpoints import TrainingState, load_state
 from training.config import resolve_path
 from training.device import autocast
 from training.inputs import spec_inputs
@@ -148,8 +149,36 @@ def score_views(request: EvalRequest):
 
 def evaluate_checkpoint(request: EvalRequest, run: RunTarget | None = None) -> dict[str, float]:
     """Run the test protocol of :func:`score_views`; log the metrics to ``run`` when given."""
+    state = load_state(request.checkpoint)
     scored = score_views(request)
-    metrics = aggregate_views(scored.iter_batches(batch_size=256, batch_format="numpy"))
+    shown = console.Progress(f"evaluating {request.split}", expected_views(request, state), "views")
+    metrics = aggregate_views(
+        counted(scored.iter_batches(batch_size=256, batch_format="numpy"), shown)
+    )
+    shown.close(
+        f"{request.split}: top-1 {100 * metrics['test_top1']:.1f}% · top-5 "
+        f"{100 * metrics['test_top5']:.1f}% · {metrics['test_videos']:.0f} videos x "
+        f"{metrics['test_views_per_video']:.0f} views · "
+        f"{console.format_duration(time.monotonic() - shown.started)}"
+    )
     if run is not None:
-        run.log_metrics(metrics, step=max(load_state(request.checkpoint).epoch, 0))
+        run.log_metrics(metrics, step=max(state.epoch, 0))
     return metrics
+
+
+def counted(batches, shown: console.Progress):
+    """Pass the batches through, advancing the display by each batch's rows."""
+    for batch in batches:
+        shown.update(advance=len(batch["video_id"]))
+        yield batch
+
+
+def expected_views(request: EvalRequest, state: TrainingState) -> int | None:
+    """Test views of the split (windows cut at ingest x spatial crops); ``None`` if unknown."""
+    dataset = request.dataset or state.job_config.get("data", {}).get("dataset")
+    try:
+        manifest = runtime.read_manifest(resolve_path(dataset), request.endpoint_url)
+    except (OSError, ValueError):
+        return None
+    crops = request.num_crops or state.clip_spec.num_test_crops
+    return manifest.clips_in(request.split) * crops

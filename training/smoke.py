@@ -88,3 +88,8 @@ def smoke_checkpoint(job: TrainJobConfig) -> tuple[str, str]:
     job = replace(job, mlflow=replace(job.mlflow, enabled=False))
     outcome = run_training(job, evaluate_after=False)
     return outcome.checkpoint_uri, job.data.dataset
+
+
+def smoke_videos(dataset: str | os.PathLike) -> list[Path]:
+    """The generated test-split videos behind a smoke dataset (``<root>/videos/test/*.mp4``)."""
+    return sorted((Path(dataset).parent / "videos" / "test").glob("*.mp4"))

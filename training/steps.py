@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -119,8 +119,13 @@ def train_one_epoch(
     batches: Iterable[Mapping[str, Any]],
     step: StepSettings,
     max_steps: int | None = None,
+    on_step: Callable[[EpochStats, torch.Tensor, float], None] | None = None,
 ) -> EpochStats:
-    """One pass over the worker's shard (at most ``max_steps`` steps); returns its sums."""
+    """One pass over the worker's shard (at most ``max_steps`` steps); returns its sums.
+
+    ``on_step(stats so far, this step's loss tensor, seconds since the epoch started)`` is
+    called after every step (the console's progress; it reads the loss only when it reports).
+    """
     model.train()
     loss_sum = torch.zeros((), dtype=torch.float64)
     stats = EpochStats()
@@ -147,6 +152,8 @@ def train_one_epoch(
         loss_sum += loss.detach().double().cpu() * labels.shape[0]
         stats.samples += labels.shape[0]
         stats.steps += 1
+        if on_step is not None:
+            on_step(stats, loss.detach(), time.perf_counter() - start)
     stats.loss_sum = float(loss_sum)
     stats.elapsed = time.perf_counter() - start
     return stats

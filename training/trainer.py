@@ -15,7 +15,7 @@ from typing import Any
 
 import slowfast_model
 from pipelines.loader import build_clip_dataset
-from raysf import runtime
+from raysf import console, runtime
 from training import tracking
 from training.artifacts import log_training_artifacts
 from training.callbacks import MetricsLogCallback
@@ -23,6 +23,7 @@ from training.checkpoints import load_state
 from training.config import TrainJobConfig, resolve_path
 from training.evaluate import EvalRequest, evaluate_checkpoint
 from training.plan import ModelSummary, TrainingPlan, plan_training
+from training.progress import TrainingDisplay
 from training.worker import WorkerSetup, train_func
 
 
@@ -61,9 +62,17 @@ def run_training(
     extra = list(callbacks or [])
     if metrics_log:
         extra.append(MetricsLogCallback(str(Path(metrics_log).absolute())))
-    result = build_trainer(setup, build_datasets(plan), extra).fit()
+    console.line(
+        f"[{plan.run_name}] training {job.model.preset}: {job.train.epochs} epochs x "
+        f"{plan.steps_per_epoch} steps, {job.scaling.num_workers} worker(s), "
+        f"{plan.summary.params:,d} params, {plan.summary.gflops:.3g} GFLOPs/view"
+    )
+    display = TrainingDisplay(f"[{plan.run_name}]", job.train.epochs, plan.steps_per_epoch)
+    with display.active():
+        result = build_trainer(setup, build_datasets(plan), extra).fit()
     outcome = _outcome(result, plan, run)
     if run is not None:
+        console.line(f"[{plan.run_name}] logging artifacts to MLflow run {run.run_id}")
         log_training_artifacts(run, job, outcome.checkpoint_uri, log_model=job.mlflow.log_model)
     if job.eval.after_training if evaluate_after is None else evaluate_after:
         outcome.test_metrics = evaluate_checkpoint(_eval_request(job, outcome), run=run)

@@ -10,7 +10,7 @@ the MLflow run, pretrained weights) and goes through four steps:
 3. **epoch** — train on this worker's shard, broadcast rank 0's BatchNorm buffers, validate
    (sums and the confusion matrix all-reduced across ranks);
 4. **report** — rank 0 logs the epoch to MLflow and writes the checkpoint; every rank reports
-   to Ray Train; rank 0 prints one line.
+   to Ray Train; rank 0 reports the epoch to the driver's console (:mod:`training.progress`).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from raysf.config import to_dict
 from training.checkpoints import TrainingState, load_state, save_state, unwrap_model
 from training.config import recorded_job
 from training.plan import TrainingPlan
+from training.progress import StepReporter, report_epoch_event, report_note
 from training.schedule import lr_factor
 from training.steps import (
     StepSettings,
@@ -140,7 +141,7 @@ def resume(worker: WorkerState, checkpoint) -> int:
         worker.optimizer.load_state_dict(state.optimizer)
     if state.scheduler:
         worker.scheduler.load_state_dict(state.scheduler)
-    print(f"[rank {worker.rank}] resumed from checkpoint of epoch {state.epoch}", flush=True)
+    report_note(f"[rank {worker.rank}] resumed from checkpoint of epoch {state.epoch}")
     return state.epoch + 1
 
 
@@ -158,6 +159,9 @@ def run_epoch(
         local_shuffle_seed=job.train.seed + epoch * 1000 + worker.rank,
     )
     lr_now = worker.optimizer.param_groups[0]["lr"]
+    reporter = None
+    if worker.rank == 0:
+        reporter = StepReporter(epoch, job.train.epochs, plan.steps_per_epoch)
     stats = train_one_epoch(
         worker.train_model,
         worker.optimizer,
@@ -165,6 +169,7 @@ def run_epoch(
         batches,
         worker.step,
         job.train.max_steps_per_epoch,
+        on_step=reporter,
     )
     steps = int(stats.steps)
     summed = stats.all_reduce(worker.step.device)
@@ -211,12 +216,7 @@ def report_epoch(
     else:
         ray.train.report(metrics)
     if worker.rank == 0:
-        print(
-            f"epoch {epoch}: loss {metrics['train_loss']:.4f} val_top1 "
-            f"{metrics['val_top1']:.3f} clips/s {metrics['clips_per_s']:.1f} "
-            f"wait {metrics['data_wait_frac']:.2f}",
-            flush=True,
-        )
+        report_epoch_event(metrics, job.train.epochs)
     if math.isnan(metrics["train_loss"]):
         raise FloatingPointError(f"training loss is NaN at epoch {epoch}")
 

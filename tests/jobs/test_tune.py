@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -18,6 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.jobs.test_console_output import RAY_LOG_LINE
 from training.smoke import smoke_dataset
 
 pytestmark = pytest.mark.slow
@@ -72,6 +74,15 @@ def test_smoke_sweep_logs_parent_children_table_and_a_trainable_best_config(
     sweep_s = time.time() - t0
     print(f"sweep took {sweep_s:.0f} s\n{proc.stdout[-2500:]}")
     assert "| configuration | top-1 | top-5 | GFLOPs | params (M) |" in proc.stdout
+    # The console: the progress table has a column per swept dimension and a row per trial;
+    # nothing of Ray's own logging, a few dozen lines in all.
+    lines = (proc.stdout + proc.stderr).splitlines()
+    assert len(lines) <= 60, "\n".join(lines)
+    assert not [line for line in lines if RAY_LOG_LINE.search(line)], "\n".join(lines)
+    header = next(line for line in lines if line.startswith("trial "))
+    assert header.split()[:7] == ["trial", "pathways", "fusion", "α", "β", "fast", "input"]
+    table_rows = [line for line in lines if re.match(r"t[ts][cs]-a\d-b8-rgb +slowfast ", line)]
+    assert len(table_rows) == 4 and all(" finished " in r for r in table_rows), table_rows
     summary = json.loads(out_json.read_text())
     rows = summary["rows"]
     assert len(rows) == 4 and not [r for r in rows if r["error"]]

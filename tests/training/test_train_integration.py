@@ -119,6 +119,9 @@ def test_two_worker_ddp_keeps_ranks_identical(dataset, local_ray, tmp_path, mlfl
         assert key in run.data.metrics, key
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"resolved_config.yaml", "confusion_matrix.png", "per_class_accuracy.csv"} <= artifacts
+    assert "training_curves.png" in artifacts  # loss, top-1/5, clips/s, data wait per epoch
+    curves = client.download_artifacts(run.info.run_id, "training_curves.png", str(tmp_path))
+    assert Path(curves).read_bytes()[:4] == b"\x89PNG"
     models = client.search_logged_models(experiment_ids=[run.info.experiment_id])
     assert any(m.source_run_id == run.info.run_id for m in models)
     import mlflow.pytorch

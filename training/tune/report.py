@@ -84,8 +84,14 @@ def table_csv(rows: list[dict[str, Any]]) -> str:
     return buf.getvalue()
 
 
-def plot_accuracy_vs_gflops(rows: list[dict[str, Any]], path: str | Path) -> None:
-    """Scatter of top-1 against GFLOPs, one colour and marker per fusion type (PNG)."""
+def point_label(row: dict[str, Any]) -> str:
+    """The label of a row's point in the scatter: its configuration without ``SlowFast``."""
+    return str(row["configuration"]).removeprefix("SlowFast ").strip()
+
+
+def scatter_figure(rows: list[dict[str, Any]]):
+    """The accuracy-vs-GFLOPs figure: one point per configuration with a reported top-1,
+    labelled with it, one colour and marker per fusion type (Slow-only its own)."""
     import matplotlib  # heavy; only the summary plots need it
 
     matplotlib.use("Agg")
@@ -99,22 +105,31 @@ def plot_accuracy_vs_gflops(rows: list[dict[str, Any]], path: str | Path) -> Non
         groups.setdefault(name, []).append(r)
     markers = {"Slow-only": "s", "none": "x", "time_to_channel": "o"}
     markers.update({"time_strided_sampling": "^", "time_strided_conv": "D"})
-    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    fig, ax = plt.subplots(figsize=(7.2, 4.8))
     for name, members in sorted(groups.items()):
         xs = [m["gflops"] for m in members]
         ys = [100 * m["top1"] for m in members]
         ax.scatter(xs, ys, label=name, marker=markers.get(name, "o"), s=40)
         for m, x, y in zip(members, xs, ys, strict=True):
-            if m["alpha"] is not None:
-                note = f"α{m['alpha']} β1/{m['beta_inv']}"
-                ax.annotate(note, (x, y), fontsize=6, xytext=(3, 3), textcoords="offset points")
-    ax.set_xlabel("GFLOPs per view")
-    ax.set_ylabel("validation top-1 (%)")
-    ax.set_title("accuracy vs computation per fusion type")
+            ax.annotate(
+                point_label(m), (x, y), fontsize=6, xytext=(3, 3), textcoords="offset points"
+            )
+    ax.set_xlabel("GFLOPs per view (training crop)")
+    ax.set_ylabel("clip-level validation top-1 (%)")
+    ax.set_title("accuracy vs computation, one point per configuration")
     ax.grid(alpha=0.3)
+    ax.margins(x=0.15, y=0.1)
     if groups:
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, title="fusion", title_fontsize=8)
     fig.tight_layout()
+    return fig
+
+
+def plot_accuracy_vs_gflops(rows: list[dict[str, Any]], path: str | Path) -> None:
+    """:func:`scatter_figure` as a PNG."""
+    import matplotlib.pyplot as plt  # heavy; only the summary plots need it
+
+    fig = scatter_figure(rows)
     fig.savefig(path, dpi=110)
     plt.close(fig)
 

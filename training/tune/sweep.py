@@ -19,12 +19,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from raysf import runtime
+from raysf import console, runtime
 from raysf.config import ConfigError, dump_yaml, flatten, to_dict
 from training import tracking
 from training.config import TrainJobConfig, recorded_job, resolve_path
 from training.plan import model_summary
 from training.tune.config import TuneJobConfig
+from training.tune.progress import SweepProgress, ignore_trial_events
 from training.tune.report import best_row, write_summary
 from training.tune.results import PreparedPoint, collect_rows, trial_dirname
 from training.tune.space import check_point, make_points, select_points, trial_job
@@ -123,7 +124,7 @@ def build_tuner(cfg: TuneJobConfig, prepared, tracking_uri, parent_run_id):
     storage_path, storage_fs = _tune_storage(cfg)
     experiment = f"{storage_path}/{cfg.sweep.name}"
     if cfg.sweep.resume and ray.tune.Tuner.can_restore(experiment, storage_filesystem=storage_fs):
-        print(f"[tune] resuming the sweep in {experiment}", flush=True)
+        console.line(f"[tune] resuming the sweep in {experiment}")
         return ray.tune.Tuner.restore(
             experiment,
             trainable=trainable,
@@ -146,6 +147,12 @@ def build_tuner(cfg: TuneJobConfig, prepared, tracking_uri, parent_run_id):
             storage_path=storage_path,
             storage_filesystem=storage_fs,
             failure_config=ray.tune.FailureConfig(max_failures=0, fail_fast=False),
+            # Tune's own table shows the point as one truncated dict; SweepProgress has a column
+            # per swept dimension.
+            callbacks=[
+                SweepProgress([pp.point.as_dict() for pp in prepared], cfg.train.train.epochs)
+            ],
+            verbose=0,
         ),
     )
 
@@ -163,7 +170,7 @@ def _scheduler(cfg: TuneJobConfig):
     if not asha.enabled:
         return None
     if epochs - 1 < asha.grace_period:
-        print("[tune] ASHA off: train.epochs leaves no epoch after the grace period", flush=True)
+        console.line("[tune] ASHA off: train.epochs leaves no epoch after the grace period")
         return None
     return ASHAScheduler(
         time_attr="training_iteration",
@@ -199,10 +206,14 @@ def run_sweep(
         tracking.check_reachable(tracking_uri)
     prepared = prepare(cfg, source)
     runtime.init_ray(address, num_cpus=cfg.sweep.local_num_cpus or runtime.local_cpus(4))
-    print(f"[tune] {len(prepared)} trials: {[pp.point.key for pp in prepared]}", flush=True)
+    console.line(
+        f"[tune] {cfg.sweep.name}: {len(prepared)} trials of {cfg.train.train.epochs} epochs"
+    )
     parent = _open_parent_run(cfg, prepared, tracking_uri)
     start = time.time()
-    results = build_tuner(cfg, prepared, tracking_uri, parent and parent.run_id).fit()
+    # Tune prints its own banners whatever its verbosity: to the log folder with the rest.
+    with ignore_trial_events(), console.stdout_to_log():
+        results = build_tuner(cfg, prepared, tracking_uri, parent and parent.run_id).fit()
     rows = collect_rows(results, prepared, cfg.train.train.epochs)
     if tracking_uri:
         _link_child_runs(tracking_uri, cfg.train.mlflow.experiment, cfg.sweep.name, rows)
@@ -210,10 +221,9 @@ def run_sweep(
     if parent is not None:
         _log_parent(parent, outcome, minutes=(time.time() - start) / 60)
     if outcome.interrupted:
-        print(
+        console.line(
             f"[tune] interrupted with {outcome.interrupted} trial(s) not run; run the same command "
-            f"with sweep.name={cfg.sweep.name} sweep.resume=true to finish it",
-            flush=True,
+            f"with sweep.name={cfg.sweep.name} sweep.resume=true to finish it"
         )
     return outcome
 

@@ -1,0 +1,61 @@
+"""The ``raysf`` command: one subcommand per entry point, the same arguments as each module.
+
+    raysf ingest   [CONFIG] --videos ROOT --out URI [key=value ...]   (jobs.ingest)
+    raysf train    [CONFIG] [key=value ...]                           (jobs.train)
+    raysf evaluate CHECKPOINT [key=value ...]                         (jobs.evaluate)
+    raysf predict  CHECKPOINT VIDEO... | FOLDER | DATASET_URI         (jobs.predict)
+    raysf tune     [CONFIG] [key=value ...]                           (jobs.tune)
+    raysf export   CHECKPOINT --format torchscript|exported-program|onnx [--out PATH]
+    raysf demo                                                        (jobs.demo)
+
+Every subcommand takes ``--smoke-test`` (the real code path at the smallest size on generated
+data), ``--verbose`` (Ray's and the libraries' logs on the console) and ``--log-dir``.
+``python -m jobs.<command> ...`` is the same command (what ``ray job submit`` runs).
+
+This is the one module that imports the entry points (to dispatch); they never import each
+other (import-linter's independence contract in pyproject.toml).
+"""
+
+from __future__ import annotations
+
+import sys
+
+from jobs import demo, evaluate, export, ingest, predict, train, tune
+
+COMMANDS = {
+    "ingest": (ingest.main, "videos -> clip records (Ray Data)"),
+    "train": (train.main, "train SlowFast with Ray Train DDP"),
+    "evaluate": (evaluate.main, "the 10x3-view test protocol on a checkpoint"),
+    "predict": (predict.main, "top-5 for video files, a folder or a dataset"),
+    "tune": (tune.main, "Ray Tune ablation sweeps (alpha, beta, fusion, ...)"),
+    "export": (export.main, "a checkpoint as TorchScript, ExportedProgram or ONNX"),
+    "demo": (demo.main, "the README's demo, end to end"),
+}
+
+
+def usage() -> str:
+    lines = ["usage: raysf COMMAND [ARGS...]   (raysf COMMAND --help for its arguments)", ""]
+    lines += [f"  {name:<9} {about}" for name, (_, about) in COMMANDS.items()]
+    lines += [
+        "",
+        "Every command takes --smoke-test, --verbose and --log-dir; those with a YAML config",
+        "take it as the first argument (default: jobs/<command>.yaml) and dotted.key=value",
+        "overrides after it.",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help", "help"):
+        print(usage())
+        return 0 if args else 2
+    command, rest = args[0], args[1:]
+    if command not in COMMANDS:
+        print(f"raysf: unknown command {command!r}\n\n{usage()}", file=sys.stderr)
+        return 2
+    return COMMANDS[command][0](rest)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
