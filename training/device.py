@@ -69,7 +69,11 @@ class DeviceSettings:
         return contextlib.nullcontext()
 
     def place(self, model: torch.nn.Module, device: Any) -> torch.nn.Module:
-        """``model`` moved to ``device`` in the memory format of these settings."""
+        """``model`` moved to ``device`` in the memory format of these settings; on CUDA,
+        cuDNN also benchmarks its convolution algorithms once per input shape
+        (``torch.backends.cudnn.benchmark``: training shapes are fixed, ``drop_last``)."""
+        if self.device_type == "cuda":
+            torch.backends.cudnn.benchmark = True
         return model.to(device=torch.device(device), memory_format=self.memory_format)
 
     def check(self, device: Any) -> None:

@@ -153,7 +153,7 @@ def train_step(
     """One optimisation step on inputs already on the device; returns the detached loss, unread
     (nothing here waits for the device)."""
     with step.settings.autocast():
-        logits = model(inputs)
+        logits = model(list(inputs))  # a fresh list: PyTorchVideo's models write into theirs
     loss = F.cross_entropy(logits.float(), labels, label_smoothing=step.label_smoothing)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
