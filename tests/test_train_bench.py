@@ -27,6 +27,8 @@ KEYS = {
     "loop_over_ceiling",
     "loop_same_stream_over_ceiling",
     "trainer_over_ceiling",
+    "trainer_steady_over_ceiling",
+    "trainer_first_batch_s",
     "ours_over_ptv",
     "loop_over_ptv",
     "trainer_over_ptv",

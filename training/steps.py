@@ -42,13 +42,15 @@ class Summable:
 
 @dataclass
 class EpochStats(Summable):
-    """One worker's training epoch: summed loss, clips, steps and seconds (wall, data wait)."""
+    """One worker's training epoch: summed loss, clips, steps and seconds (wall, data wait,
+    and of that wait the first batch's: the start-up of the epoch's data pipeline)."""
 
     loss_sum: float = 0.0
     samples: float = 0.0
     steps: float = 0.0
     elapsed: float = 0.0
     wait: float = 0.0
+    first_wait: float = 0.0
 
     def metrics(self, world: int) -> dict[str, float]:
         """Epoch metrics from stats summed over ``world`` ranks."""
@@ -57,6 +59,7 @@ class EpochStats(Summable):
             "train_loss": self.loss_sum / max(self.samples, 1.0),
             "clips_per_s": self.samples / max(mean_elapsed, 1e-9),
             "data_wait_frac": self.wait / max(self.elapsed, 1e-9),
+            "first_batch_s": self.first_wait / world,
         }
 
 
@@ -186,7 +189,10 @@ def train_steps(
             inputs, labels = next(it)
         except StopIteration:
             break
-        stats.wait += time.perf_counter() - t0
+        waited = time.perf_counter() - t0
+        stats.wait += waited
+        if not stats.steps:
+            stats.first_wait = waited
         loss = train_step(model, optimizer, scheduler, inputs, labels, step)
         sums.add(loss_sum=loss * labels.shape[0])
         stats.samples += labels.shape[0]
