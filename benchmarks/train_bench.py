@@ -344,7 +344,8 @@ def clip_datasets(bench: Bench, n_train: int) -> dict:
 def run_trainer(bench: Bench) -> dict:
     """(c) the real TorchTrainer path, one worker; epoch 1's clips/s and data wait."""
     args = bench.args
-    runtime.init_ray(num_cpus=(os.cpu_count() or 1) + 2)
+    # no dashboard: fewer processes to start, and no ray[default] extras needed on a GPU host
+    runtime.init_ray(num_cpus=(os.cpu_count() or 1) + 2, dashboard=False)
     n_train = args.batch * args.trainer_steps
     with tempfile.TemporaryDirectory(prefix="train_bench_") as storage:
         job = trainer_job(bench, storage)
