@@ -46,6 +46,7 @@ from pipelines.views import pathway_columns  # noqa: E402
 from raysf import runtime  # noqa: E402
 from raysf.clip_spec import ClipSpec  # noqa: E402
 from raysf.manifest import Manifest  # noqa: E402
+from training.callbacks import MetricsLogCallback  # noqa: E402
 from training.config import TrainJobConfig  # noqa: E402
 from training.device import DeviceSettings, resolve_device_settings  # noqa: E402
 from training.plan import plan_training  # noqa: E402
@@ -364,10 +365,13 @@ def run_trainer(bench: Bench) -> dict:
         )
         datasets = clip_datasets(bench, n_train)
         log("(c) trainer: fit (epoch 0 warms up, epoch 1 is timed)")
-        result = build_trainer(WorkerSetup(plan), datasets, []).fit()
+        reports = Path(storage) / "reports.jsonl"  # every epoch's report (rank 0)
+        result = build_trainer(WorkerSetup(plan), datasets, [MetricsLogCallback(str(reports))])
+        result = result.fit()
         if result.error:
             raise result.error
-        history = result.metrics_dataframe.to_dict(orient="records")
+        lines = [json.loads(line) for line in reports.read_text().splitlines()]
+        history = [line["rank_metrics"][0] for line in lines if "rank_metrics" in line]
     keys = ("epoch", "clips_per_s", "data_wait_frac", "first_batch_s", "steps", "train_loss")
     epochs = [{k: row[k] for k in keys if k in row} for row in history]
     timed = epochs[-1]
