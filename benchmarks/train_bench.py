@@ -223,7 +223,19 @@ def run_ceiling_and_loop(bench: Bench, parts: list[str]) -> dict:
             }
             log(f"(b) {name}: {out[name]['clips_per_s']:.1f} clips/s")
         out["sync_free_step"] = check_sync_free(bench, train_model, host)
+        out["side_stream_feed_exact"] = check_feed(bench, host)
     return out
+
+
+def check_feed(bench: Bench, host: list) -> bool:
+    """True when the side-stream feed hands out exactly the tensors of the inline feed."""
+    overlapped = list(bench.step.feed(overlap=True)(host))
+    inline = list(bench.step.feed(overlap=False)(host))
+    return all(
+        torch.equal(a, b)
+        for (a_in, a_lab), (b_in, b_lab) in zip(overlapped, inline, strict=True)
+        for a, b in ((*a_in, a_lab), (*b_in, b_lab))
+    )
 
 
 def check_sync_free(bench: Bench, model, host: list) -> bool | None:
@@ -437,6 +449,7 @@ def summary(bench: Bench, parts: dict, seconds: dict) -> dict:
         "loop_over_ptv": ratio(parts.get("loop"), ptv),
         "trainer_over_ptv": ratio(parts.get("trainer"), ptv),
         "sync_free_step": parts.get("sync_free_step"),
+        "side_stream_feed_exact": parts.get("side_stream_feed_exact"),
         "trainer_epochs": (parts.get("trainer") or {}).get("epochs"),
         "ptv_error": (ptv or {}).get("error"),
         "part_seconds": {k: round(v, 1) for k, v in seconds.items()},

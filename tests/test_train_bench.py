@@ -33,6 +33,7 @@ KEYS = {
     "loop_over_ptv",
     "trainer_over_ptv",
     "sync_free_step",
+    "side_stream_feed_exact",
     "trainer_epochs",
     "part_seconds",
 }
@@ -83,5 +84,6 @@ def test_smoke_test_prints_every_key_without_pyav(tmp_path):
     assert [e["epoch"] for e in result["trainer_epochs"]] == [0, 1]
     assert all(e["steps"] == 2 for e in result["trainer_epochs"])
     assert result["sync_free_step"] is None  # a CUDA-only check
+    assert result["side_stream_feed_exact"] is True
     assert "(c) trainer" in proc.stderr  # progress goes to stderr, the JSON to stdout
     assert json.loads(proc.stdout) == result
