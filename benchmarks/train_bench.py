@@ -234,7 +234,7 @@ def check_feed(bench: Bench, host: list) -> bool:
     return all(
         torch.equal(a, b)
         for (a_in, a_lab), (b_in, b_lab) in zip(overlapped, inline, strict=True)
-        for a, b in ((*a_in, a_lab), (*b_in, b_lab))
+        for a, b in zip((*a_in, a_lab), (*b_in, b_lab), strict=True)
     )
 
 
