@@ -41,27 +41,23 @@ PARTS = {"ceiling", "loop", "loop_same_stream", "trainer", "ptv"}
 
 
 @pytest.mark.slow
-def test_smoke_test_prints_every_key_without_pyav(tmp_path):
+def test_smoke_test_prints_every_key_without_pyav(tmp_path, ray_cluster_factory):
     blocker = tmp_path / "no_pyav" / "av"
     blocker.mkdir(parents=True)
     (blocker / "__init__.py").write_text(
         'raise ImportError("PyAV is blocked: the training path must not import it")\n'
     )
     paths = os.pathsep.join([str(blocker.parent), str(ROOT), str(BENCH.parent)])
+    # Every process of the cluster (so every Ray worker) finds the blocker first on its path;
+    # the driver gets av = None in sys.modules. Fresh ports: other Rays may run on this host.
+    cluster = ray_cluster_factory(head_num_cpus=4, env={"PYTHONPATH": paths})
     out = tmp_path / "bench.json"
-    # Ray workers get the blocker first on their path; the driver gets av = None in sys.modules.
     driver = textwrap.dedent(
         f"""
         import runpy, sys
         sys.modules["av"] = None
-        import ray
-        ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False,
-                 runtime_env={{"env_vars": {{"PYTHONPATH": {paths!r}}}}})
         sys.argv = ["train_bench.py", "--smoke-test", "--out", {str(out)!r}]
-        try:
-            runpy.run_path({str(BENCH)!r}, run_name="__main__")
-        finally:
-            ray.shutdown()
+        runpy.run_path({str(BENCH)!r}, run_name="__main__")
         """
     )
     proc = subprocess.run(
@@ -70,7 +66,7 @@ def test_smoke_test_prints_every_key_without_pyav(tmp_path):
         capture_output=True,
         text=True,
         timeout=1500,
-        env={**os.environ, "PYTHONPATH": paths},
+        env={**os.environ, **cluster.env, "PYTHONPATH": paths},
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
     result = json.loads(out.read_text())
