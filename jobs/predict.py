@@ -43,6 +43,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--split", default="test", help="split to score (dataset input)")
     parser.add_argument("--endpoint-url", default=None, help="S3 endpoint (dataset input)")
     parser.add_argument(
+        "--device",
+        default="cpu",
+        choices=("cpu", "cuda"),
+        help="where the model runs (cuda: bf16 autocast + channels_last_3d; folder and dataset "
+        "inputs get one GPU per actor)",
+    )
+    parser.add_argument(
         "--smoke-test",
         action="store_true",
         help="train the tiny smoke model, then predict the smoke dataset's test videos",
@@ -74,15 +81,18 @@ def predict(args: argparse.Namespace) -> None:
             split=args.split,
             endpoint_url=args.endpoint_url,
             concurrency=args.concurrency,
+            use_gpu=args.device == "cuda",
         )
         n = predict_dataset(request, args.out)
         console.line(f"wrote {n} video predictions to {args.out}")
         return
     if target is not None and os.path.isdir(target):
-        n = predict_folder(model, target, args.out, concurrency=args.concurrency)
+        n = predict_folder(
+            model, target, args.out, concurrency=args.concurrency, use_gpu=args.device == "cuda"
+        )
         console.line(f"wrote {n} predictions to {args.out}")
         return
-    predictor = load_predictor(model)
+    predictor = load_predictor(model, args.device)
     for video in args.videos:
         top = predictor.top_k(predictor.video_scores(video, name=video))
         top5 = [{"label": label, "score": round(score, 4)} for label, score in top]

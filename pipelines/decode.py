@@ -17,7 +17,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import av
 import numpy as np
 
 from pipelines.frame_table import VideoSource, describe_source, open_container, read_frame_table
@@ -132,6 +131,8 @@ def _decode_wanted(
     Seeks to the last keyframe at or before the first wanted frame; if the demuxer lands past
     it, decodes again from the start. Raises DecodeError when a wanted frame never comes out.
     """
+    import av  # heavy; imported where a video is decoded (training-only hosts have no PyAV)
+
     first, last = int(wanted[0]), int(wanted[-1])
     k = int(np.searchsorted(key_table, first, side="right")) - 1
     seek_index = int(key_table[k]) if k >= 0 else 0

@@ -13,10 +13,12 @@ import io
 import os
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
-import av
 import numpy as np
+
+if TYPE_CHECKING:
+    import av
 
 VideoSource = bytes | bytearray | memoryview | str | os.PathLike | BinaryIO
 
@@ -64,6 +66,8 @@ class FrameTable:
 
 def open_container(source: VideoSource) -> av.container.InputContainer:
     """Open ``source`` (bytes, a path or a binary file-like) for reading with PyAV."""
+    import av  # heavy; imported where a video is opened (training-only hosts have no PyAV)
+
     if isinstance(source, (bytes, bytearray, memoryview)):
         return av.open(io.BytesIO(bytes(source)), mode="r")
     if isinstance(source, (str, os.PathLike)):
@@ -90,6 +94,8 @@ def read_frame_table(source: VideoSource) -> FrameTable:
         ValueError: the source has no video stream or no timed video packet (the message
             names the source).
     """
+    import av  # heavy; imported where a video is opened (training-only hosts have no PyAV)
+
     name = describe_source(source)
     try:
         container = open_container(source)

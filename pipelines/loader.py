@@ -1,10 +1,17 @@
-"""Clip records -> Ray Dataset of decoded, augmented ``(slow, fast, label)`` rows.
+"""Clip records -> Ray Dataset of decoded, augmented ``(fast, label)`` rows.
 
 ``build_clip_dataset`` reads the clip-record Parquet written by :mod:`pipelines.ingest`
 (``<root>/clips``, split filter pushed down to the Parquet reader), then decodes and augments
 clips in ``map_batches`` tasks (:class:`DecodeOptions`: one CPU each by default, optionally
 pinned to decode nodes by a custom resource). Rows are uint8 so they travel through the object
 store 4x smaller than floats; the training side normalises them on its device.
+
+**Fast frames only.** With both index rules the Slow frames are positions of the Fast ones
+(:func:`pipelines.sampling.slow_positions`, a pure function of the spec's ``T``, ``alpha`` and
+rule), so a row carries only ``fast`` and the training device takes the Slow frames from it
+(``training.inputs``): for alpha=8 that is 1/9 fewer bytes through the object store and over
+PCIe, for alpha=4 1/5. A rule whose Slow frames were not a subset would ship ``slow`` as well
+(:func:`pipelines.views.pathway_columns`); every consumer reads both forms.
 
 Every clip is cut as a resolved :class:`~raysf.clip_spec.ClipSpec` says. Windows are
 recomputed at load time from each record's ``num_frames``/``fps`` with the spec's
@@ -36,7 +43,13 @@ import numpy as np
 from pipelines import sampling
 from pipelines.decode import decode_clip
 from pipelines.transforms import random_short_side
-from pipelines.views import spatial_views, train_view, window_indices, window_span
+from pipelines.views import (
+    pathway_columns,
+    spatial_views,
+    train_view,
+    window_indices,
+    window_span,
+)
 from raysf import storage
 from raysf.clip_spec import ClipSpec
 from raysf.runtime import read_manifest, resolve_filesystem
@@ -106,9 +119,10 @@ def build_clip_dataset(
         limit: keep at most this many records (smoke tests).
 
     Returns:
-        ``ray.data.Dataset`` with rows ``slow`` uint8 ``(T, crop, crop, 3)``, ``fast`` uint8
-        ``(alpha*T, crop, crop, 3)``, ``label`` int64, ``video_id`` str, ``clip_index``
-        int32, ``spatial_index`` int32 (-1 for train's random crop).
+        ``ray.data.Dataset`` with rows ``fast`` uint8 ``(alpha*T, crop, crop, 3)``, ``label``
+        int64, ``video_id`` str, ``clip_index`` int32, ``spatial_index`` int32 (-1 for train's
+        random crop); plus ``slow`` uint8 ``(T, crop, crop, 3)`` only for a rule whose Slow
+        frames are not positions of the Fast ones (:func:`~pipelines.views.pathway_columns`).
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -174,40 +188,53 @@ def clip_window(
 
 
 def record_views(
-    record: Mapping[str, Any], spec: ClipSpec, mode: str, seed: int | None = None
+    record: Mapping[str, Any],
+    spec: ClipSpec,
+    mode: str,
+    seed: int | None = None,
+    pathways: tuple[str, ...] = ("slow", "fast"),
 ) -> list[tuple[list[np.ndarray], int]]:
     """The ``(view, spatial_index)`` pairs one record yields: one in train/val, the
-    ``num_test_crops`` test views in test mode (see :mod:`pipelines.views`)."""
+    ``num_test_crops`` test views in test mode (see :mod:`pipelines.views`). A view holds the
+    ``pathways`` asked for, in that order (the loader asks for :func:`pathway_columns`)."""
     rng = record_rng(seed, str(record["video_id"]), int(record["clip_index"]))
     fast_idx, slow_idx = clip_window(record, spec, mode, rng)
-    if mode == "train":
-        short = random_short_side(rng, *spec.short_side_range)
-        clip = decode_clip(record, fast_idx=fast_idx, slow_idx=slow_idx, short_side=short)
-        return [(train_view(list(clip), spec, rng), -1)]
-    clip = decode_clip(
-        record, fast_idx=fast_idx, slow_idx=slow_idx, short_side=spec.test_short_side
+    short = (
+        random_short_side(rng, *spec.short_side_range) if mode == "train" else spec.test_short_side
     )
-    return spatial_views(list(clip), spec, num_crops=None if mode == "test" else 1)
+    slow, fast = decode_clip(record, fast_idx=fast_idx, slow_idx=slow_idx, short_side=short)
+    clip = [{"slow": slow, "fast": fast}[name] for name in pathways]
+    if mode == "train":
+        return [(train_view(clip, spec, rng), -1)]
+    return spatial_views(clip, spec, num_crops=None if mode == "test" else 1)
 
 
 def decode_batch(batch: Mapping[str, np.ndarray], spec: ClipSpec, mode: str, seed: int | None):
     """``map_batches`` UDF: records -> decoded, augmented rows (see module docstring)."""
-    out: dict[str, list] = {k: [] for k in ("slow", "fast", "label", "video_id")}
-    out.update(clip_index=[], spatial_index=[])
+    pathways = pathway_columns(spec)
+    views: list[tuple[list[np.ndarray], int]] = []
+    meta: dict[str, list] = {"label": [], "video_id": [], "clip_index": []}
     for i in range(len(batch["video_id"])):
         record = {k: batch[k][i] for k in batch}
-        for (slow, fast), spatial_index in record_views(record, spec, mode, seed):
-            out["slow"].append(slow)
-            out["fast"].append(fast)
-            out["label"].append(int(record["label_id"]))
-            out["video_id"].append(str(record["video_id"]))
-            out["clip_index"].append(int(record["clip_index"]))
-            out["spatial_index"].append(spatial_index)
-    return {
-        "slow": np.stack(out["slow"]),
-        "fast": np.stack(out["fast"]),
-        "label": np.asarray(out["label"], dtype=np.int64),
-        "video_id": np.asarray(out["video_id"], dtype=object),
-        "clip_index": np.asarray(out["clip_index"], dtype=np.int32),
-        "spatial_index": np.asarray(out["spatial_index"], dtype=np.int32),
-    }
+        for view in record_views(record, spec, mode, seed, pathways):
+            views.append(view)
+            meta["label"].append(int(record["label_id"]))
+            meta["video_id"].append(str(record["video_id"]))
+            meta["clip_index"].append(int(record["clip_index"]))
+    return view_rows(views, pathways, meta)
+
+
+def view_rows(
+    views: list[tuple[list[np.ndarray], int]],
+    pathways: tuple[str, ...],
+    meta: Mapping[str, list],
+) -> dict[str, np.ndarray]:
+    """The loader's row batch: one stacked uint8 column per pathway, the label and ids."""
+    rows = {name: np.stack([view[j] for view, _ in views]) for j, name in enumerate(pathways)}
+    rows.update(
+        label=np.asarray(meta["label"], dtype=np.int64),
+        video_id=np.asarray(meta["video_id"], dtype=object),
+        clip_index=np.asarray(meta["clip_index"], dtype=np.int32),
+        spatial_index=np.asarray([s for _, s in views], dtype=np.int32),
+    )
+    return rows

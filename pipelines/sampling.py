@@ -21,7 +21,10 @@ Two index rules are offered:
   accuracy of checkpoints trained with PySlowFast.
 
 In both rules the slow indices are a subset of the fast ones, and indices past the end of a
-short video are clamped to its last frame (the frame is repeated, as PySlowFast does).
+short video are clamped to its last frame (the frame is repeated, as PySlowFast does). Which
+positions of the Fast list are the Slow frames depends only on ``(T, alpha, rule)``
+(:func:`slow_positions`): the loader ships only the Fast frames and the training device takes
+the Slow ones from them by these positions (``training.inputs``).
 """
 
 from __future__ import annotations
@@ -31,6 +34,9 @@ import math
 import numpy as np
 
 RULES = ("stride", "linspace")
+#: Rules whose Slow frames are positions of the Fast ones (:func:`slow_positions`). A rule
+#: outside this set keeps shipping both pathways (the ``(slow, fast)`` row contract).
+SUBSET_RULES = ("stride", "linspace")
 
 
 def _check_positive(**values: float) -> None:
@@ -57,6 +63,34 @@ def window_span(
     """
     _check_positive(slow_frames=slow_frames, tau=tau)
     return max(1, math.ceil(slow_frames * tau * fps_ratio(fps, target_fps) - 1e-9))
+
+
+def slow_positions(slow_frames: int, alpha: int, rule: str = "stride") -> np.ndarray | None:
+    """Positions in the Fast index list of the Slow frames: ``slow_idx == fast_idx[positions]``.
+
+    A pure function of ``(T, alpha, rule)``, the same for every window, frame rate and video
+    length (clamping at the end of a short video repeats frames in both lists alike):
+
+    - ``"stride"``: every ``alpha``-th Fast frame, ``[0, alpha, 2*alpha, ...]``;
+    - ``"linspace"``: PySlowFast's ``pack_pathway_output``, ``T`` points spread by a truncated
+      ``linspace`` over ``[0, alpha*T - 1]``.
+
+    Returns:
+        int64 ``(T,)`` non-decreasing positions in ``[0, alpha*T)``, or ``None`` for a rule
+        whose Slow frames are not a subset of the Fast ones (none of :data:`RULES` today).
+    """
+    _check_positive(slow_frames=slow_frames, alpha=alpha)
+    if rule not in RULES:
+        raise ValueError(f"rule must be one of {RULES}, got {rule!r}")
+    return _pick_positions(slow_frames, alpha, rule) if rule in SUBSET_RULES else None
+
+
+def _pick_positions(slow_frames: int, alpha: int, rule: str) -> np.ndarray:
+    """The positions of a subset rule (:func:`slow_positions`)."""
+    n_fast = alpha * slow_frames
+    if rule == "stride":
+        return np.arange(0, n_fast, alpha, dtype=np.int64)
+    return np.linspace(0, n_fast - 1, slow_frames).astype(np.int64)
 
 
 def clip_indices(
@@ -93,13 +127,11 @@ def clip_indices(
     if rule == "stride":
         step = tau / alpha * ratio
         fast = start + np.floor(np.arange(n_fast) * step + 0.5)
-        slow_pos = np.arange(0, n_fast, alpha)
     else:
         span = slow_frames * tau * ratio
         fast = np.linspace(start, start + span - 1, n_fast)
-        slow_pos = np.linspace(0, n_fast - 1, slow_frames).astype(np.int64)
     fast = np.clip(fast, 0, num_frames - 1).astype(np.int32)
-    return fast, fast[slow_pos]
+    return fast, fast[_pick_positions(slow_frames, alpha, rule)]
 
 
 def max_start(num_frames: int, span: int) -> int:

@@ -9,6 +9,10 @@ a whole video file — one home for the crops of the loader, the evaluation and 
 - **a video file** (prediction): its ``spec.num_test_clips`` uniform windows, decoded once,
   each cut into its test views: the protocol the evaluation applies to ingested test records.
 
+A view is a list of pathway arrays, in the order of :func:`pathway_columns`: ``[fast]`` when
+the Slow frames are positions of the Fast ones (both index rules; the device takes them), else
+``[slow, fast]``. Crops and flips apply to every pathway of a view alike.
+
 Random draws come from the caller's generator, in a fixed order (window, short side, crop,
 flip), so a seeded loader is reproducible.
 """
@@ -25,7 +29,15 @@ from pipelines.frame_table import VideoSource, read_frame_table
 from pipelines.transforms import random_crop, random_horizontal_flip, spatial_crop
 from raysf.clip_spec import ClipSpec
 
-Clip = list[np.ndarray]  # [slow (T, H, W, 3), fast (alpha*T, H, W, 3)], uint8
+Clip = list[np.ndarray]  # pathway arrays (T_i, H, W, 3) uint8, in pathway_columns order
+
+
+def pathway_columns(spec: ClipSpec) -> tuple[str, ...]:
+    """The pathways a view (and a loader row) carries: ``("fast",)`` when the Slow frames are
+    positions of the Fast ones (:func:`sampling.slow_positions`; both index rules), else
+    ``("slow", "fast")``."""
+    positions = sampling.slow_positions(spec.slow_frames, spec.alpha, spec.rule)
+    return ("fast",) if positions is not None else ("slow", "fast")
 
 
 def train_view(clip: Clip, spec: ClipSpec, rng: np.random.Generator) -> Clip:
@@ -76,13 +88,18 @@ def video_windows(num_frames: int, fps: float, spec: ClipSpec) -> list[tuple[np.
 
 @dataclass(frozen=True)
 class VideoViews:
-    """The test views of one video: ``slow`` uint8 ``(V, T, crop, crop, 3)``, ``fast``
-    ``(V, alpha*T, crop, crop, 3)``, and for each view its window and crop index."""
+    """The test views of one video: ``fast`` uint8 ``(V, alpha*T, crop, crop, 3)``, ``slow``
+    ``(V, T, crop, crop, 3)`` only when :func:`pathway_columns` ships it (else ``None``: the
+    device takes the Slow frames from ``fast``), and for each view its window and crop index."""
 
-    slow: np.ndarray
     fast: np.ndarray
+    slow: np.ndarray | None
     clip_index: np.ndarray
     spatial_index: np.ndarray
+
+    def batch(self) -> dict[str, np.ndarray]:
+        """The views as a batch of the loader's row form (``fast`` and, when shipped, ``slow``)."""
+        return {"fast": self.fast} if self.slow is None else {"slow": self.slow, "fast": self.fast}
 
 
 def video_views(content: VideoSource, spec: ClipSpec, name: str | None = None) -> VideoViews:
@@ -98,20 +115,19 @@ def video_views(content: VideoSource, spec: ClipSpec, name: str | None = None) -
         short_side=spec.test_short_side,
         name=name,
     )
-    slows, fasts, clips, crops = [], [], [], []
+    pathways = pathway_columns(spec)
+    views, clips, crops = [], [], []
     for clip_index, (fast_idx, slow_idx) in enumerate(windows):
-        clip = [
-            frames[np.searchsorted(needed, slow_idx)],
-            frames[np.searchsorted(needed, fast_idx)],
-        ]
-        for (slow, fast), spatial_index in spatial_views(clip, spec):
-            slows.append(slow)
-            fasts.append(fast)
+        index = {"slow": slow_idx, "fast": fast_idx}
+        clip = [frames[np.searchsorted(needed, index[name])] for name in pathways]
+        for view, spatial_index in spatial_views(clip, spec):
+            views.append(view)
             clips.append(clip_index)
             crops.append(spatial_index)
+    stacked = {name: np.stack([v[j] for v in views]) for j, name in enumerate(pathways)}
     return VideoViews(
-        slow=np.stack(slows),
-        fast=np.stack(fasts),
+        fast=stacked["fast"],
+        slow=stacked.get("slow"),
         clip_index=np.asarray(clips, dtype=np.int32),
         spatial_index=np.asarray(crops, dtype=np.int32),
     )

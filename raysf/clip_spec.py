@@ -101,12 +101,15 @@ class ClipSpec:
         return self.alpha * self.slow_frames
 
     def clip_nbytes(self) -> int:
-        """Bytes of one decoded uint8 ``(slow, fast)`` row: ``(T + alpha*T) * crop^2 * 3``.
+        """Bytes of one decoded uint8 row: ``alpha*T * crop^2 * 3``.
 
-        Decoded rows are far larger than the compressed records they come from (a 64-frame
-        224x224 clip is ~9.6 MB against tens of KB of H.264); size the object store with it.
+        Both index rules make the Slow frames positions of the Fast ones, so a row carries only
+        the Fast frames (``pipelines.views.pathway_columns``; the training device takes the
+        Slow ones). Decoded rows are far larger than the compressed records they come from (a
+        32-frame 224x224 clip is ~4.8 MB against tens of KB of H.264); size the object store
+        with it.
         """
-        return (self.slow_frames + self.fast_frames) * self.crop_size**2 * 3
+        return self.fast_frames * self.crop_size**2 * 3
 
     def require_resolved(self, what: str) -> ClipSpec:
         """``self`` if resolved, else a ``ValueError`` naming the unset fields and ``what``."""

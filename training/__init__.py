@@ -13,5 +13,6 @@ Layers inside, top to bottom (no module imports one above it):
   math, MLflow artifacts, Ray Train callbacks;
 - :mod:`training.config`, :mod:`training.checkpoints`, :mod:`training.tracking`,
   :mod:`training.inputs`, :mod:`training.device`, :mod:`training.schedule` — the typed job,
-  the checkpoint format, MLflow, device-side feeding, precision, the learning-rate recipe.
+  the checkpoint format, MLflow, device-side feeding, device settings (precision, memory
+  format, compile), the learning-rate recipe.
 """

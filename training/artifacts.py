@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 import slowfast_model
+from pipelines import sampling
 from raysf.config import dump_yaml
 from training.checkpoints import TrainingState, load_state
 from training.config import recorded_job
@@ -21,17 +22,20 @@ from training.tracking import RunTarget, get_client, mlflow_uri
 class SingleTensorSlowFast(torch.nn.Module):
     """Serving wrapper: one normalised fast clip ``(B, 3, alpha*T, H, W)`` in, logits out.
 
-    The slow frames are every ``alpha``-th fast frame (the ``stride`` rule), so one tensor carries
-    both pathways; this is the signature of the model logged to MLflow.
+    The Slow frames are the Fast ones at the clip spec's positions
+    (:func:`pipelines.sampling.slow_positions`: every ``alpha``-th for the ``stride`` rule,
+    PySlowFast's ``linspace`` pick for its rule), so one tensor carries both pathways; this is
+    the signature of the model logged to MLflow.
     """
 
-    def __init__(self, model: torch.nn.Module, alpha: int):
+    def __init__(self, model: torch.nn.Module, slow_positions: np.ndarray):
         super().__init__()
         self.model = model
-        self.alpha = alpha
+        positions = torch.as_tensor(np.asarray(slow_positions, dtype=np.int64))
+        self.register_buffer("slow_positions", positions, persistent=False)
 
     def forward(self, fast: torch.Tensor) -> torch.Tensor:
-        slow = fast[:, :, :: self.alpha]
+        slow = fast.index_select(2, self.slow_positions)
         return self.model([slow, fast])
 
 
@@ -152,7 +156,10 @@ def log_pytorch_model(run: RunTarget, state: TrainingState) -> None:
     import mlflow  # heavy; only the driver logs the model
 
     spec = state.clip_spec
-    model = SingleTensorSlowFast(build_model_from_state(state), spec.alpha).eval()
+    positions = sampling.slow_positions(spec.slow_frames, spec.alpha, spec.rule)
+    if positions is None:
+        raise ValueError(f"rule {spec.rule!r}: the Slow frames are no subset of the Fast ones")
+    model = SingleTensorSlowFast(build_model_from_state(state), positions).eval()
     example = np.zeros((1, 3, spec.fast_frames, spec.crop_size, spec.crop_size), dtype=np.float32)
     mlflow.set_tracking_uri(mlflow_uri(run.tracking_uri))
     with mlflow.start_run(run_id=run.run_id):

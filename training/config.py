@@ -16,7 +16,7 @@ import slowfast_model
 from pipelines.loader import DecodeOptions
 from raysf.clip_spec import ClipSpec
 from raysf.config import load_config
-from training.device import Precision
+from training.device import Precision, Switch
 from training.tracking import redact_uri
 
 
@@ -34,12 +34,16 @@ class DataConfig:
     decode_batch_size: int = 8
     decode_resources: dict[str, float] = field(default_factory=dict)
     shuffle_buffer: int = 64
+    # Batches Ray Data's fetch threads prepare (and pin, on a GPU) ahead of the training step.
+    prefetch_batches: int = 2
 
     def validate(self) -> None:
         if self.decode_cpus <= 0:
             raise ValueError("data.decode_cpus must be positive")
         if self.decode_batch_size < 1:
             raise ValueError("data.decode_batch_size must be >= 1")
+        if self.prefetch_batches < 0:
+            raise ValueError(f"data.prefetch_batches must be >= 0, got {self.prefetch_batches}")
 
     @property
     def decode(self) -> DecodeOptions:
@@ -103,10 +107,12 @@ class OptimConfig:
 class TrainConfig:
     epochs: int = 196
     batch_size: int = 8
+    # auto: bf16 autocast + channels_last_3d + torch.compile on CUDA, fp32 contiguous eager on
+    # CPU (training.device); explicit values win.
     precision: Precision = "auto"
     seed: int = 0
-    compile: bool = False
-    channels_last: bool = False
+    compile: Switch = "auto"
+    channels_last: Switch = "auto"
     max_steps_per_epoch: int | None = None
     # Hash every weight on every rank each epoch (reported as param_digest): the DDP test's
     # check that ranks stay identical. Off by default: it costs a pass over all weights.

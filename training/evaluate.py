@@ -5,6 +5,9 @@ Every test video contributes ``num_test_clips`` uniform temporal windows (cut at
 mode); a pool of model actors scores the views, the softmax scores of a video's views are
 averaged, and video-level top-1/top-5 are reported (clip-level view accuracy too). The
 checkpoint carries its own :class:`~raysf.clip_spec.ClipSpec`, so nothing else is needed.
+The views travel as the loader's rows (the Fast frames; the Slow ones are taken on the device),
+and on a GPU the actors score them with bf16 autocast and ``channels_last_3d``
+(:func:`training.device.resolve_device_settings` with ``inference=True``).
 """
 
 from __future__ import annotations
@@ -17,12 +20,13 @@ import numpy as np
 import torch
 
 from pipelines.loader import DecodeOptions, build_clip_dataset
+from pipelines.views import pathway_columns
 from raysf import console, runtime
 from training.artifacts import build_model_from_state
 from training.checkpoints import TrainingState, load_state
 from training.config import resolve_path
-from training.device import autocast
-from training.inputs import spec_inputs
+from training.device import Precision, Switch, resolve_device_settings
+from training.inputs import DeviceInputs
 from training.tracking import RunTarget
 
 
@@ -40,6 +44,8 @@ class EvalRequest:
         concurrency: model actors.
         use_gpu: one GPU per actor.
         decode_cpus: CPUs per decode task.
+        precision, channels_last: the actors' settings; ``auto`` is bf16 and
+            ``channels_last_3d`` on a GPU, fp32 contiguous on a CPU.
     """
 
     checkpoint: str
@@ -51,21 +57,28 @@ class EvalRequest:
     concurrency: int = 1
     use_gpu: bool = False
     decode_cpus: float = 1.0
+    precision: Precision = "auto"
+    channels_last: Switch = "auto"
 
 
 class ViewScorer:
     """Ray Data callable class: loads the model once per actor, scores batches of views."""
 
-    def __init__(self, checkpoint_uri: str, use_gpu: bool = False):
+    def __init__(
+        self, checkpoint_uri: str, use_gpu: bool = False, precision="auto", channels_last="auto"
+    ):
         state = load_state(checkpoint_uri)
-        self.spec = state.clip_spec
-        self.device = torch.device("cuda" if use_gpu and torch.cuda.is_available() else "cpu")
-        self.model = build_model_from_state(state).to(self.device)
+        device = torch.device("cuda" if use_gpu and torch.cuda.is_available() else "cpu")
+        self.settings = resolve_device_settings(
+            device, precision, channels_last, False, inference=True
+        )
+        self.model = self.settings.place(build_model_from_state(state), device)
+        self.inputs = DeviceInputs.for_spec(state.clip_spec, device, self.settings.channels_last)
 
     @torch.no_grad()
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        inputs = spec_inputs(batch, self.spec, self.device)
-        with autocast(self.device):
+        inputs = self.inputs.inputs(batch)
+        with self.settings.autocast():
             logits = self.model(inputs).float()
         probs = torch.softmax(logits, dim=1).cpu().numpy()
         return {"video_id": batch["video_id"], "label": batch["label"], "probs": probs}
@@ -137,10 +150,15 @@ def score_views(request: EvalRequest):
         spec=spec,
         decode=DecodeOptions(num_cpus=request.decode_cpus),
         endpoint_url=request.endpoint_url,
-    ).select_columns(["slow", "fast", "label", "video_id"])
+    ).select_columns([*pathway_columns(spec), "label", "video_id"])
     return views.map_batches(
         ViewScorer,
-        fn_constructor_args=(request.checkpoint, request.use_gpu),
+        fn_constructor_args=(
+            request.checkpoint,
+            request.use_gpu,
+            request.precision,
+            request.channels_last,
+        ),
         batch_size=request.batch_size,
         concurrency=request.concurrency,
         num_gpus=1 if request.use_gpu else 0,

@@ -2,8 +2,10 @@
 
 The plan is a pure function of the job config and the dataset manifest: the resolved network
 config (class count from the dataset), the resolved :class:`~raysf.clip_spec.ClipSpec`, the
-model's cost, the global batch, steps per epoch, the peak learning rate, the run name and the
-parameters logged to MLflow. It is tested without Ray; the trainer and every worker receive it.
+resolved device settings (:class:`~training.device.DeviceSettings`: what ``auto`` precision,
+``channels_last`` and ``compile`` become on the workers' device), the model's cost, the global
+batch, steps per epoch, the peak learning rate, the run name and the parameters logged to
+MLflow. It is tested without Ray; the trainer and every worker receive it.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from raysf.config import ConfigError, flatten, to_dict
 from raysf.manifest import Manifest
 from raysf.runtime import read_manifest
 from training.config import TrainJobConfig, recorded_job, resolve_path
+from training.device import DeviceSettings, resolve_device_settings
 from training.schedule import scaled_lr
 
 
@@ -38,6 +41,7 @@ class TrainingPlan:
     classes: tuple[str, ...]
     model: slowfast_model.SlowFastConfig
     clip: ClipSpec
+    device: DeviceSettings
     summary: ModelSummary
     run_name: str
     global_batch: int
@@ -49,6 +53,7 @@ class TrainingPlan:
         params = flatten(to_dict(recorded_job(self.job)))
         params.update({f"model.resolved.{k}": v for k, v in asdict(self.model).items()})
         params.update({f"data.clip.resolved.{k}": v for k, v in self.clip.to_dict().items()})
+        params.update(self.device.params("train.resolved"))
         params.update(
             {
                 "model.gflops": round(self.summary.gflops, 4),
@@ -78,6 +83,21 @@ def resolve_clip(job: TrainJobConfig, model, manifest: Manifest) -> ClipSpec:
         )
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
+
+
+def resolve_device(job: TrainJobConfig) -> DeviceSettings:
+    """What ``train.precision``, ``train.channels_last`` and ``train.compile`` become on the
+    workers' device (CUDA with ``scaling.use_gpu``, else CPU)."""
+    train = job.train
+    try:
+        return resolve_device_settings(
+            "cuda" if job.scaling.use_gpu else "cpu",
+            train.precision,
+            train.channels_last,
+            train.compile,
+        )
+    except ValueError as exc:
+        raise ConfigError(f"train: {exc}") from exc
 
 
 def run_name_of(job: TrainJobConfig, now: float | None = None) -> str:
@@ -115,6 +135,7 @@ def plan_training(job: TrainJobConfig, manifest: Manifest | None = None) -> Trai
         classes=manifest.classes,
         model=model,
         clip=clip,
+        device=resolve_device(job),
         summary=model_summary(model, clip.crop_size),
         run_name=run_name_of(job),
         global_batch=global_batch,

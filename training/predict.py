@@ -2,7 +2,8 @@
 
 Each video is scored with the test protocol of the checkpoint's
 :class:`~raysf.clip_spec.ClipSpec` (``num_test_clips`` uniform windows x ``num_test_crops``
-crops at ``test_short_side``, softmax averaged; :func:`pipelines.views.video_views`). A folder
+crops at ``test_short_side``, softmax averaged; :func:`pipelines.views.video_views`), with
+bf16 autocast and ``channels_last_3d`` on a GPU (:mod:`training.device`, ``inference=True``). A folder
 runs as Ray Data batch inference and writes a Parquet file; an ingested dataset (a split of it)
 is scored through the evaluation's view pipeline.
 
@@ -27,9 +28,9 @@ from raysf import runtime
 from raysf.clip_spec import ClipSpec
 from training.artifacts import build_model_from_state
 from training.checkpoints import load_state
-from training.device import autocast
+from training.device import DeviceSettings, resolve_device_settings
 from training.evaluate import EvalRequest, accumulate_views, score_views
-from training.inputs import spec_inputs
+from training.inputs import DeviceInputs
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".webm", ".avi", ".mov")
 
@@ -54,19 +55,23 @@ class ModelSource:
 
 @dataclass
 class Predictor:
-    """A model with its clip spec and class names."""
+    """A model with its clip spec, class names and device settings."""
 
     model: torch.nn.Module
     spec: ClipSpec
     classes: list[str]
     device: torch.device
+    settings: DeviceSettings
+
+    def __post_init__(self) -> None:
+        self.inputs = DeviceInputs.for_spec(self.spec, self.device, self.settings.channels_last)
 
     @torch.no_grad()
     def video_scores(self, content: bytes | str, name: str = "video") -> np.ndarray:
         """Softmax scores averaged over the test views of one video: ``(num_classes,)``."""
         views = video_views(content, self.spec, name=name)
-        inputs = spec_inputs({"slow": views.slow, "fast": views.fast}, self.spec, self.device)
-        with autocast(self.device):
+        inputs = self.inputs.inputs(views.batch())
+        with self.settings.autocast():
             logits = self.model(inputs).float()
         return torch.softmax(logits, dim=1).mean(0).cpu().numpy()
 
@@ -92,7 +97,8 @@ def external_clip_spec(cfg: slowfast_model.SlowFastConfig, source: str) -> ClipS
 
 
 def load_predictor(model: ModelSource, device: str = "cpu") -> Predictor:
-    """Model, clip spec and class names from our checkpoint, or from a converted external one."""
+    """Model, clip spec and class names from our checkpoint, or from a converted external one,
+    placed on ``device`` in its inference settings (bf16 + ``channels_last_3d`` on CUDA)."""
     if model.source == "raysf":
         state = load_state(model.checkpoint)
         net, spec, classes = build_model_from_state(state), state.clip_spec, state.classes
@@ -105,14 +111,15 @@ def load_predictor(model: ModelSource, device: str = "cpu") -> Predictor:
         lines = Path(model.classes_file).read_text().splitlines()
         classes = [line.strip() for line in lines if line.strip()]
     dev = torch.device(device)
-    return Predictor(net.to(dev).eval(), spec, classes, dev)
+    settings = resolve_device_settings(dev, inference=True)
+    return Predictor(settings.place(net, dev).eval(), spec, classes, dev, settings)
 
 
 class _VideoScorer:
     """Ray Data callable class scoring whole videos (one model per actor)."""
 
-    def __init__(self, model: ModelSource):
-        self.predictor = load_predictor(model)
+    def __init__(self, model: ModelSource, use_gpu: bool = False):
+        self.predictor = load_predictor(model, "cuda" if use_gpu else "cpu")
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         top_labels, top_scores = [], []
@@ -127,8 +134,11 @@ class _VideoScorer:
         }
 
 
-def predict_folder(model: ModelSource, folder: str, out: str, *, concurrency: int = 1) -> int:
-    """Score every video under ``folder`` with Ray Data; write a Parquet file to ``out``."""
+def predict_folder(
+    model: ModelSource, folder: str, out: str, *, concurrency: int = 1, use_gpu: bool = False
+) -> int:
+    """Score every video under ``folder`` with Ray Data (one GPU per actor with ``use_gpu``);
+    write a Parquet file to ``out``."""
     import ray.data  # heavy; single files are scored without Ray
 
     paths = sorted(str(p) for p in Path(folder).rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES)
@@ -136,7 +146,11 @@ def predict_folder(model: ModelSource, folder: str, out: str, *, concurrency: in
         raise ValueError(f"{folder}: no video files ({', '.join(VIDEO_SUFFIXES)})")
     runtime.init_ray()
     ds = ray.data.from_items([{"path": p} for p in paths]).map_batches(
-        _VideoScorer, fn_constructor_args=(model,), batch_size=4, concurrency=concurrency
+        _VideoScorer,
+        fn_constructor_args=(model, use_gpu),
+        batch_size=4,
+        concurrency=concurrency,
+        num_gpus=1 if use_gpu else 0,
     )
     rows = ds.take_all()
     table = pa.table(

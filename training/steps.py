@@ -2,8 +2,12 @@
 across ranks. No Ray here: the worker loop (:mod:`training.worker`) feeds these functions with
 batches and a device.
 
-Per-epoch sums travel between ranks as typed records (:class:`EpochStats`, :class:`ValStats`)
-packed into one float64 tensor per all-reduce, field by field in declaration order.
+A step never waits on the host: the batch arrives through a :class:`~training.inputs.DeviceFeed`
+(next batch copied while this one runs), the loss is summed on the device
+(:class:`DeviceSums`), and nothing calls ``.item()``, ``.cpu()`` or ``float()`` on a device
+value inside the loop; the sums are read once per epoch. Per-epoch sums travel between ranks as
+typed records (:class:`EpochStats`, :class:`ValStats`) packed into one float64 tensor per
+all-reduce, field by field in declaration order.
 """
 
 from __future__ import annotations
@@ -21,10 +25,12 @@ import torch.nn.functional as F
 
 from raysf.clip_spec import ClipSpec
 from training.checkpoints import unwrap_model
-from training.device import autocast
-from training.inputs import spec_inputs
+from training.device import DeviceSettings
+from training.inputs import Batch, DeviceFeed, DeviceInputs
 
 S = TypeVar("S", bound="Summable")
+# on_step(stats so far, the step's detached loss, seconds since the epoch's first step)
+StepCallback = Callable[["EpochStats", torch.Tensor, float], None]
 
 
 class Summable:
@@ -38,13 +44,15 @@ class Summable:
 
 @dataclass
 class EpochStats(Summable):
-    """One worker's training epoch: summed loss, clips, steps and seconds (wall, data wait)."""
+    """One worker's training epoch: summed loss, clips, steps and seconds (wall, data wait,
+    and of that wait the first batch's: the start-up of the epoch's data pipeline)."""
 
     loss_sum: float = 0.0
     samples: float = 0.0
     steps: float = 0.0
     elapsed: float = 0.0
     wait: float = 0.0
+    first_wait: float = 0.0
 
     def metrics(self, world: int) -> dict[str, float]:
         """Epoch metrics from stats summed over ``world`` ranks."""
@@ -53,6 +61,7 @@ class EpochStats(Summable):
             "train_loss": self.loss_sum / max(self.samples, 1.0),
             "clips_per_s": self.samples / max(mean_elapsed, 1e-9),
             "data_wait_frac": self.wait / max(self.elapsed, 1e-9),
+            "first_batch_s": self.first_wait / world,
         }
 
 
@@ -92,12 +101,33 @@ def build_param_groups(model: torch.nn.Module, weight_decay: float, bn_weight_de
     ]
 
 
-def topk_correct(logits: torch.Tensor, labels: torch.Tensor, ks=(1, 5)) -> list[int]:
-    """Number of samples whose label is among the top-k logits, for each k (k capped at C)."""
+def topk_correct(logits: torch.Tensor, labels: torch.Tensor, ks=(1, 5)) -> list[torch.Tensor]:
+    """Number of samples whose label is among the top-k logits, for each k (k capped at C), as
+    0-d tensors on the logits' device (read them with the epoch's sums, not one by one)."""
     maxk = min(max(ks), logits.shape[1])
     top = logits.topk(maxk, dim=1).indices
     hits = top.eq(labels.view(-1, 1))
-    return [int(hits[:, : min(k, maxk)].any(dim=1).sum()) for k in ks]
+    return [hits[:, : min(k, maxk)].any(dim=1).sum() for k in ks]
+
+
+class DeviceSums:
+    """Named running sums kept on the device: adding never waits for the GPU, and
+    :meth:`read` brings them all to the host in one copy, the one host sync of an epoch."""
+
+    def __init__(self, names: tuple[str, ...], device: torch.device):
+        self.names = names
+        self.values = torch.zeros(len(names), dtype=torch.float64, device=device)
+        self.reads = 0
+
+    def add(self, **terms: torch.Tensor | float) -> None:
+        """Add each term (a device tensor or a host number) to its sum, without a host sync."""
+        for name, term in terms.items():
+            self.values[self.names.index(name)] += term
+
+    def read(self) -> dict[str, float]:
+        """The sums on the host (waits for the device to finish what was queued)."""
+        self.reads += 1
+        return dict(zip(self.names, self.values.tolist(), strict=True))
 
 
 @dataclass(frozen=True)
@@ -106,10 +136,76 @@ class StepSettings:
 
     spec: ClipSpec
     device: torch.device
-    precision: str = "auto"
-    channels_last: bool = False
+    settings: DeviceSettings
     label_smoothing: float = 0.0
     grad_clip_norm: float | None = None
+
+    def feed(self, overlap: bool = True) -> DeviceFeed:
+        """The feed of these settings: the spec's normalisation and Slow positions, the memory
+        format, the next batch copied on a side stream on CUDA (unless ``overlap`` is off)."""
+        inputs = DeviceInputs.for_spec(self.spec, self.device, self.settings.channels_last)
+        return DeviceFeed(inputs, overlap=overlap)
+
+
+def train_step(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    inputs: list[torch.Tensor],
+    labels: torch.Tensor,
+    step: StepSettings,
+) -> torch.Tensor:
+    """One optimisation step on inputs already on the device; returns the detached loss, unread
+    (nothing here waits for the device)."""
+    with step.settings.autocast():
+        logits = model(list(inputs))  # a fresh list: PyTorchVideo's models write into theirs
+    loss = F.cross_entropy(logits.float(), labels, label_smoothing=step.label_smoothing)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if step.grad_clip_norm:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), step.grad_clip_norm)
+    optimizer.step()
+    scheduler.step()
+    return loss.detach()
+
+
+def train_steps(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    batches: Iterable[Batch],
+    step: StepSettings,
+    sums: DeviceSums,
+    max_steps: int | None = None,
+    on_step: StepCallback | None = None,
+) -> EpochStats:
+    """The steps of an epoch over fed batches; the loss is summed into ``sums`` on the device.
+
+    Nothing here reads a device value: the returned stats hold the host-side counts (steps,
+    clips, seconds waiting for a batch), ``loss_sum`` stays in ``sums``. ``on_step(stats so
+    far, this step's loss tensor, seconds since the first step began)`` is called after every
+    step; it must read the loss only rarely (the console's reporter does every few seconds).
+    """
+    stats = EpochStats()
+    start = time.perf_counter()
+    it = iter(batches)
+    while max_steps is None or stats.steps < max_steps:
+        t0 = time.perf_counter()
+        try:
+            inputs, labels = next(it)
+        except StopIteration:
+            break
+        waited = time.perf_counter() - t0
+        stats.wait += waited
+        if not stats.steps:
+            stats.first_wait = waited
+        loss = train_step(model, optimizer, scheduler, inputs, labels, step)
+        sums.add(loss_sum=loss * labels.shape[0])
+        stats.samples += labels.shape[0]
+        stats.steps += 1
+        if on_step is not None:
+            on_step(stats, loss, time.perf_counter() - start)
+    return stats
 
 
 def train_one_epoch(
@@ -119,42 +215,20 @@ def train_one_epoch(
     batches: Iterable[Mapping[str, Any]],
     step: StepSettings,
     max_steps: int | None = None,
-    on_step: Callable[[EpochStats, torch.Tensor, float], None] | None = None,
+    feed: DeviceFeed | None = None,
+    on_step: StepCallback | None = None,
 ) -> EpochStats:
-    """One pass over the worker's shard (at most ``max_steps`` steps); returns its sums.
-
-    ``on_step(stats so far, this step's loss tensor, seconds since the epoch started)`` is
-    called after every step (the console's progress; it reads the loss only when it reports).
-    """
+    """One pass over the worker's uint8 host batches (at most ``max_steps`` steps), fed to the
+    device by ``feed`` (default: ``step.feed()``); returns its sums, read once at the end.
+    ``on_step`` is :func:`train_steps`'s (the console's progress)."""
     model.train()
-    loss_sum = torch.zeros((), dtype=torch.float64)
-    stats = EpochStats()
+    feed = feed or step.feed()
+    sums = DeviceSums(("loss_sum",), step.device)
     start = time.perf_counter()
-    it = iter(batches)
-    while max_steps is None or stats.steps < max_steps:
-        t0 = time.perf_counter()
-        try:
-            batch = next(it)
-        except StopIteration:
-            break
-        stats.wait += time.perf_counter() - t0
-        inputs = spec_inputs(batch, step.spec, step.device, channels_last=step.channels_last)
-        labels = torch.as_tensor(batch["label"]).to(step.device, non_blocking=True).long()
-        with autocast(step.device, step.precision):
-            logits = model(inputs)
-        loss = F.cross_entropy(logits.float(), labels, label_smoothing=step.label_smoothing)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if step.grad_clip_norm:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), step.grad_clip_norm)
-        optimizer.step()
-        scheduler.step()
-        loss_sum += loss.detach().double().cpu() * labels.shape[0]
-        stats.samples += labels.shape[0]
-        stats.steps += 1
-        if on_step is not None:
-            on_step(stats, loss.detach(), time.perf_counter() - start)
-    stats.loss_sum = float(loss_sum)
+    stats = train_steps(
+        model, optimizer, scheduler, feed(batches), step, sums, max_steps, on_step=on_step
+    )
+    stats.loss_sum = sums.read()["loss_sum"]  # the epoch's one host sync
     stats.elapsed = time.perf_counter() - start
     return stats
 
@@ -165,24 +239,22 @@ def validate(
     batches: Iterable[Mapping[str, Any]],
     step: StepSettings,
     num_classes: int,
+    feed: DeviceFeed | None = None,
 ) -> tuple[ValStats, torch.Tensor]:
-    """Clip-level sums and the confusion matrix over this worker's shard, summed across ranks."""
+    """Clip-level sums and the confusion matrix over this worker's shard, summed across ranks
+    (accumulated on the device, read once)."""
     model.eval()
-    stats = ValStats()
-    confusion = torch.zeros(num_classes, num_classes, dtype=torch.int64)
-    for batch in batches:
-        inputs = spec_inputs(batch, step.spec, step.device, channels_last=step.channels_last)
-        labels = torch.as_tensor(batch["label"]).to(step.device).long()
-        with autocast(step.device, step.precision):
+    sums = DeviceSums(tuple(f.name for f in dataclasses.fields(ValStats)), step.device)
+    confusion = torch.zeros(num_classes * num_classes, dtype=torch.int64, device=step.device)
+    for inputs, labels in (feed or step.feed())(batches):
+        with step.settings.autocast():
             logits = model(inputs).float()
-        stats.loss_sum += float(F.cross_entropy(logits, labels, reduction="sum"))
         top1, top5 = topk_correct(logits, labels)
-        stats.top1 += top1
-        stats.top5 += top5
-        stats.clips += labels.shape[0]
-        pred = logits.argmax(1).cpu()
-        confusion.index_put_((labels.cpu(), pred), torch.ones_like(pred), accumulate=True)
-    confusion = _all_reduce(confusion.to(step.device)).cpu()
+        loss_sum = F.cross_entropy(logits, labels, reduction="sum")
+        sums.add(loss_sum=loss_sum, top1=top1, top5=top5, clips=labels.shape[0])
+        confusion.scatter_add_(0, labels * num_classes + logits.argmax(1), torch.ones_like(labels))
+    stats = ValStats(**sums.read())
+    confusion = _all_reduce(confusion.view(num_classes, num_classes)).cpu()
     return stats.all_reduce(step.device), confusion
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import slowfast_model
 from pipelines.loader import build_clip_dataset
+from pipelines.views import pathway_columns
 from raysf import console, runtime
 from training import tracking
 from training.artifacts import log_training_artifacts
@@ -56,6 +57,7 @@ def run_training(
     """
     tracking_uri = check_services(job)
     plan = plan_training(job)
+    print(f"{plan.run_name}: workers on {plan.device.describe()}", flush=True)
     run = open_run(plan, tracking_uri)
     runtime.init_ray(address)
     setup = WorkerSetup(plan, run, pretrained_state(job, plan.model))
@@ -108,12 +110,13 @@ def open_run(plan: TrainingPlan, tracking_uri: str | None) -> tracking.RunTarget
 
 
 def build_datasets(plan: TrainingPlan) -> dict[str, Any]:
-    """The streaming train (augmented) and val (centre view) datasets of the run."""
+    """The streaming train (augmented) and val (centre view) datasets of the run: the pathway
+    columns the loader ships (``fast``, and ``slow`` only where it is no subset) and labels."""
     data = plan.job.data
     common = dict(spec=plan.clip, decode=data.decode, endpoint_url=data.endpoint_url)
     train = build_clip_dataset(plan.dataset_uri, split=data.train_split, mode="train", **common)
     val = build_clip_dataset(plan.dataset_uri, split=data.val_split, mode="val", **common)
-    cols = ["slow", "fast", "label"]
+    cols = [*pathway_columns(plan.clip), "label"]
     return {"train": train.select_columns(cols), "val": val.select_columns(cols)}
 
 

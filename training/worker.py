@@ -3,12 +3,16 @@
 Each worker receives one typed :class:`WorkerSetup` (the :class:`~training.plan.TrainingPlan`,
 the MLflow run, pretrained weights) and goes through four steps:
 
-1. **build** — the model (DDP over NCCL on GPU, gloo on CPU via ``prepare_model``), the SGD
-   optimizer with its two parameter groups, the per-iteration learning-rate schedule;
+1. **build** — the model in the plan's resolved device settings (bf16, ``channels_last_3d``
+   and ``torch.compile`` on CUDA for ``auto``; :mod:`training.device`), DDP over NCCL on GPU,
+   gloo on CPU via ``prepare_model``, the SGD optimizer with its two parameter groups, the
+   per-iteration learning-rate schedule, and the device feed (:mod:`training.inputs`);
 2. **resume** — from the latest reported checkpoint, so a restarted worker group never
    repeats a finished epoch;
-3. **epoch** — train on this worker's shard, broadcast rank 0's BatchNorm buffers, validate
-   (sums and the confusion matrix all-reduced across ranks);
+3. **epoch** — train on this worker's shard (uint8 batches pinned by Ray Data's fetch threads
+   on CUDA, copied to the device one batch ahead on a side stream, sums read once per epoch),
+   broadcast rank 0's BatchNorm buffers, validate (sums and the confusion matrix all-reduced
+   across ranks);
 4. **report** — rank 0 logs the epoch to MLflow and writes the checkpoint; every rank reports
    to Ray Train; rank 0 reports the epoch to the driver's console (:mod:`training.progress`).
 """
@@ -26,6 +30,7 @@ import slowfast_model
 from raysf.config import to_dict
 from training.checkpoints import TrainingState, load_state, save_state, unwrap_model
 from training.config import recorded_job
+from training.inputs import DeviceFeed
 from training.plan import TrainingPlan
 from training.progress import StepReporter, report_epoch_event, report_note
 from training.schedule import lr_factor
@@ -54,10 +59,11 @@ class WorkerState:
     """One worker's model, optimizer and schedule, and where it runs."""
 
     model: torch.nn.Module  # DDP-wrapped (what checkpoints unwrap)
-    train_model: torch.nn.Module  # what the steps call (compiled when train.compile)
+    train_model: torch.nn.Module  # what the steps call (compiled when the settings say so)
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
     step: StepSettings
+    feed: DeviceFeed  # host batches -> normalised device tensors, one batch ahead on CUDA
     rank: int
     world: int
 
@@ -80,35 +86,37 @@ def build_worker(setup: WorkerSetup) -> WorkerState:
     import ray.train
     import ray.train.torch
 
-    job = setup.plan.job
+    job, settings = setup.plan.job, setup.plan.device
     ctx = ray.train.get_context()
     device = ray.train.torch.get_device()
+    settings.check(device)
+    if ctx.get_world_rank() == 0:
+        print(f"[rank 0] training on {device}: {settings.describe()}", flush=True)
     torch.manual_seed(job.train.seed)
     model = slowfast_model.build_model(setup.plan.model)
     if setup.init_state is not None:
         model.load_state_dict(setup.init_state, strict=True)
-    if job.train.channels_last:
-        model = model.to(memory_format=torch.channels_last_3d)
-    model = ray.train.torch.prepare_model(model)
+    model = ray.train.torch.prepare_model(settings.place(model, device))
     optimizer = torch.optim.SGD(
         build_param_groups(model, job.optim.weight_decay, job.optim.bn_weight_decay),
         lr=setup.plan.peak_lr,
         momentum=job.optim.momentum,
         nesterov=job.optim.nesterov and job.optim.momentum > 0,
     )
+    step = StepSettings(
+        spec=setup.plan.clip,
+        device=device,
+        settings=settings,
+        label_smoothing=job.optim.label_smoothing,
+        grad_clip_norm=job.optim.grad_clip_norm,
+    )
     return WorkerState(
         model=model,
-        train_model=torch.compile(model) if job.train.compile else model,
+        train_model=torch.compile(model) if settings.compile else model,
         optimizer=optimizer,
         scheduler=torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(setup.plan)),
-        step=StepSettings(
-            spec=setup.plan.clip,
-            device=device,
-            precision=job.train.precision,
-            channels_last=job.train.channels_last,
-            label_smoothing=job.optim.label_smoothing,
-            grad_clip_norm=job.optim.grad_clip_norm,
-        ),
+        step=step,
+        feed=step.feed(),
         rank=ctx.get_world_rank(),
         world=ctx.get_world_size(),
     )
@@ -152,11 +160,13 @@ def run_epoch(
     import ray.train  # runs inside a Ray Train worker
 
     job = plan.job
+    host = _host_batches(worker, job.data.prefetch_batches)
     batches = ray.train.get_dataset_shard("train").iter_torch_batches(
         batch_size=job.train.batch_size,
         drop_last=True,
         local_shuffle_buffer_size=job.data.shuffle_buffer or None,
         local_shuffle_seed=job.train.seed + epoch * 1000 + worker.rank,
+        **host,
     )
     lr_now = worker.optimizer.param_groups[0]["lr"]
     reporter = None
@@ -169,16 +179,17 @@ def run_epoch(
         batches,
         worker.step,
         job.train.max_steps_per_epoch,
+        feed=worker.feed,
         on_step=reporter,
     )
     steps = int(stats.steps)
     summed = stats.all_reduce(worker.step.device)
     sync_buffers(worker.model)
     val_batches = ray.train.get_dataset_shard("val").iter_torch_batches(
-        batch_size=job.train.batch_size
+        batch_size=job.train.batch_size, **host
     )
     val, confusion = validate(
-        unwrap_model(worker.model), val_batches, worker.step, plan.model.num_classes
+        unwrap_model(worker.model), val_batches, worker.step, plan.model.num_classes, worker.feed
     )
     metrics = {
         "epoch": epoch,
@@ -191,6 +202,14 @@ def run_epoch(
     if job.train.log_param_digest:
         metrics["param_digest"] = param_digest(worker.model)
     return metrics, confusion
+
+
+def _host_batches(worker: WorkerState, prefetch_batches: int) -> dict[str, Any]:
+    """How Ray Data hands batches to the feed: on the host (``device="cpu"``: the feed copies
+    them, see :mod:`training.inputs`), pinned by its fetch threads when the device is a GPU,
+    ``prefetch_batches`` ahead."""
+    on_gpu = worker.step.device.type == "cuda"
+    return {"device": "cpu", "pin_memory": on_gpu, "prefetch_batches": prefetch_batches}
 
 
 def report_epoch(

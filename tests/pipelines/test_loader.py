@@ -16,6 +16,7 @@ from pipelines.decode import decode_frames
 from pipelines.frame_table import read_frame_table
 from pipelines.loader import DecodeOptions, build_clip_dataset, clip_window, decode_batch
 from pipelines.synth import generate
+from pipelines.views import pathway_columns
 from raysf.clip_spec import ClipSpec
 
 T, TAU, ALPHA = 4, 8, 4  # the demo's sampling: span 32 native frames
@@ -135,17 +136,36 @@ def test_clip_window_train_jitters_val_recentres():
     np.testing.assert_array_equal(np.diff(fast), 2)
 
 
-def test_decode_batch_without_ray_test_mode_three_crops(dataset):
+@pytest.mark.parametrize("rule", ["stride", "linspace"])
+def test_decode_batch_without_ray_test_mode_three_crops_fast_only(dataset, rule):
     _, rows = dataset
     rec = next(r for r in rows if r["split"] == "test")
     batch = {k: np.array([rec[k]], dtype=object) for k in rec}
-    run = spec(crop_size=40, short_side_range=(48, 48), test_short_side=48, flip=False)
+    run = spec(crop_size=40, short_side_range=(48, 48), test_short_side=48, flip=False, rule=rule)
     out = decode_batch(batch, run, "test", None)
-    assert out["slow"].shape == (3, T, 40, 40, 3) and out["fast"].shape == (3, 16, 40, 40, 3)
+    assert "slow" not in out and out["fast"].shape == (3, 16, 40, 40, 3)
     assert out["spatial_index"].tolist() == [0, 1, 2]
-    full = decode_frames(rec["content"], rec["slow_idx"], short_side=48)
-    np.testing.assert_array_equal(out["slow"][0], full[:, 4:44, 0:40])  # left crop, y centred
-    assert run.clip_nbytes() == out["slow"][0].nbytes + out["fast"][0].nbytes
+    # the Slow frames are positions of the shipped Fast ones, bit for bit the decoded ones
+    fast_idx, slow_idx = clip_window(rec, run, "test", np.random.default_rng(0))
+    full = decode_frames(rec["content"], slow_idx, short_side=48)
+    positions = sampling.slow_positions(T, ALPHA, rule)
+    np.testing.assert_array_equal(out["fast"][0][positions], full[:, 4:44, 0:40])  # left crop
+    assert run.clip_nbytes() == out["fast"][0].nbytes
+
+
+def test_a_rule_whose_slow_frames_are_no_subset_ships_both_pathways(dataset, monkeypatch):
+    _, rows = dataset
+    rec = next(r for r in rows if r["split"] == "val")
+    batch = {k: np.array([rec[k]], dtype=object) for k in rec}
+    run = spec(crop_size=40, short_side_range=(48, 48), test_short_side=48, rule="linspace")
+    assert pathway_columns(run) == ("fast",)
+    monkeypatch.setattr(sampling, "SUBSET_RULES", ("stride",))  # as if linspace were no subset
+    assert pathway_columns(run) == ("slow", "fast") and pathway_columns(spec()) == ("fast",)
+    out = decode_batch(batch, run, "val", None)
+    assert out["slow"].shape == (1, T, 40, 40, 3) and out["fast"].shape == (1, 16, 40, 40, 3)
+    _, slow_idx = clip_window(rec, run, "val", np.random.default_rng(0))
+    full = decode_frames(rec["content"], slow_idx, short_side=48)
+    np.testing.assert_array_equal(out["slow"][0], full[:, 4:44, 4:44])  # centre crop
 
 
 @pytest.mark.slow
@@ -163,7 +183,7 @@ def test_train_batches_shapes_labels_and_frame_accuracy(dataset, ray_local):
     assert len(first) == len(records) == 6
     for r in first:
         rec = records[(r["video_id"], int(r["clip_index"]))]
-        assert r["slow"].shape == (T, SIDE, SIDE, 3) and r["slow"].dtype == np.uint8
+        assert "slow" not in r  # only the Fast frames travel
         assert r["fast"].shape == (ALPHA * T, SIDE, SIDE, 3) and r["fast"].dtype == np.uint8
         assert int(r["label"]) == rec["label_id"] and r["label"].dtype == np.int64
         # The rows are exactly the frames of some valid window of the video.
@@ -182,7 +202,6 @@ def test_train_batches_shapes_labels_and_frame_accuracy(dataset, ray_local):
             )
         ]
         assert matches, "fast frames are not a window of the video"
-        np.testing.assert_array_equal(r["slow"], r["fast"][::ALPHA])
     # Temporal jitter: a second pass over the same dataset draws other windows.
     second = {(r["video_id"], int(r["clip_index"])): r for r in _rows(ds)}
     changed = sum(
@@ -210,8 +229,9 @@ def test_seeded_train_is_deterministic_and_torch_batches(dataset, ray_local):
     ds = build_clip_dataset(str(root), **kwargs).drop_columns(["video_id"])
     batch = next(iter(ds.iter_torch_batches(batch_size=3, local_shuffle_buffer_size=4)))
     assert (
-        tuple(batch["slow"].shape) == (3, T, 32, 32, 3)
+        tuple(batch["fast"].shape) == (3, 2 * T, 32, 32, 3)
         and str(batch["label"].dtype) == "torch.int64"
+        and "slow" not in batch
     )
 
 

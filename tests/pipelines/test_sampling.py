@@ -80,3 +80,22 @@ def test_random_start_range_and_errors():
         sampling.clip_indices(0, 10, slow_frames=2, tau=2, alpha=2, rule="nope")
     with pytest.raises(ValueError, match="tau"):
         sampling.window_span(4, 0)
+
+
+@pytest.mark.parametrize("rule", ["stride", "linspace"])
+def test_slow_frames_are_the_fast_ones_at_positions_of_the_spec_alone(rule):
+    positions = sampling.slow_positions(8, 4, rule)
+    assert positions.shape == (8,) and positions.dtype == np.int64
+    if rule == "stride":
+        assert positions.tolist() == [0, 4, 8, 12, 16, 20, 24, 28]
+    else:  # PySlowFast's pack_pathway_output over 32 frames
+        assert positions.tolist() == [int(v) for v in np.linspace(0, 31, 8)]
+    # the same positions whatever the window, frame rate or video length (clamped or not)
+    for start, n, fps, target in [(0, 300, 30, None), (7, 40, 25, 30), (0, 12, 60, 30)]:
+        fast, slow = sampling.clip_indices(
+            start, n, slow_frames=8, tau=8, alpha=4, fps=fps, target_fps=target, rule=rule
+        )
+        np.testing.assert_array_equal(fast[positions], slow)
+    assert sampling.slow_positions(4, 8, rule).shape == (4,)
+    with pytest.raises(ValueError, match="rule must be one of"):
+        sampling.slow_positions(8, 4, "every_other")

@@ -24,15 +24,18 @@ def test_video_views_cut_every_window_and_crop(tmp_path):
         test_short_side=40,
     )
     views = video_views(video.path, spec)
-    assert views.slow.shape == (9, 4, 32, 32, 3) and views.fast.shape == (9, 8, 32, 32, 3)
+    # only the Fast frames are cut: the Slow ones are positions of them
+    assert views.slow is None and views.fast.shape == (9, 8, 32, 32, 3)
+    assert list(views.batch()) == ["fast"]
     assert views.clip_index.tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2]
     assert views.spatial_index.tolist() == [0, 1, 2] * 3
     # the last window's right crop is exactly those frames, decoded alone
     start = int(sampling.uniform_starts(64, sampling.window_span(4, 4), 3)[-1])
-    fast_idx, _ = sampling.clip_indices(start, 64, slow_frames=4, tau=4, alpha=2)
+    fast_idx, slow_idx = sampling.clip_indices(start, 64, slow_frames=4, tau=4, alpha=2)
     frames = decode_frames(video.path, fast_idx, short_side=40)  # 50x40 (w x h)
     np.testing.assert_array_equal(views.fast[-1], frames[:, 4:36, 18:50])
-    np.testing.assert_array_equal(views.slow[-1], views.fast[-1][::2])
+    slow = decode_frames(video.path, slow_idx, short_side=40)[:, 4:36, 18:50]
+    np.testing.assert_array_equal(views.fast[-1][sampling.slow_positions(4, 2)], slow)
 
 
 def test_one_test_crop_is_the_centre_one():

@@ -17,7 +17,7 @@ def test_resolve_takes_t_alpha_from_the_model_and_clips_from_the_dataset():
     assert (out.slow_frames, out.alpha, out.tau) == (4, 2, 16)
     assert (out.num_val_clips, out.num_test_clips) == (1, 7)  # cut at ingest
     assert out.crop_size == 48 and out.fast_frames == 8
-    assert out.clip_nbytes() == (4 + 8) * 48 * 48 * 3
+    assert out.clip_nbytes() == 8 * 48 * 48 * 3  # the Fast frames only: Slow ones are among them
 
 
 def test_an_explicit_tau_wins_and_explicit_values_must_agree():

@@ -60,6 +60,28 @@ def test_the_plan_resolves_model_clip_batch_and_schedule(dataset):
     assert params["model.resolved.num_classes"] == 3 and params["train.global_batch"] == 6
     assert params["data.clip.resolved.num_test_clips"] == 5
     assert params["data.dataset"] == dataset
+    # auto on CPU workers: fp32, contiguous, eager; logged as resolved values
+    assert (plan.device.precision, plan.device.channels_last, plan.device.compile) == (
+        "fp32",
+        False,
+        False,
+    )
+    assert params["train.compile"] == "auto" and params["train.resolved.compile"] is False
+    assert params["train.resolved.device"] == "cpu"
+
+
+def test_auto_device_settings_resolve_for_gpu_workers_and_explicit_values_win(dataset):
+    plan = plan_training(_job(dataset, "scaling.use_gpu=true"))
+    assert plan.device.describe() == "cuda: bf16 autocast, channels_last_3d, torch.compile"
+    params = plan.mlflow_params()
+    assert params["train.resolved.precision"] == "bf16"
+    assert params["train.resolved.channels_last"] is True
+    plan = plan_training(
+        _job(dataset, "scaling.use_gpu=true", "train.compile=false", "train.precision=fp32")
+    )
+    assert plan.device.describe() == "cuda: fp32, channels_last_3d, eager"
+    plan = plan_training(_job(dataset, "train.channels_last=true"))
+    assert plan.device.describe() == "cpu: fp32, channels_last_3d, eager"
 
 
 def test_a_fresh_run_gets_a_timestamped_name_and_steps_are_capped(dataset):

@@ -25,9 +25,12 @@ def test_overrides_are_typed():
             "data.clip.test_short_side=64",
             "model.overrides.alpha=2",
             "scaling.use_gpu=true",
+            "train.compile=false",
+            "train.channels_last=auto",
         ],
     )
     assert cfg.train.epochs == 3
+    assert cfg.train.compile is False and cfg.train.channels_last == "auto"
     assert cfg.data.clip.short_side_range == (64, 80)
     assert cfg.model.overrides == {"alpha": 2}
     assert cfg.scaling.use_gpu is True
@@ -44,6 +47,8 @@ def test_overrides_are_typed():
         ("model.preset=resnet", "model.preset"),
         ("model.overrides.fusion=concat", "model.overrides"),
         ("train.precision=bf16", "bf16 autocast needs scaling.use_gpu"),
+        ("train.compile=always", "train.compile: 'always' matches none of"),
+        ("data.prefetch_batches=-1", "data.prefetch_batches must be >= 0"),
         ("scaling.num_workers=0", "scaling.num_workers must be >= 1"),
     ],
 )
