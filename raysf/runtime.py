@@ -89,7 +89,10 @@ def init_ray(
         context = ray.init(address=address, log_to_driver=to_driver)
         where = f"joined the cluster at {address}"
     else:
-        paths = [str(PROJECT_ROOT), *(p for p in sys.path[:1] if p)]
+        # the project first, then the driver's own PYTHONPATH (packages installed with
+        # ``--target``, as on a GPU host with carried wheels, stay importable in the workers)
+        inherited = os.environ.get("PYTHONPATH", "").split(os.pathsep)
+        paths = list(dict.fromkeys(p for p in [str(PROJECT_ROOT), *sys.path[:1], *inherited] if p))
         context = ray.init(
             address="local",
             num_cpus=num_cpus,
