@@ -32,6 +32,10 @@ class DataConfig:
     decode_cpus: float = 1.0
     decode_batch_size: int = 8
     decode_resources: dict[str, float] = field(default_factory=dict)
+    # Decoder threads per decode task (null: one per decode CPU) and whether training clips
+    # scale only their crop (pipelines.loader.DecodeOptions).
+    decode_threads: int | None = None
+    decode_crop_first: bool = False
     shuffle_buffer: int = 64
 
     def validate(self) -> None:
@@ -39,11 +43,19 @@ class DataConfig:
             raise ValueError("data.decode_cpus must be positive")
         if self.decode_batch_size < 1:
             raise ValueError("data.decode_batch_size must be >= 1")
+        if self.decode_threads is not None and self.decode_threads < 1:
+            raise ValueError("data.decode_threads must be >= 1 or null")
 
     @property
     def decode(self) -> DecodeOptions:
         """The Ray Data settings of the decode tasks."""
-        return DecodeOptions(self.decode_cpus, self.decode_batch_size, self.decode_resources)
+        return DecodeOptions(
+            self.decode_cpus,
+            self.decode_batch_size,
+            self.decode_resources,
+            threads=self.decode_threads,
+            crop_first=self.decode_crop_first,
+        )
 
 
 @dataclass(frozen=True)
