@@ -15,11 +15,13 @@ scaling to packed RGB costs more than decoding the frame. With a box:
 - when the box is the output size (no scaling), the whole frame is converted and sliced:
   bit-identical to cropping the whole-frame conversion;
 - otherwise the region (rounded to even pixels for 4:2:0 chroma, see
-  :func:`pipelines.transforms.source_box`) is cut from the decoded planes and scaled to the
-  output size: the same part of the picture at the same scale, but not the same bits as
-  scaling the whole frame and cropping (swscale's filter phases depend on the sizes it is given;
-  the difference is a sub-pixel resampling, a few grey levels at edges). Formats other than
-  8-bit 4:2:0 fall back to scaling the whole frame and slicing.
+  :func:`pipelines.transforms.source_box`) is copied out of the decoded planes, scaled to the
+  output size in 4:2:0 and converted to RGB without scaling: the same part of the picture at
+  the same scale, but not the same bits as scaling the whole frame into RGB and cropping
+  (swscale's filter phases depend on the sizes it is given, the box is rounded to even pixels,
+  and chroma is upsampled from the scaled 4:2:0 planes: a sub-pixel resampling, a few grey
+  levels at edges). Formats other than 8-bit 4:2:0, and odd sizes, fall back to scaling the
+  whole frame and slicing.
 """
 
 from __future__ import annotations
@@ -86,6 +88,7 @@ class FrameConverter:
         self.short_side = short_side
         self.box = None if box is None else tuple(int(v) for v in box)
         self._reformatter = VideoReformatter()
+        self._scaler = VideoReformatter()  # box path: its own context, kept across frames
         self._sub: _SubFrame | None = None
 
     def __call__(self, frame: av.VideoFrame) -> np.ndarray:
@@ -110,10 +113,14 @@ class FrameConverter:
             raise ValueError(f"box {self.box} is outside the {frame.width}x{frame.height} frame")
         if (w, h) == (out_w, out_h):
             return self._rgb(frame, None)[y : y + h, x : x + w]
-        if frame.format.name in _PLANAR_420 and not (x | y | w | h) & 1:
+        if frame.format.name in _PLANAR_420 and not (x | y | w | h | out_w | out_h) & 1:
             if self._sub is None or not self._sub.fits(frame):
                 self._sub = _SubFrame(frame, w, h)
-            return self._rgb(self._sub.cut(frame, x, y), (out_w, out_h))
+            box = self._sub.cut(frame, x, y)
+            # Scale in 4:2:0, then convert without scaling: swscale's planar scaler and its
+            # unscaled YUV->RGB path are both SIMD, ~2x faster than scaling into packed RGB.
+            scaled = self._scaler.reformat(box, width=out_w, height=out_h, threads=1)
+            return self._rgb(scaled, None)
         # Not 8-bit 4:2:0 or an odd box: scale the whole frame by the box's factor, slice.
         fx, fy = out_w / w, out_h / h
         full_w, full_h = max(out_w, round(frame.width * fx)), max(out_h, round(frame.height * fy))

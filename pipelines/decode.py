@@ -96,6 +96,8 @@ def decode_frames(
         out = np.stack([convert(frame) for frame in frames])
     except ValueError as exc:
         raise ValueError(f"{label}: {exc}") from exc
+    if np.array_equal(idx, wanted):  # sorted, unique: no second copy
+        return out
     return out[np.searchsorted(wanted, idx)]
 
 
@@ -249,4 +251,5 @@ def decode_clip(
         threads=threads,
         name=str(record.get("video_id") or "") or None,
     )
-    return frames[np.searchsorted(union, slow)], frames[np.searchsorted(union, fast)]
+    fast_frames = frames if np.array_equal(fast, union) else frames[np.searchsorted(union, fast)]
+    return frames[np.searchsorted(union, slow)], fast_frames
