@@ -24,7 +24,7 @@ def test_profile_and_overrides_resolve_to_settings():
     train = _load("reencode.profile=train").reencode
     assert train.settings() == REENCODE_PROFILES["train"]
     assert train.settings() == EncodeSettings(
-        gop=32, crf=23, preset="veryfast", tune="fastdecode", bframes=3, b_pyramid=False
+        gop=32, crf=26, preset="veryfast", tune="fastdecode", bframes=3, b_pyramid=False
     )
     custom = _load("reencode.profile=train", "reencode.gop=64", "reencode.tune=none").reencode
     assert (custom.settings().gop, custom.settings().tune) == (64, None)
