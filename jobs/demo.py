@@ -19,7 +19,8 @@ from training.tune.config import load_tune_config
 HERE = Path(__file__).parent
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_options(argv: list[str] | None = None) -> tuple[DemoOptions, str | None]:
+    """The demo's options and the optional ``--json`` path, from the command line."""
     parser = argparse.ArgumentParser(prog="python -m jobs.demo", description=__doc__.split("\n")[0])
     parser.add_argument("--epochs", type=int, default=None, help="override the demo's epochs")
     parser.add_argument("--videos-per-class", type=int, default=None)
@@ -29,16 +30,28 @@ def main(argv: list[str] | None = None) -> int:
         default=4,
         help="epochs per trial of the ablation sweep (0 skips the sweep)",
     )
+    parser.add_argument(
+        "--train-profile",
+        action="store_true",
+        help="ingest the videos with the training re-encode profile (reencode.profile=train)",
+    )
     parser.add_argument("--json", default=None, help="also write the table as JSON here")
     args = parser.parse_args(argv)
+    options = DemoOptions(
+        args.epochs, args.videos_per_class, args.sweep_epochs, train_profile=args.train_profile
+    )
+    return options, args.json
+
+
+def main(argv: list[str] | None = None) -> int:
+    options, json_path = parse_options(argv)
     start = time.time()
-    options = DemoOptions(args.epochs, args.videos_per_class, args.sweep_epochs)
     train = load_train_config(HERE / "train.yaml")
     tune = load_tune_config(HERE / "tune.yaml")
     rows = run_demo(train, tune, options)
     print(f"[demo] finished in {(time.time() - start) / 60:.1f} min")
-    if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=2))
+    if json_path:
+        Path(json_path).write_text(json.dumps(rows, indent=2))
     return 0
 
 

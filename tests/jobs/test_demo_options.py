@@ -1,0 +1,28 @@
+"""``python -m jobs.demo --train-profile``: the demo's data through ingest's training profile."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from jobs.demo import parse_options
+from pipelines.segment import REENCODE_PROFILES
+from training.demo import DEMO_DATA, demo_data
+
+
+def test_train_profile_option_reencodes_the_demo_data_into_its_own_folder():
+    options, json_path = parse_options(["--train-profile", "--sweep-epochs", "0"])
+    assert options.train_profile and options.sweep_epochs == 0 and json_path is None
+    data, folder = demo_data(options)
+    assert folder == Path("demo_output") / "synthmotion-train-profile"
+    assert data.reencode is not None and data.reencode.profile == "train"
+    assert data.reencode.settings() == REENCODE_PROFILES["train"]
+    # Every frame kept (the demo's tau is in native frames), at the demo's largest short side.
+    assert (data.reencode.fps, data.reencode.short_side) == (None, 64)
+    assert (data.classes, data.videos_per_class) == (DEMO_DATA.classes, DEMO_DATA.videos_per_class)
+
+
+def test_default_demo_keeps_the_generated_streams():
+    options, _ = parse_options(["--videos-per-class", "5", "--json", "t.json"])
+    data, folder = demo_data(options)
+    assert data.reencode is None and folder == Path("demo_output") / "synthmotion"
+    assert data.videos_per_class == 5
