@@ -81,7 +81,7 @@ CHOICES = {
     "train": (TRAIN, ()),
     "train-crf23": (replace(TRAIN, crf=23), ()),
     "train-gop16": (replace(TRAIN, gop=16), ()),
-    "train-gop64": (replace(TRAIN, gop=64), ()),
+    "train-gop32": (replace(TRAIN, gop=32), ()),
     "train-b-pyramid": (replace(TRAIN, b_pyramid=True), ()),
     "train-no-tune": (replace(TRAIN, tune=None), ()),
 }

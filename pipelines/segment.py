@@ -53,10 +53,11 @@ REENCODE_PROFILES: dict[str, EncodeSettings] = {
         gop=16, crf=23, preset="veryfast", tune=None, bframes=None, b_pyramid=True
     ),
     # Chosen for the loader's decode speed: no CABAC and no deblocking (tune=fastdecode), B-frames
-    # that are never references (skipped when no pathway shows them), one keyframe per half
-    # window (a 64-frame SlowFast window at 30 fps), CRF 26 (fewer bits to decode and store).
+    # that are never references (skipped when no pathway shows them), one keyframe per window
+    # span (64 frames: SlowFast 8x8 and 4x16 at 30 fps), CRF 26 (fewer bits to decode and
+    # store). Measured choice by choice in benchmarks/kinetics_decode_bench.py.
     "train": EncodeSettings(
-        gop=32, crf=26, preset="veryfast", tune="fastdecode", bframes=3, b_pyramid=False
+        gop=64, crf=26, preset="veryfast", tune="fastdecode", bframes=3, b_pyramid=False
     ),
 }
 

@@ -40,9 +40,9 @@ DEMO_DATA = SynthDataset(
 )
 
 #: ``--train-profile``: the demo's videos through ingest's training re-encode (fast-decode x264,
-#: non-reference B-frames, a keyframe every 32 frames = one demo window) at the demo's largest
-#: short side, every frame kept (SynthMotion's motion periods are in native frames).
-DEMO_TRAIN_PROFILE = ReencodeConfig(profile="train", short_side=64, fps=None)
+#: CRF 26, non-reference B-frames) at the demo's largest short side, every frame kept
+#: (SynthMotion's motion periods are in native frames), a keyframe per demo window (32 frames).
+DEMO_TRAIN_PROFILE = ReencodeConfig(profile="train", short_side=64, fps=None, gop=32)
 
 MODELS = {
     # The paper's time-difference Fast input: on ~170 training videos the RGB Fast pathway of a

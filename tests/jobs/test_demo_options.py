@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from jobs.demo import parse_options
@@ -15,7 +16,7 @@ def test_train_profile_option_reencodes_the_demo_data_into_its_own_folder():
     data, folder = demo_data(options)
     assert folder == Path("demo_output") / "synthmotion-train-profile"
     assert data.reencode is not None and data.reencode.profile == "train"
-    assert data.reencode.settings() == REENCODE_PROFILES["train"]
+    assert data.reencode.settings() == replace(REENCODE_PROFILES["train"], gop=32)  # = window
     # Every frame kept (the demo's tau is in native frames), at the demo's largest short side.
     assert (data.reencode.fps, data.reencode.short_side) == (None, 64)
     assert (data.classes, data.videos_per_class) == (DEMO_DATA.classes, DEMO_DATA.videos_per_class)

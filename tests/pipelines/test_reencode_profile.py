@@ -24,10 +24,10 @@ def test_profile_and_overrides_resolve_to_settings():
     train = _load("reencode.profile=train").reencode
     assert train.settings() == REENCODE_PROFILES["train"]
     assert train.settings() == EncodeSettings(
-        gop=32, crf=26, preset="veryfast", tune="fastdecode", bframes=3, b_pyramid=False
+        gop=64, crf=26, preset="veryfast", tune="fastdecode", bframes=3, b_pyramid=False
     )
-    custom = _load("reencode.profile=train", "reencode.gop=64", "reencode.tune=none").reencode
-    assert (custom.settings().gop, custom.settings().tune) == (64, None)
+    custom = _load("reencode.profile=train", "reencode.gop=32", "reencode.tune=none").reencode
+    assert (custom.settings().gop, custom.settings().tune) == (32, None)
     assert custom.settings().b_pyramid is False
     archive = _load("reencode.short_side=128").reencode
     assert archive.settings() == REENCODE_PROFILES["archive"]
@@ -44,7 +44,7 @@ def test_record_dict_keeps_the_archive_keys_of_earlier_versions():
     }
     train = _load("reencode.profile=train").record_config()["reencode"]
     assert train["tune"] == "fastdecode" and train["bframes"] == 3
-    assert train["b_pyramid"] is False and train["gop"] == 32
+    assert train["b_pyramid"] is False and train["gop"] == 64
 
 
 @pytest.mark.parametrize(
@@ -62,7 +62,7 @@ def test_profile_errors_name_the_key(override, match):
 
 
 def test_ingest_writes_the_training_profile(tmp_path, ingest_media):
-    path = ingest_media.write_mp4(tmp_path / "v.mp4", num_frames=90, width=96, height=64)
+    path = ingest_media.write_mp4(tmp_path / "v.mp4", num_frames=150, width=96, height=64)
     cfg = _load(
         "reencode.profile=train",
         "reencode.short_side=48",
@@ -78,7 +78,7 @@ def test_ingest_writes_the_training_profile(tmp_path, ingest_media):
     options = dict(re.findall(rb" (\w+)=([\w:.]+)", content.split(b"options:")[1][:2000]))
     assert options[b"cabac"] == b"0" and options[b"deblock"].startswith(b"0:")
     assert options[b"bframes"] == b"3" and options[b"b_pyramid"] == b"0"
-    assert options[b"keyint"] == b"32"
+    assert options[b"keyint"] == b"64"
     table = read_frame_table(content)
-    assert (table.width, table.height, table.num_frames) == (72, 48, 90)
-    np.testing.assert_array_equal(table.keyframes, [0, 32, 64])
+    assert (table.width, table.height, table.num_frames) == (72, 48, 150)
+    np.testing.assert_array_equal(table.keyframes, [0, 64, 128])
