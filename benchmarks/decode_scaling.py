@@ -4,14 +4,17 @@ The check behind "one 16-core host feeds one GPU at 250 clips/s": N processes (o
 as Ray's decode tasks would be, one decoder thread each) run the loader's training-clip path
 (:func:`pipelines.views.train_clip`: 8x8 window at 30 fps, random short side in [256, 320],
 random 224 crop, flip) over videos of the training re-encode profile, for a fixed time, all
-started together. Reported per decode mode (``exact``: whole frame scaled then cropped, the
-default; ``crop_first``: ``DecodeOptions.crop_first``): clips/s of all processes together
-(wall), clips per CPU-second per process, and the 250 clips/s target.
+started together, first with one process, then with N. Reported per process count and decode
+mode (``exact``: whole frame scaled then cropped, the default; ``crop_first``:
+``DecodeOptions.crop_first``): clips/s of all processes together (wall), clips per CPU-second
+per process, and the 250 clips/s target; ``aggregate_clips_per_s`` sums it up and
+``scaling`` is N processes' clips/s over N times one process's.
 
-Needs numpy, av (PyAV with libx264) and this repository; no Ray. The videos are rendered and
-encoded first, in parallel (about 20 s on 16 cores); ``--cache DIR`` keeps them.
+Needs only numpy, av (PyAV with libx264) and this repository's source tree (not installed: the
+script puts the repository root on ``sys.path``); no Ray, no torch. The videos are rendered and
+encoded first, in parallel, one process per video (``--cache DIR`` keeps them).
 
-    python benchmarks/decode_scaling.py --processes 16            # ~2.5 min, prints JSON
+    python benchmarks/decode_scaling.py --processes 16             # 1 and 16 processes, JSON
     python benchmarks/decode_scaling.py --processes 2 --seconds 10  # a dry run
 """
 
@@ -25,9 +28,11 @@ import platform
 import sys
 import time
 
+import av
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [HERE, os.path.dirname(HERE)]  # benchmarks/ and the repository root
 from kinetics_sources import RAW_SOURCES, raw_video, reencoded  # noqa: E402
 
 from pipelines.frame_table import read_frame_table  # noqa: E402
@@ -106,19 +111,25 @@ def run_mode(contents: list[bytes], processes: int, seconds: float, crop_first: 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--processes", type=int, default=16, help="decode processes")
-    parser.add_argument("--seconds", type=float, default=45.0, help="timed run per mode")
+    parser.add_argument("--processes", type=int, default=16, help="decode processes (also 1)")
+    parser.add_argument("--seconds", type=float, default=30.0, help="timed run per mode")
     parser.add_argument("--videos", type=int, default=4, help="training-profile videos")
     parser.add_argument("--cache", default=None, help="folder keeping the generated videos")
     args = parser.parse_args()
+    if args.processes < 1 or args.videos < 1 or args.seconds <= 0:
+        parser.error("--processes and --videos must be >= 1, --seconds > 0")
     t0 = time.perf_counter()
     with mp.get_context("fork").Pool(min(args.videos, os.cpu_count() or 1)) as pool:
         contents = pool.map(_make_video, [(i, args.cache) for i in range(args.videos)])
     generate_s = time.perf_counter() - t0
-    modes = {
-        name: run_mode(contents, args.processes, args.seconds, crop_first)
-        for name, crop_first in (("exact", False), ("crop_first", True))
+    runs = {
+        str(n): {
+            name: run_mode(contents, n, args.seconds, crop_first)
+            for name, crop_first in (("exact", False), ("crop_first", True))
+        }
+        for n in sorted({1, args.processes})
     }
+    one, many = runs["1"], runs[str(args.processes)]
     print(
         json.dumps(
             {
@@ -126,13 +137,25 @@ def main() -> None:
                 "seconds_per_mode": args.seconds,
                 "cpus": os.cpu_count(),
                 "machine": platform.processor() or platform.machine(),
+                "python": platform.python_version(),
+                "av": av.__version__,
                 "loadavg_end": [round(v, 2) for v in os.getloadavg()],
                 "videos": len(contents),
                 "bytes_per_video": int(np.mean([len(c) for c in contents])),
                 "train_profile": REENCODE_PROFILES["train"].__dict__,
                 "generate_s": round(generate_s, 1),
-                "modes": modes,
+                "runs": runs,
+                "aggregate_clips_per_s": {
+                    mode: {n: runs[n][mode]["clips_per_s"] for n in runs} for mode in one
+                },
+                "scaling": {
+                    mode: round(
+                        many[mode]["clips_per_s"] / (args.processes * one[mode]["clips_per_s"]), 3
+                    )
+                    for mode in one
+                },
                 "target_clips_per_s": TARGET_CLIPS_PER_S,
+                "meets_250_with_n_processes": {m: many[m]["meets_250"] for m in many},
                 "total_s": round(time.perf_counter() - t0, 1),
             },
             indent=1,
