@@ -69,6 +69,7 @@ def test_slowfast_learns_and_beats_slow_only(local_ray, tmp_path_factory, reenco
             ],
         )
         val_top1[name] = run_training(job).metrics["val_top1"]
+    print(f"val_top1 ({'train-profile' if reencode else 'source-streams'}): {val_top1}")
     chance = 1 / 6
     assert val_top1["SlowFast"] >= 2.5 * chance, val_top1
     assert val_top1["SlowFast"] >= val_top1["Slow-only"] + 0.15, val_top1
