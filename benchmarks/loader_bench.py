@@ -1,7 +1,8 @@
 """Loader decode-path throughput against two baselines, measured in one run; prints JSON.
 
-- ``loader``: :func:`pipelines.decode.decode_clip` (keyframe seek, decode to the last needed
-  frame, swscale straight to the output size, only needed frames converted) + random crop.
+- ``loader``: :func:`pipelines.decode.decode_clip` as the loader's tasks run it (keyframe seek,
+  packets up to the window's last one, unshown non-reference frames skipped, one decoder
+  thread, swscale straight to the output size, only needed frames converted) + random crop.
 - ``sequential``: the ceiling of a plain PyAV decode of the same frames: decode from the
   start of the content to the last needed frame, converting only needed frames at the same
   output size (no seek).
@@ -9,7 +10,8 @@
 
 Throughput is clips per CPU-second (process CPU time, all decoder threads included), i.e.
 clips/s per core, plus wall-clock clips/s. Videos are SynthMotion clips of realistic length
-(300 frames, 320x240, long GOPs with B-frames), windows at random positions.
+(300 frames, 320x240, long GOPs with B-frames), windows at random positions. For Kinetics-like
+sources and the re-encode profiles see ``benchmarks/kinetics_decode_bench.py``.
 
     python benchmarks/loader_bench.py [--videos 6] [--clips 40] [--seed 0]
 """
@@ -102,7 +104,7 @@ def main() -> None:
         jobs.append((v, fast, slow))
 
     def loader(v, fast, slow):
-        s, f = decode_clip(v, fast_idx=fast, slow_idx=slow, short_side=SHORT)
+        s, f = decode_clip(v, fast_idx=fast, slow_idx=slow, short_side=SHORT, threads=1)
         return random_crop([s, f], CROP, rng)
 
     def sequential(v, fast, slow):

@@ -26,6 +26,7 @@ parts timed in this process; the CPU figures of a shared machine are noisy, the 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
@@ -459,6 +460,18 @@ def summary(bench: Bench, parts: dict, seconds: dict) -> dict:
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
+    # the console's lines (Ray's start, the trainer's epochs) are progress: stderr, like log()
+    with contextlib.redirect_stdout(sys.stderr):
+        result = run_parts(args)
+    text = json.dumps(result, indent=2)
+    print(text, flush=True)
+    if args.out:
+        Path(args.out).write_text(text + "\n")
+    return result
+
+
+def run_parts(args: argparse.Namespace) -> dict:
+    """Every part asked for, then the summary with the ratios."""
     bench = make_bench(args)
     log(
         f"{args.preset} batch {args.batch} crop {args.crop} on {bench.device}: "
@@ -480,12 +493,7 @@ def main(argv: list[str] | None = None) -> dict:
         start = time.perf_counter()
         parts["trainer"] = run_trainer(bench)
         seconds["trainer"] = time.perf_counter() - start
-    result = summary(bench, parts, seconds)
-    text = json.dumps(result, indent=2)
-    print(text, flush=True)
-    if args.out:
-        Path(args.out).write_text(text + "\n")
-    return result
+    return summary(bench, parts, seconds)
 
 
 if __name__ == "__main__":

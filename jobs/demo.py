@@ -10,6 +10,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from raysf import console
@@ -20,7 +21,8 @@ from training.tune.config import load_tune_config
 HERE = Path(__file__).parent
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_options(argv: list[str] | None = None) -> tuple[DemoOptions, argparse.Namespace]:
+    """The demo's options and the parsed command line (``--json``, console flags)."""
     parser = argparse.ArgumentParser(prog="raysf demo", description=__doc__.split("\n")[0])
     parser.add_argument("--epochs", type=int, default=None, help="override the demo's epochs")
     parser.add_argument("--videos-per-class", type=int, default=None)
@@ -30,6 +32,11 @@ def main(argv: list[str] | None = None) -> int:
         default=4,
         help="epochs per trial of the ablation sweep (0 skips the sweep)",
     )
+    parser.add_argument(
+        "--train-profile",
+        action="store_true",
+        help="ingest the videos with the training re-encode profile (reencode.profile=train)",
+    )
     parser.add_argument("--json", default=None, help="also write the table as JSON here")
     parser.add_argument(
         "--smoke-test",
@@ -38,10 +45,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     console.add_console_arguments(parser)
     args = parser.parse_args(argv)
-    start = time.time()
-    options = DemoOptions(args.epochs, args.videos_per_class, args.sweep_epochs)
+    options = DemoOptions(
+        args.epochs, args.videos_per_class, args.sweep_epochs, train_profile=args.train_profile
+    )
     if args.smoke_test:
-        options = SMOKE_OPTIONS
+        options = replace(SMOKE_OPTIONS, train_profile=args.train_profile)
+    return options, args
+
+
+def main(argv: list[str] | None = None) -> int:
+    options, args = parse_options(argv)
+    start = time.time()
     train = load_train_config(HERE / "train.yaml")
     tune = load_tune_config(HERE / "tune.yaml")
     with console.session("demo", verbose=args.verbose, log_dir=args.log_dir):

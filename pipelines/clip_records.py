@@ -107,15 +107,18 @@ def process_video(
         data = _read_input(entry.uri, cfg)
         probe = probe_video(data, entry.uri, decode_all=cfg.checks.decode_all)
         if cfg.reencode is not None:
-            r = cfg.reencode
+            r, x264 = cfg.reencode, cfg.reencode.settings()
             try:
                 data = reencode_video(
                     data,
                     short_side=r.short_side,
                     fps=r.fps,
-                    gop=r.gop,
-                    crf=r.crf,
-                    preset=r.preset,
+                    gop=x264.gop,
+                    crf=x264.crf,
+                    preset=x264.preset,
+                    tune=x264.tune,
+                    bframes=x264.bframes,
+                    b_pyramid=x264.b_pyramid,
                     name=entry.uri,
                 )
             except ValueError as exc:

@@ -1,54 +1,54 @@
 """Frame-accurate decoding of the frames at given presentation indices.
 
-Strategy (one pass per clip):
+Strategy (one pass per clip, :func:`decode_av_frames`):
 
 1. Seek (backward, to a keyframe) on the pts of the last keyframe at or before the first
    needed frame, so nothing before that GOP is decoded.
-2. Decode forward with threaded decoding and stop as soon as the last needed frame is out.
-3. Identify each decoded frame by its pts (looked up in the clip's ``frame_pts`` table), never
+2. Feed the decoder packet by packet and stop reading once the packet of every needed frame
+   has been sent, then flush the decoder: no frame past the window is decoded, whatever the
+   decoder's reorder delay or thread count.
+3. Drop, unread by the decoder, every packet that no other frame references and that no
+   pathway shows (H.264 pictures with ``nal_ref_idc == 0``, see :mod:`pipelines.h264`, e.g.
+   the B-frames between Fast samples of a ``b-pyramid=none`` encode). Dropping them changes
+   no other decoded frame.
+4. Identify each decoded frame by its pts (looked up in the clip's ``frame_pts`` table), never
    by counting frames from the seek point: with B-frames, open GOPs or a demuxer that lands on
    an earlier keyframe, counting silently shifts the clip.
-4. Convert to RGB only the frames that are needed, scaling inside libswscale straight to the
-   output size (no full-resolution RGB frame is ever built and resized in Python).
+5. Convert to RGB only the frames that are needed, scaling inside libswscale straight to the
+   output size (no full-resolution RGB frame is ever built and resized in Python), with one
+   swscale context and one swscale thread per call (:mod:`pipelines.convert`).
+
+Decoder threads: ``threads=1`` decodes on the calling thread (the loader's choice: its tasks
+already fill the cores, and frame threads only add start-up latency and synchronisation to a
+short clip); ``threads=0`` lets FFmpeg pick (one per core), for one-off decodes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from pipelines.convert import Box, FrameConverter, scaled_size
 from pipelines.frame_table import VideoSource, describe_source, open_container, read_frame_table
+from pipelines.h264 import avcc_length_size, is_non_reference
+
+if TYPE_CHECKING:
+    import av
+
+__all__ = [
+    "Box",
+    "DecodeError",
+    "decode_av_frames",
+    "decode_clip",
+    "decode_frames",
+    "scaled_size",
+]
 
 
 class DecodeError(RuntimeError):
     """A video could not be decoded; the message names the video (id or path)."""
-
-
-def scaled_size(width: int, height: int, short_side: int) -> tuple[int, int]:
-    """``(width, height)`` scaled so the short side is ``short_side``, aspect kept (rounded)."""
-    if width <= 0 or height <= 0 or short_side <= 0:
-        raise ValueError(f"sizes must be positive, got {width}x{height} -> {short_side}")
-    if width <= height:
-        return short_side, max(1, int(round(height * short_side / width)))
-    return max(1, int(round(width * short_side / height))), short_side
-
-
-def _output_size(
-    width: int, height: int, size: tuple[int, int] | None, short_side: int | None
-) -> tuple[int, int] | None:
-    if size is not None and short_side is not None:
-        raise ValueError("give at most one of size and short_side")
-    if size is not None:
-        w, h = int(size[0]), int(size[1])
-        if w <= 0 or h <= 0:
-            raise ValueError(f"size must be positive (width, height), got {size}")
-        return None if (w, h) == (width, height) else (w, h)
-    if short_side is not None:
-        w, h = scaled_size(width, height, int(short_side))
-        return None if (w, h) == (width, height) else (w, h)
-    return None
 
 
 def decode_frames(
@@ -59,6 +59,8 @@ def decode_frames(
     keyframes: Sequence[int] | np.ndarray | None = None,
     size: tuple[int, int] | None = None,
     short_side: int | None = None,
+    box: Box | None = None,
+    threads: int = 0,
     name: str | None = None,
 ) -> np.ndarray:
     """Decode the frames at presentation ``indices`` of the first video stream of ``content``.
@@ -73,6 +75,9 @@ def decode_frames(
             the container when None (or when ``frame_pts`` is None).
         size: output ``(width, height)``; or
         short_side: output short side, aspect kept. Neither: native resolution.
+        box: keep only this ``(x, y, width, height)`` region of the source frame, scaled to
+            ``size`` (required with ``box``); see :class:`pipelines.convert.FrameConverter`.
+        threads: decoder threads (1: the calling thread only; 0: FFmpeg's choice).
         name: video id used in error messages (defaults to the path or a byte count).
 
     Returns:
@@ -82,21 +87,71 @@ def decode_frames(
         ValueError: bad arguments or an index out of range.
         DecodeError: the video could not be decoded; the message names the video.
     """
-    label = name or describe_source(content)
+    convert = FrameConverter(size=size, short_side=short_side, box=box)
     idx = np.asarray(indices, dtype=np.int64).reshape(-1)
-    if idx.size == 0:
+    wanted = np.unique(idx)
+    frames = decode_av_frames(
+        content, wanted, frame_pts=frame_pts, keyframes=keyframes, threads=threads, name=name
+    )
+    label = name or describe_source(content)
+    try:
+        out = np.stack([convert(frame) for frame in frames])
+    except ValueError as exc:
+        raise ValueError(f"{label}: {exc}") from exc
+    if np.array_equal(idx, wanted):  # sorted, unique: no second copy
+        return out
+    return out[np.searchsorted(wanted, idx)]
+
+
+def decode_av_frames(
+    content: VideoSource,
+    wanted: Sequence[int] | np.ndarray,
+    *,
+    frame_pts: Sequence[int] | np.ndarray | None = None,
+    keyframes: Sequence[int] | np.ndarray | None = None,
+    threads: int = 0,
+    name: str | None = None,
+) -> list[av.VideoFrame]:
+    """The decoded, unconverted frames at the sorted, unique presentation indices ``wanted``.
+
+    Steps 1-4 of the module docstring; arguments as in :func:`decode_frames`. The benchmarks'
+    decode-only ceiling is this call.
+    """
+    import av  # heavy; imported where a video is decoded (training-only hosts have no PyAV)
+
+    label = name or describe_source(content)
+    want = np.asarray(wanted, dtype=np.int64).reshape(-1)
+    if want.size == 0:
         raise ValueError(f"no frame indices requested for {label}")
+    if np.any(np.diff(want) <= 0):
+        raise ValueError(f"wanted indices of {label} must be sorted and unique")
+    if threads < 0:
+        raise ValueError(f"threads must be >= 0 (0: FFmpeg's choice), got {threads}")
     pts_table, key_table = _frame_tables(content, frame_pts, keyframes, label)
     num_frames = int(pts_table.shape[0])
-    if idx.min() < 0 or idx.max() >= num_frames:
+    if want[0] < 0 or want[-1] >= num_frames:
         raise ValueError(
             f"frame indices of {label} must be in [0, {num_frames}), "
-            f"got [{int(idx.min())}, {int(idx.max())}]"
+            f"got [{int(want[0])}, {int(want[-1])}]"
         )
-    wanted = np.unique(idx)
-    frames = _decode_wanted(content, wanted, pts_table, key_table, size, short_side, label)
-    out = np.stack(frames)
-    return out[np.searchsorted(wanted, idx)]
+    k = int(np.searchsorted(key_table, int(want[0]), side="right")) - 1
+    seek_pts = int(pts_table[int(key_table[k]) if k >= 0 else 0])
+    want_pts = {int(pts_table[i]): j for j, i in enumerate(want)}
+    try:
+        frames = _decode_span(content, seek_pts if k > 0 else None, want_pts, threads)
+        if frames is None:  # the seek overshot the first needed frame: decode from the start
+            if hasattr(content, "seek"):
+                content.seek(0)
+            frames = _decode_span(content, None, want_pts, threads)
+    except av.FFmpegError as exc:
+        raise DecodeError(f"cannot decode {label}: {exc}") from exc
+    missing = [int(want[j]) for j, f in enumerate(frames or []) if f is None]
+    if frames is None or missing:
+        raise DecodeError(
+            f"{label}: frames {missing[:8]} were not produced by the decoder "
+            f"(frame_pts/keyframes do not match the content?)"
+        )
+    return frames
 
 
 def _frame_tables(
@@ -117,85 +172,50 @@ def _frame_tables(
     return table.pts, table.keyframes
 
 
-def _decode_wanted(
-    content: VideoSource,
-    wanted: np.ndarray,
-    pts_table: np.ndarray,
-    key_table: np.ndarray,
-    size: tuple[int, int] | None,
-    short_side: int | None,
-    label: str,
-) -> list[np.ndarray]:
-    """Decode the frames at the sorted, unique indices ``wanted``, in that order.
-
-    Seeks to the last keyframe at or before the first wanted frame; if the demuxer lands past
-    it, decodes again from the start. Raises DecodeError when a wanted frame never comes out.
-    """
-    import av  # heavy; imported where a video is decoded (training-only hosts have no PyAV)
-
-    first, last = int(wanted[0]), int(wanted[-1])
-    k = int(np.searchsorted(key_table, first, side="right")) - 1
-    seek_index = int(key_table[k]) if k >= 0 else 0
-    want_pts = {int(pts_table[i]): j for j, i in enumerate(wanted)}
-    last_pts = int(pts_table[last])
-    try:
-        frames = _decode_span(content, seek_index, pts_table, want_pts, last_pts, size, short_side)
-        if frames is None:  # the seek overshot the first needed frame: decode from the start
-            if hasattr(content, "seek"):
-                content.seek(0)
-            frames = _decode_span(content, 0, pts_table, want_pts, last_pts, size, short_side)
-    except av.FFmpegError as exc:
-        raise DecodeError(f"cannot decode {label}: {exc}") from exc
-    missing = [int(wanted[j]) for j, f in enumerate(frames or []) if f is None]
-    if frames is None or missing:
-        raise DecodeError(
-            f"{label}: frames {missing[:8]} were not produced by the decoder "
-            f"(frame_pts/keyframes do not match the content?)"
-        )
-    return frames
-
-
 def _decode_span(
-    content: VideoSource,
-    seek_index: int,
-    pts_table: np.ndarray,
-    want_pts: dict[int, int],
-    last_pts: int,
-    size: tuple[int, int] | None,
-    short_side: int | None,
-) -> list[np.ndarray | None] | None:
-    """Decode from the keyframe at ``seek_index`` to ``last_pts``; None if the seek overshot."""
-    out: list[np.ndarray | None] = [None] * len(want_pts)
-    first_pts = min(want_pts)
+    content: VideoSource, seek_pts: int | None, want_pts: dict[int, int], threads: int
+) -> list[av.VideoFrame | None] | None:
+    """Decode from the keyframe at ``seek_pts`` (None: the start) until every frame of
+    ``want_pts`` (pts -> output slot) is out; None if the seek landed past ``seek_pts``."""
+    out: list[av.VideoFrame | None] = [None] * len(want_pts)
+    unsent = set(want_pts)
     with open_container(content) as container:
         stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        width, height = stream.codec_context.width, stream.codec_context.height
-        target = _output_size(width, height, size, short_side)
-        if seek_index > 0:
-            container.seek(
-                int(pts_table[seek_index]), backward=True, any_frame=False, stream=stream
-            )
-        remaining = len(want_pts)
-        started = False
-        for frame in container.decode(stream):
-            pts = frame.pts
-            if pts is None:
+        context = stream.codec_context
+        if threads != 1:
+            stream.thread_type = "AUTO"
+        context.thread_count = threads
+        length_size = avcc_length_size(context.extradata) if context.name == "h264" else None
+        if seek_pts is not None:
+            container.seek(seek_pts, backward=True, any_frame=False, stream=stream)
+        first_pts = min(want_pts) if seek_pts is not None else None
+        for packet in container.demux(stream):
+            if packet.pts is None:
                 continue
-            if not started:
-                started = True
+            pts = int(packet.pts)
+            if first_pts is not None:  # the first packet is the keyframe the seek landed on
                 if pts > first_pts:
                     return None
-            j = want_pts.get(int(pts))
-            if j is not None and out[j] is None:
-                if target is None:
-                    out[j] = frame.to_ndarray(format="rgb24")
-                else:
-                    out[j] = frame.to_ndarray(width=target[0], height=target[1], format="rgb24")
-                remaining -= 1
-            if remaining == 0 or pts >= last_pts:
+                first_pts = None
+            if pts in unsent:
+                unsent.discard(pts)
+            elif length_size is not None and is_non_reference(packet, length_size):
+                continue
+            _collect(context.decode(packet), want_pts, out)
+            if not unsent:
                 break
+        _collect(context.decode(None), want_pts, out)
     return out
+
+
+def _collect(frames, want_pts: dict[int, int], out: list[av.VideoFrame | None]) -> None:
+    """Keep the decoded frames whose pts is wanted, in their output slot."""
+    for frame in frames:
+        if frame.pts is None:
+            continue
+        j = want_pts.get(int(frame.pts))
+        if j is not None and out[j] is None:
+            out[j] = frame
 
 
 def decode_clip(
@@ -205,6 +225,8 @@ def decode_clip(
     slow_idx: Sequence[int] | np.ndarray | None = None,
     size: tuple[int, int] | None = None,
     short_side: int | None = None,
+    box: Box | None = None,
+    threads: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Decode the Slow and Fast frames of one clip record, decoding their union once.
 
@@ -212,7 +234,9 @@ def decode_clip(
         record: a clip record (``content``, ``fast_idx``, ``slow_idx`` and, when present,
             ``frame_pts``, ``keyframes``, ``video_id``).
         fast_idx, slow_idx: override the record's indices (e.g. a window recomputed at load).
-        size, short_side: output size (see :func:`decode_frames`); native when both None.
+        size, short_side, box: output size and region (see :func:`decode_frames`); native
+            when all None.
+        threads: decoder threads (see :func:`decode_frames`).
 
     Returns:
         ``(slow, fast)``: uint8 ``(T, H, W, 3)`` and ``(alpha*T, H, W, 3)``, no augmentation.
@@ -227,6 +251,9 @@ def decode_clip(
         keyframes=record.get("keyframes"),
         size=size,
         short_side=short_side,
+        box=box,
+        threads=threads,
         name=str(record.get("video_id") or "") or None,
     )
-    return frames[np.searchsorted(union, slow)], frames[np.searchsorted(union, fast)]
+    fast_frames = frames if np.array_equal(fast, union) else frames[np.searchsorted(union, fast)]
+    return frames[np.searchsorted(union, slow)], fast_frames

@@ -8,9 +8,10 @@ training, evaluation and prediction cut clips the same way.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+from pipelines.segment import REENCODE_PROFILES, EncodeSettings
 from raysf.clip_spec import DATASET_FIELDS, MODEL_FIELDS, ClipSpec
 from raysf.config import load_config, to_dict
 
@@ -35,21 +36,65 @@ class SegmentConfig:
 
 @dataclass(frozen=True)
 class ReencodeConfig:
-    """Canonical re-encode (libx264) applied before records are cut."""
+    """Canonical re-encode (libx264) applied before records are cut.
 
+    ``profile`` picks the encoder settings (:data:`REENCODE_PROFILES`); ``gop`` ... ``b_pyramid``
+    override single settings of it (null: the profile's; ``tune: none`` removes the profile's
+    tune).
+    """
+
+    profile: Literal["archive", "train"] = "archive"
     short_side: int | None = 256
     fps: float | None = 30.0
-    gop: int = 16
-    crf: int = 23
-    preset: str = "veryfast"
+    gop: int | None = None
+    crf: int | None = None
+    preset: str | None = None
+    tune: str | None = None
+    bframes: int | None = None
+    b_pyramid: bool | None = None
 
     def validate(self) -> None:
         if self.short_side is not None and self.short_side < 2:
             raise ValueError(f"short_side must be >= 2, got {self.short_side}")
         if self.fps is not None and self.fps <= 0:
             raise ValueError(f"fps must be positive, got {self.fps}")
-        if self.gop < 1:
+        if self.gop is not None and self.gop < 1:
             raise ValueError(f"gop must be >= 1, got {self.gop}")
+        if self.crf is not None and not 0 <= self.crf <= 51:
+            raise ValueError(f"crf must be in [0, 51], got {self.crf}")
+        if self.bframes is not None and not 0 <= self.bframes <= 16:
+            raise ValueError(f"bframes must be in [0, 16], got {self.bframes}")
+
+    def settings(self) -> EncodeSettings:
+        """The profile's encoder settings with this config's overrides applied."""
+        base = REENCODE_PROFILES[self.profile]
+        changes = {
+            name: getattr(self, name)
+            for name in ("gop", "crf", "preset", "bframes", "b_pyramid")
+            if getattr(self, name) is not None
+        }
+        if self.tune is not None:
+            changes["tune"] = None if self.tune == "none" else self.tune
+        return replace(base, **changes)
+
+    def record_dict(self) -> dict[str, Any]:
+        """What determines the re-encoded bytes (part of the resume check): the archive
+        profile's keys as earlier versions wrote them, plus any setting that differs."""
+        s = self.settings()
+        out: dict[str, Any] = {
+            "short_side": self.short_side,
+            "fps": self.fps,
+            "gop": s.gop,
+            "crf": s.crf,
+            "preset": s.preset,
+        }
+        if s.tune is not None:
+            out["tune"] = s.tune
+        if s.bframes is not None:
+            out["bframes"] = s.bframes
+        if not s.b_pyramid:
+            out["b_pyramid"] = False
+        return out
 
 
 @dataclass(frozen=True)
@@ -117,7 +162,7 @@ class IngestConfig:
         return {
             "clip_spec": self.clip.to_dict(),
             "segment": to_dict(self.segment),
-            "reencode": to_dict(self.reencode) if self.reencode else None,
+            "reencode": self.reencode.record_dict() if self.reencode else None,
             "checks": to_dict(self.checks),
             "shard_size": self.shard_size,
             "row_group_size": self.row_group_size,

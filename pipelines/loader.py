@@ -42,11 +42,10 @@ import numpy as np
 
 from pipelines import sampling
 from pipelines.decode import decode_clip
-from pipelines.transforms import random_short_side
 from pipelines.views import (
     pathway_columns,
     spatial_views,
-    train_view,
+    train_clip,
     window_indices,
     window_span,
 )
@@ -56,7 +55,8 @@ from raysf.runtime import read_manifest, resolve_filesystem
 
 MODES = ("train", "val", "test")
 
-#: Record columns the loader reads (``frame_pts``/``keyframes`` are used when present).
+#: Record columns the loader reads (``frame_pts``/``keyframes``/``width``/``height`` are used
+#: when present).
 RECORD_COLUMNS = (
     "video_id",
     "label_id",
@@ -68,6 +68,8 @@ RECORD_COLUMNS = (
     "content",
     "frame_pts",
     "keyframes",
+    "width",
+    "height",
 )
 _REQUIRED = ("video_id", "label_id", "clip_index", "fps", "num_frames", "start_frame", "content")
 
@@ -81,17 +83,31 @@ class DecodeOptions:
         batch_size: records per task call.
         resources: extra Ray resources per task (``{"decode_node": 0.001}`` places decoding on
             nodes that advertise a custom ``decode_node`` resource).
+        threads: decoder threads per task; None: one per reserved CPU (``num_cpus`` rounded
+            down, at least 1), so the tasks together use the cores Ray gave them and no more.
+        crop_first: train mode scales only the crop's source region (2-3x fewer pixels
+            through swscale; see :mod:`pipelines.views`). Off: the whole frame is scaled, then
+            cropped, bit-identical to earlier versions.
     """
 
     num_cpus: float = 1.0
     batch_size: int = 8
     resources: Mapping[str, float] = field(default_factory=dict)
+    threads: int | None = None
+    crop_first: bool = False
 
     def __post_init__(self) -> None:
         if self.num_cpus <= 0:
             raise ValueError(f"DecodeOptions.num_cpus must be positive, got {self.num_cpus}")
         if not isinstance(self.batch_size, int) or self.batch_size < 1:
             raise ValueError(f"DecodeOptions.batch_size must be >= 1, got {self.batch_size!r}")
+        if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
+            raise ValueError(f"DecodeOptions.threads must be >= 1 or None, got {self.threads!r}")
+
+    @property
+    def decoder_threads(self) -> int:
+        """Decoder threads per task (``threads``, or one per reserved CPU)."""
+        return self.threads if self.threads is not None else max(1, int(self.num_cpus))
 
 
 def build_clip_dataset(
@@ -139,7 +155,13 @@ def build_clip_dataset(
         decode_batch,
         batch_size=decode.batch_size,
         batch_format="numpy",
-        fn_kwargs={"spec": spec, "mode": mode, "seed": seed},
+        fn_kwargs={
+            "spec": spec,
+            "mode": mode,
+            "seed": seed,
+            "threads": decode.decoder_threads,
+            "crop_first": decode.crop_first,
+        },
         **remote,
     )
 
@@ -193,30 +215,51 @@ def record_views(
     mode: str,
     seed: int | None = None,
     pathways: tuple[str, ...] = ("slow", "fast"),
+    *,
+    threads: int = 1,
+    crop_first: bool = False,
 ) -> list[tuple[list[np.ndarray], int]]:
     """The ``(view, spatial_index)`` pairs one record yields: one in train/val, the
     ``num_test_crops`` test views in test mode (see :mod:`pipelines.views`). A view holds the
-    ``pathways`` asked for, in that order (the loader asks for :func:`pathway_columns`)."""
+    ``pathways`` asked for, in that order (the loader asks for :func:`pathway_columns`);
+    ``threads`` and ``crop_first`` as in :class:`DecodeOptions`."""
     rng = record_rng(seed, str(record["video_id"]), int(record["clip_index"]))
     fast_idx, slow_idx = clip_window(record, spec, mode, rng)
-    short = (
-        random_short_side(rng, *spec.short_side_range) if mode == "train" else spec.test_short_side
-    )
-    slow, fast = decode_clip(record, fast_idx=fast_idx, slow_idx=slow_idx, short_side=short)
-    clip = [{"slow": slow, "fast": fast}[name] for name in pathways]
     if mode == "train":
-        return [(train_view(clip, spec, rng), -1)]
+        slow, fast = train_clip(
+            record, fast_idx, slow_idx, spec, rng, crop_first=crop_first, threads=threads
+        )
+        return [([{"slow": slow, "fast": fast}[name] for name in pathways], -1)]
+    slow, fast = decode_clip(
+        record,
+        fast_idx=fast_idx,
+        slow_idx=slow_idx,
+        short_side=spec.test_short_side,
+        threads=threads,
+    )
+    clip = [{"slow": slow, "fast": fast}[name] for name in pathways]
     return spatial_views(clip, spec, num_crops=None if mode == "test" else 1)
 
 
-def decode_batch(batch: Mapping[str, np.ndarray], spec: ClipSpec, mode: str, seed: int | None):
+def decode_batch(
+    batch: Mapping[str, np.ndarray],
+    spec: ClipSpec,
+    mode: str,
+    seed: int | None,
+    *,
+    threads: int = 1,
+    crop_first: bool = False,
+):
     """``map_batches`` UDF: records -> decoded, augmented rows (see module docstring)."""
     pathways = pathway_columns(spec)
     views: list[tuple[list[np.ndarray], int]] = []
     meta: dict[str, list] = {"label": [], "video_id": [], "clip_index": []}
     for i in range(len(batch["video_id"])):
         record = {k: batch[k][i] for k in batch}
-        for view in record_views(record, spec, mode, seed, pathways):
+        views_of = record_views(
+            record, spec, mode, seed, pathways, threads=threads, crop_first=crop_first
+        )
+        for view in views_of:
             views.append(view)
             meta["label"].append(int(record["label_id"]))
             meta["video_id"].append(str(record["video_id"]))

@@ -24,6 +24,45 @@ from pipelines.frame_table import FrameTable, open_container, read_frame_table
 
 
 @dataclass(frozen=True)
+class EncodeSettings:
+    """The x264 settings of a re-encode, resolved from a profile and its overrides.
+
+    Attributes:
+        gop: keyframe interval in output frames (closed GOPs, no scene-cut keyframes).
+        crf, preset: x264 quality (lower: better, larger) and speed preset.
+        tune: x264 tune (``fastdecode``: CAVLC instead of CABAC, no deblocking, no weighted
+            prediction), or None.
+        bframes: maximum consecutive B-frames (None: the preset's, 3 for ``veryfast``).
+        b_pyramid: whether B-frames may be references; False lets the loader skip every
+            B-frame a clip does not show (:mod:`pipelines.decode`).
+    """
+
+    gop: int
+    crf: int
+    preset: str
+    tune: str | None
+    bframes: int | None
+    b_pyramid: bool
+
+
+#: Encoder settings of the re-encode profiles (see ``jobs/ingest.yaml`` and docs/data.md,
+#: "Re-encode profiles", for their measured bytes, quality and decode speed).
+REENCODE_PROFILES: dict[str, EncodeSettings] = {
+    # An archive-like H.264: CABAC, deblocking, B-frame pyramid (x264 veryfast defaults).
+    "archive": EncodeSettings(
+        gop=16, crf=23, preset="veryfast", tune=None, bframes=None, b_pyramid=True
+    ),
+    # Chosen for the loader's decode speed: no CABAC and no deblocking (tune=fastdecode), B-frames
+    # that are never references (skipped when no pathway shows them), one keyframe per window
+    # span (64 frames: SlowFast 8x8 and 4x16 at 30 fps), CRF 26 (fewer bits to decode and
+    # store). Measured choice by choice in benchmarks/kinetics_decode_bench.py.
+    "train": EncodeSettings(
+        gop=64, crf=26, preset="veryfast", tune="fastdecode", bframes=3, b_pyramid=False
+    ),
+}
+
+
+@dataclass(frozen=True)
 class Segment:
     """A remuxed part of a video.
 
@@ -143,6 +182,10 @@ def reencode_video(
     gop: int,
     crf: int = 23,
     preset: str = "veryfast",
+    tune: str | None = None,
+    bframes: int | None = None,
+    b_pyramid: bool = True,
+    extra_params: Sequence[str] = (),
     name: str = "<bytes>",
 ) -> bytes:
     """Decode the first video stream and re-encode it with libx264 (no audio).
@@ -154,6 +197,13 @@ def reencode_video(
             repeated). None keeps every frame at the source rate.
         gop: keyframe interval in output frames (closed GOPs, no scene-cut keyframes).
         crf, preset: x264 quality and speed.
+        tune: x264 tune (``fastdecode``: CAVLC instead of CABAC, no deblocking, no weighted
+            prediction; None: none).
+        bframes: maximum consecutive B-frames (None: the preset's).
+        b_pyramid: False keeps B-frames out of the references, so a decoder may skip any
+            B-frame it does not output (:mod:`pipelines.decode` does).
+        extra_params: further x264 parameters (``"cabac=0"``, ``"no-deblock=1"``...), applied
+            last.
 
     Output is deterministic for a given input (single-threaded x264).
     """
@@ -164,7 +214,16 @@ def reencode_video(
     times = np.array([t for t, _ in frames]) - frames[0][0]
     picks = list(range(len(frames))) if fps is None else _resample(times, out_fps, src_fps)
     chosen = [frames[int(i)][1] for i in picks]
-    return _encode_x264(chosen, out_w, out_h, out_fps, gop=gop, crf=crf, preset=preset)
+    options = x264_options(
+        gop=gop,
+        crf=crf,
+        preset=preset,
+        tune=tune,
+        bframes=bframes,
+        b_pyramid=b_pyramid,
+        extra_params=extra_params,
+    )
+    return _encode_x264(chosen, out_w, out_h, out_fps, gop=gop, options=options)
 
 
 def _decode_timed(data: bytes, name: str) -> tuple[list[tuple[float, av.VideoFrame]], float]:
@@ -208,8 +267,7 @@ def _encode_x264(
     fps: float,
     *,
     gop: int,
-    crf: int,
-    preset: str,
+    options: dict[str, str],
 ) -> bytes:
     """Encode ``frames``, scaled to ``width`` x ``height``, as H.264 mp4 at ``fps``."""
     rate_q = _rational(fps)
@@ -218,13 +276,7 @@ def _encode_x264(
         vout = dst.add_stream("libx264", rate=rate_q)
         vout.width, vout.height, vout.pix_fmt = width, height, "yuv420p"
         vout.codec_context.gop_size = gop
-        vout.options = {
-            "preset": preset,
-            "crf": str(crf),
-            "threads": "1",
-            # mbtree=0: x264's macroblock-tree rate control made bytes differ from run to run.
-            "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0:open-gop=0:mbtree=0",
-        }
+        vout.options = options
         for j, source in enumerate(frames):
             # Through a fresh ndarray: a clean frame (no padding bytes, flags or side data
             # inherited from the decoder), so the encoder's input depends only on the pixels.
@@ -236,6 +288,31 @@ def _encode_x264(
             dst.mux(vout.encode(frame))
         dst.mux(vout.encode(None))
     return buffer.getvalue()
+
+
+def x264_options(
+    *,
+    gop: int,
+    crf: int,
+    preset: str,
+    tune: str | None = None,
+    bframes: int | None = None,
+    b_pyramid: bool = True,
+    extra_params: Sequence[str] = (),
+) -> dict[str, str]:
+    """libx264 options of :func:`reencode_video`: closed GOPs of exactly ``gop`` frames, one
+    thread, no macroblock-tree (it made bytes differ from run to run), and the given choices."""
+    params = [f"keyint={gop}", f"min-keyint={gop}", "scenecut=0", "open-gop=0", "mbtree=0"]
+    if bframes is not None:
+        params.append(f"bframes={int(bframes)}")
+    if not b_pyramid:
+        params.append("b-pyramid=none")
+    params.extend(extra_params)
+    options = {"preset": preset, "crf": str(crf), "threads": "1"}
+    if tune:
+        options["tune"] = tune
+    options["x264-params"] = ":".join(params)
+    return options
 
 
 def _scaled_size(width: int, height: int, short_side: int | None) -> tuple[int, int]:

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from pipelines.ingest import run_ingest
-from pipelines.ingest_config import IngestConfig
+from pipelines.ingest_config import IngestConfig, ReencodeConfig
 from pipelines.synth import generate
 from raysf.clip_spec import ClipSpec
 from raysf.config import with_overrides
@@ -29,6 +29,8 @@ class SynthDataset:
             :func:`pipelines.synth.generate`).
         clip: the window written into the records and the windows per val/test video.
         shard_size: videos per ingest shard.
+        reencode: ingest's re-encode (None: the generated streams are kept), e.g. the
+            training profile (``ReencodeConfig(profile="train", ...)``).
     """
 
     classes: int
@@ -37,6 +39,7 @@ class SynthDataset:
     clip: ClipSpec
     seed: int = 0
     shard_size: int = 16
+    reencode: ReencodeConfig | None = None
 
     def videos_key(self) -> dict[str, int]:
         """What determines the generated videos (reused when equal)."""
@@ -75,6 +78,7 @@ def ensure_synth_dataset(root: str | os.PathLike, data: SynthDataset) -> str:
         out=str(dataset),
         shard_size=data.shard_size,
         clip=data.clip,
+        reencode=data.reencode,
     )
     run_ingest(with_overrides(cfg))
     return str(dataset)

@@ -4,7 +4,8 @@ A clip is a list of pathway arrays (``[slow, fast]``), each uint8 ``(T_i, H, W, 
 same ``H, W``. Every spatial function applies *one* crop / flip to all pathways of a clip, so
 Slow and Fast always see the same pixels. Scale augmentation (random short side) is done at
 decode time by libswscale (see :func:`pipelines.decode.decode_frames`), so nothing here
-resizes.
+resizes; :func:`source_box` gives the source region of a crop, for a decoder that scales only
+that region.
 
 Normalisation happens on the training device (:mod:`training.inputs`): uint8 batches travel
 (4x smaller than float32) and become normalised ``(B, 3, T, H, W)`` floats there.
@@ -44,16 +45,48 @@ def crop(clip: Sequence[np.ndarray], y: int, x: int, size: int) -> list[np.ndarr
     return [a[:, y : y + size, x : x + size] for a in clip]
 
 
+def crop_origin(rng: np.random.Generator, height: int, width: int, size: int) -> tuple[int, int]:
+    """Uniform ``(y, x)`` of a ``size x size`` crop of a ``height x width`` frame (y drawn
+    first: :func:`random_crop` and the loader's box conversion draw the same crop)."""
+    if size > min(height, width):
+        raise ValueError(f"crop_size {size} is larger than the frames ({height}x{width})")
+    y = int(rng.integers(0, height - size + 1))
+    x = int(rng.integers(0, width - size + 1))
+    return y, x
+
+
 def random_crop(
     clip: Sequence[np.ndarray], size: int, rng: np.random.Generator
 ) -> list[np.ndarray]:
     """One uniformly placed ``size x size`` crop applied to every pathway of the clip."""
     h, w = _check_clip(clip)
-    if size > min(h, w):
-        raise ValueError(f"crop_size {size} is larger than the frames ({h}x{w})")
-    y = int(rng.integers(0, h - size + 1))
-    x = int(rng.integers(0, w - size + 1))
+    y, x = crop_origin(rng, h, w, size)
     return crop(clip, y, x, size)
+
+
+def source_box(
+    width: int, height: int, scaled: tuple[int, int], y: int, x: int, size: int
+) -> tuple[int, int, int, int]:
+    """The ``(x, y, width, height)`` region of a ``width x height`` source frame that the
+    ``size x size`` crop at ``(y, x)`` of the frame scaled to ``scaled = (W, H)`` shows.
+
+    Rounded to even pixels (4:2:0 chroma samples cover 2x2 pixels) and kept inside the frame;
+    when ``scaled`` is the source size the box is exactly the crop. The loader's box conversion
+    (:class:`pipelines.convert.FrameConverter`) scales this region to ``size x size``.
+    """
+    if (scaled[0], scaled[1]) == (width, height):
+        return x, y, size, size
+    fx, fy = width / scaled[0], height / scaled[1]
+    box_w = min(max(2, _even(size * fx)), width - width % 2)
+    box_h = min(max(2, _even(size * fy)), height - height % 2)
+    box_x = min(_even(x * fx), (width - box_w) & ~1)
+    box_y = min(_even(y * fy), (height - box_h) & ~1)
+    return box_x, box_y, box_w, box_h
+
+
+def _even(value: float) -> int:
+    """Nearest even integer."""
+    return int(round(value / 2.0)) * 2
 
 
 def spatial_crop(

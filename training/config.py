@@ -33,6 +33,10 @@ class DataConfig:
     decode_cpus: float = 1.0
     decode_batch_size: int = 8
     decode_resources: dict[str, float] = field(default_factory=dict)
+    # Decoder threads per decode task (null: one per decode CPU) and whether training clips
+    # scale only their crop (pipelines.loader.DecodeOptions).
+    decode_threads: int | None = None
+    decode_crop_first: bool = False
     shuffle_buffer: int = 64
     # Batches Ray Data's fetch threads prepare (and pin, on a GPU) ahead of the training step.
     prefetch_batches: int = 2
@@ -44,11 +48,19 @@ class DataConfig:
             raise ValueError("data.decode_batch_size must be >= 1")
         if self.prefetch_batches < 0:
             raise ValueError(f"data.prefetch_batches must be >= 0, got {self.prefetch_batches}")
+        if self.decode_threads is not None and self.decode_threads < 1:
+            raise ValueError("data.decode_threads must be >= 1 or null")
 
     @property
     def decode(self) -> DecodeOptions:
         """The Ray Data settings of the decode tasks."""
-        return DecodeOptions(self.decode_cpus, self.decode_batch_size, self.decode_resources)
+        return DecodeOptions(
+            self.decode_cpus,
+            self.decode_batch_size,
+            self.decode_resources,
+            threads=self.decode_threads,
+            crop_first=self.decode_crop_first,
+        )
 
 
 @dataclass(frozen=True)

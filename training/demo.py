@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from pipelines.ingest_config import ReencodeConfig
 from pipelines.synth_dataset import SynthDataset, ensure_synth_dataset
 from raysf import console, runtime
 from raysf.clip_spec import ClipSpec
@@ -38,6 +39,11 @@ DEMO_DATA = SynthDataset(
     clip=ClipSpec(slow_frames=4, tau=8, alpha=4, num_val_clips=1, num_test_clips=10),
 )
 
+#: ``--train-profile``: the demo's videos through ingest's training re-encode (fast-decode x264,
+#: CRF 26, non-reference B-frames) at the demo's largest short side, every frame kept
+#: (SynthMotion's motion periods are in native frames), a keyframe per demo window (32 frames).
+DEMO_TRAIN_PROFILE = ReencodeConfig(profile="train", short_side=64, fps=None, gop=32)
+
 MODELS = {
     # The paper's time-difference Fast input: on ~170 training videos the RGB Fast pathway of a
     # 0.3M-parameter net overfits within the CPU budget, the time-difference one does not.
@@ -51,12 +57,14 @@ MODELS = {
 @dataclass(frozen=True)
 class DemoOptions:
     """``epochs``/``videos_per_class``: override the demo's; ``sweep_epochs``: epochs per
-    trial of the ablation sweep (0 skips it)."""
+    trial of the ablation sweep (0 skips it); ``train_profile``: ingest with
+    :data:`DEMO_TRAIN_PROFILE` (into ``<root>/synthmotion-train-profile``)."""
 
     epochs: int | None = None
     videos_per_class: int | None = None
     sweep_epochs: int = 4
     root: Path = DEMO_ROOT
+    train_profile: bool = False
 
 
 #: ``--smoke-test``: every step of the demo at the smallest size, in its own folder.
@@ -109,19 +117,30 @@ def demo_sweep(tune: TuneJobConfig, dataset: str, epochs: int, root: Path) -> Tu
     return with_overrides(cfg, source="demo")
 
 
+def demo_data(options: DemoOptions) -> tuple[SynthDataset, Path]:
+    """The demo's SynthMotion set and the folder it is generated and ingested into."""
+    data = DEMO_DATA
+    if options.videos_per_class:
+        data = replace(data, videos_per_class=options.videos_per_class)
+    if options.train_profile:
+        return replace(
+            data, reencode=DEMO_TRAIN_PROFILE
+        ), options.root / "synthmotion-train-profile"
+    return data, options.root / "synthmotion"
+
+
 def run_demo(train: TrainJobConfig, tune: TuneJobConfig, options: DemoOptions) -> list[dict]:
     """The demo's steps (module docstring); returns the rows of its comparison table."""
     # One local Ray for every step, with enough logical CPUs for a Tune trial's driver, its
     # training worker and a decode task (the ingest and the trainers reuse it).
     runtime.init_ray(num_cpus=runtime.local_cpus(4))
-    data = DEMO_DATA
-    if options.videos_per_class:
-        data = replace(data, videos_per_class=options.videos_per_class)
+    data, folder = demo_data(options)
+    profile = " (training re-encode profile)" if options.train_profile else ""
     console.line(
         f"[demo] 1/4 SynthMotion: {data.classes} classes x {data.videos_per_class} videos of "
-        f"{data.frames} frames, ingested with Ray Data"
+        f"{data.frames} frames, ingested with Ray Data{profile}"
     )
-    dataset = ensure_synth_dataset(options.root / "synthmotion", data)
+    dataset = ensure_synth_dataset(folder, data)
     console.line("[demo] 2/4 SlowFast and Slow-only: Ray Train, then the test views (Ray Data)")
     rows = [_train_row(label, model, train, dataset, options) for label, model in MODELS.items()]
     if options.sweep_epochs:

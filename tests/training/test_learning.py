@@ -16,7 +16,7 @@ from pipelines.synth_dataset import SynthDataset, ensure_synth_dataset
 from raysf.clip_spec import ClipSpec
 from raysf.config import with_overrides
 from training.config import load_train_config
-from training.demo import MODELS, demo_train_job
+from training.demo import DEMO_TRAIN_PROFILE, MODELS, demo_train_job
 from training.trainer import run_training
 
 TRAIN_YAML = Path(__file__).resolve().parents[2] / "jobs" / "train.yaml"
@@ -34,13 +34,21 @@ def local_ray():
     ray.shutdown()
 
 
-def test_slowfast_learns_and_beats_slow_only(local_ray, tmp_path_factory):
+@pytest.mark.parametrize(
+    "reencode",
+    [None, replace(DEMO_TRAIN_PROFILE, short_side=48)],
+    ids=["source-streams", "train-profile"],
+)
+def test_slowfast_learns_and_beats_slow_only(local_ray, tmp_path_factory, reencode):
+    """Also with the videos through ingest's training re-encode profile (the demo's
+    ``--train-profile``): its encoding must not cost the motion SlowFast relies on."""
     root = tmp_path_factory.mktemp("learn")
     data = SynthDataset(
         classes=6,
         videos_per_class=30,
         frames=48,
         clip=ClipSpec(slow_frames=4, tau=8, alpha=4, num_val_clips=1, num_test_clips=2),
+        reencode=reencode,
     )
     dataset = ensure_synth_dataset(root, data)
     val_top1 = {}
@@ -61,6 +69,7 @@ def test_slowfast_learns_and_beats_slow_only(local_ray, tmp_path_factory):
             ],
         )
         val_top1[name] = run_training(job).metrics["val_top1"]
+    print(f"val_top1 ({'train-profile' if reencode else 'source-streams'}): {val_top1}")
     chance = 1 / 6
     assert val_top1["SlowFast"] >= 2.5 * chance, val_top1
     assert val_top1["SlowFast"] >= val_top1["Slow-only"] + 0.15, val_top1

@@ -1,0 +1,110 @@
+"""views.train_clip in both modes, and the loader's DecodeOptions (threads, crop_first) reaching
+the decode tasks' function."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pipelines.decode import decode_frames
+from pipelines.frame_table import read_frame_table
+from pipelines.loader import DecodeOptions, decode_batch
+from pipelines.synth import encode_mp4, render_frames, sample_spec
+from pipelines.views import train_clip, window_indices
+from raysf.clip_spec import ClipSpec
+
+W, H = 128, 72
+
+
+@pytest.fixture(scope="module")
+def record() -> dict:
+    spec = sample_spec(np.random.default_rng(5), "orbit", num_frames=80, size=(W, H))
+    content = encode_mp4(render_frames(spec), 30, gop=40, bframes=3)
+    table = read_frame_table(content)
+    return {
+        "content": content,
+        "video_id": "vid",
+        "clip_index": 0,
+        "label_id": 2,
+        "fps": table.fps,
+        "num_frames": table.num_frames,
+        "start_frame": 10,
+        "span": 32,
+        "frame_pts": table.pts,
+        "keyframes": table.keyframes,
+        "width": W,
+        "height": H,
+    }
+
+
+def _spec(**changes) -> ClipSpec:
+    base = ClipSpec(
+        slow_frames=4, tau=8, alpha=4, num_val_clips=1, num_test_clips=2, crop_size=48
+    ).replace(short_side_range=(48, 64), test_short_side=48)
+    return base.replace(**changes)
+
+
+def test_unscaled_crop_first_is_bit_identical_and_draws_the_same(record):
+    spec = _spec(short_side_range=(H, H))  # the stored size: no scaling
+    fast, slow = window_indices(spec, 20, record["num_frames"], record["fps"])
+    for seed in range(8):
+        a_rng, b_rng = np.random.default_rng(seed), np.random.default_rng(seed)
+        exact = train_clip(record, fast, slow, spec, a_rng)
+        first = train_clip(record, fast, slow, spec, b_rng, crop_first=True)
+        for a, b in zip(exact, first, strict=True):
+            np.testing.assert_array_equal(a, b)
+        assert a_rng.integers(1 << 30) == b_rng.integers(1 << 30)  # same number of draws
+
+
+def test_scaled_crop_first_shows_the_same_region(record):
+    spec = _spec(flip=False)
+    fast, slow = window_indices(spec, 20, record["num_frames"], record["fps"])
+    for seed in range(6):
+        a_rng, b_rng = np.random.default_rng(seed), np.random.default_rng(seed)
+        exact = train_clip(record, fast, slow, spec, a_rng)
+        first = train_clip(record, fast, slow, spec, b_rng, crop_first=True)
+        assert [x.shape for x in first] == [(4, 48, 48, 3), (16, 48, 48, 3)]
+        diff = np.abs(exact[1].astype(np.int32) - first[1].astype(np.int32)).mean()
+        assert diff < 6.0
+        np.testing.assert_array_equal(first[0], first[1][::4])
+        assert a_rng.integers(1 << 30) == b_rng.integers(1 << 30)
+
+
+def test_frame_size_read_from_the_content_without_columns(record):
+    spec = _spec()
+    bare = {k: v for k, v in record.items() if k not in ("width", "height")}
+    fast, slow = window_indices(spec, 20, record["num_frames"], record["fps"])
+    a = train_clip(bare, fast, slow, spec, np.random.default_rng(3), crop_first=True)
+    b = train_clip(record, fast, slow, spec, np.random.default_rng(3), crop_first=True)
+    np.testing.assert_array_equal(a[1], b[1])
+
+
+def test_decode_options_threads():
+    assert DecodeOptions().decoder_threads == 1
+    assert DecodeOptions(num_cpus=4).decoder_threads == 4
+    assert DecodeOptions(num_cpus=0.5).decoder_threads == 1
+    assert DecodeOptions(num_cpus=4, threads=2).decoder_threads == 2
+    with pytest.raises(ValueError, match="threads must be >= 1 or None"):
+        DecodeOptions(threads=0)
+
+
+@pytest.mark.parametrize("crop_first", [False, True])
+def test_decode_batch_train_with_options(record, crop_first):
+    batch = {k: np.array([record[k], record[k]], dtype=object) for k in record}
+    batch["clip_index"] = np.array([0, 1], dtype=object)
+    out = decode_batch(batch, _spec(), "train", 11, threads=1, crop_first=crop_first)
+    # Slow is a subset of Fast under the default rule: only the Fast frames are shipped
+    assert "slow" not in out and out["fast"].shape == (2, 16, 48, 48, 3)
+    assert out["label"].tolist() == [2, 2] and out["spatial_index"].tolist() == [-1, -1]
+    again = decode_batch(batch, _spec(), "train", 11, threads=2, crop_first=crop_first)
+    np.testing.assert_array_equal(out["fast"], again["fast"])  # threads never change pixels
+
+
+def test_val_mode_threads_one_is_exact(record):
+    batch = {k: np.array([record[k]], dtype=object) for k in record}
+    spec = _spec()
+    out = decode_batch(batch, spec, "val", None, threads=1)
+    fast, _ = window_indices(spec, 10, record["num_frames"], record["fps"])
+    full = decode_frames(record["content"], fast, short_side=48)
+    x = (full.shape[2] - 48) // 2
+    np.testing.assert_array_equal(out["fast"][0], full[:, :, x : x + 48])
