@@ -14,6 +14,10 @@ import uuid
 import pyarrow.fs as pafs
 
 S3_SCHEME = "s3://"
+#: Uploads of one object before :func:`write_bytes_atomic` gives up on a stored mismatch.
+UPLOAD_ATTEMPTS = 3
+#: Objects up to this size are read back and compared after upload (larger: size only).
+VERIFY_BYTES_MAX = 1 << 20
 
 
 def is_s3(uri: str) -> bool:
@@ -57,7 +61,12 @@ def write_bytes_atomic(fs: pafs.FileSystem, path: str, data: bytes) -> None:
     """Write ``data`` to ``path`` so that readers see either nothing or the complete file.
 
     Local: temp file in the same directory, flushed and ``os.replace``d onto ``path``.
-    S3: one upload straight to the key (an object only appears once its upload completes).
+    S3 (any other filesystem): one upload straight to the key (an object only appears once its
+    upload completes), then checked: the stored size must be ``len(data)`` and objects up to
+    :data:`VERIFY_BYTES_MAX` are read back and compared. A mismatch is uploaded again, up to
+    :data:`UPLOAD_ATTEMPTS` times, then ``OSError`` names the object. (Seen once on a loaded CI
+    machine against moto: a shard marker whose stored bytes began with an aws-chunked frame
+    header instead of the JSON written, which surfaced later as "invalid JSON".)
     """
     parent = path.rsplit("/", 1)[0] if "/" in path else ""
     if isinstance(fs, pafs.LocalFileSystem):
@@ -73,8 +82,26 @@ def write_bytes_atomic(fs: pafs.FileSystem, path: str, data: bytes) -> None:
             if os.path.exists(tmp):
                 os.remove(tmp)
         return
-    with fs.open_output_stream(path) as stream:
-        stream.write(data)
+    for _ in range(UPLOAD_ATTEMPTS):
+        with fs.open_output_stream(path) as stream:
+            stream.write(data)
+        problem = _stored_differs(fs, path, data)
+        if problem is None:
+            return
+    raise OSError(
+        f"{to_uri(fs, path)}: the stored object is not what was written ({problem}) after "
+        f"{UPLOAD_ATTEMPTS} uploads"
+    )
+
+
+def _stored_differs(fs: pafs.FileSystem, path: str, data: bytes) -> str | None:
+    """Why the object at ``path`` is not ``data`` (its size; small ones byte for byte), or None."""
+    size = fs.get_file_info(path).size
+    if size != len(data):
+        return f"{size} bytes stored, {len(data)} written"
+    if len(data) <= VERIFY_BYTES_MAX and read_bytes(fs, path) != data:
+        return f"same size ({size} bytes), other bytes"
+    return None
 
 
 def list_files(fs: pafs.FileSystem, path: str, *, recursive: bool = True) -> list[str]:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import os
 
+import pyarrow as pa
 import pyarrow.fs as pafs
 import pytest
 
@@ -72,3 +74,47 @@ def test_unreachable_s3_endpoint_fails_fast_naming_it():
         err.value
     )
     check_s3_endpoint("/local/path", f"http://127.0.0.1:{port}")  # local paths: no check
+
+
+class _CorruptingHandler(pafs.FSSpecHandler):
+    """An in-memory object store whose first ``bad`` uploads store a framed body (what a broken
+    aws-chunked retry stores), or the same number of other bytes when ``same_size``."""
+
+    def __init__(self, bad: int, same_size: bool = False):
+        from fsspec.implementations.memory import MemoryFileSystem
+
+        super().__init__(MemoryFileSystem(skip_instance_cache=True))
+        self.bad, self.same_size, self.uploads = bad, same_size, 0
+
+    def open_output_stream(self, path, metadata):
+        self.uploads += 1
+        if self.uploads > self.bad:
+            return super().open_output_stream(path, metadata)
+        handler = self
+
+        class Framed(io.BytesIO):
+            def close(self):
+                body = self.getvalue()
+                stored = bytes(len(body)) if handler.same_size else b"12c;chunk\r\n" + body
+                with handler.fs.open(path, "wb") as f:
+                    f.write(stored)
+                super().close()
+
+        return pa.PythonFile(Framed(), mode="w")
+
+
+@pytest.mark.parametrize("same_size", [False, True])
+def test_a_mismatching_upload_is_uploaded_again(same_size):
+    handler = _CorruptingHandler(bad=2, same_size=same_size)
+    fs = pafs.PyFileSystem(handler)
+    storage.write_bytes_atomic(fs, "/bucket/m.json", b'{"clips": 2}')
+    assert storage.read_bytes(fs, "/bucket/m.json") == b'{"clips": 2}'
+    assert handler.uploads == 3
+
+
+def test_an_object_that_never_stores_right_fails_naming_it():
+    handler = _CorruptingHandler(bad=10)
+    fs = pafs.PyFileSystem(handler)
+    with pytest.raises(OSError, match=r"m\.json.*not what was written \(23 bytes stored, 12"):
+        storage.write_bytes_atomic(fs, "/bucket/m.json", b'{"clips": 2}')
+    assert handler.uploads == storage.UPLOAD_ATTEMPTS
