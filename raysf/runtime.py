@@ -35,7 +35,10 @@ import json
 import os
 import socket
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import urlparse
 
 import pyarrow.fs as pafs
@@ -86,7 +89,9 @@ def init_ray(
     to_driver = ray_output.route_ray_output()
     address = address or os.environ.get("RAY_ADDRESS")
     if address:
-        context = ray.init(address=address, log_to_driver=to_driver)
+        context = join_with_retries(
+            lambda: ray.init(address=address, log_to_driver=to_driver), address, ray.shutdown
+        )
         where = f"joined the cluster at {address}"
     else:
         # the project first, then the driver's own PYTHONPATH (packages installed with
@@ -105,6 +110,40 @@ def init_ray(
     dashboard_url = getattr(context, "dashboard_url", None)
     console.line(f"Ray: {where}" + (f", dashboard http://{dashboard_url}" if dashboard_url else ""))
     ray_output.link_ray_session()
+
+
+T = TypeVar("T")
+#: Tries to join a cluster whose head does not answer, and the seconds between them.
+JOIN_ATTEMPTS = 4
+JOIN_WAIT_S = 10.0
+
+
+def join_with_retries(
+    connect: Callable[[], T],
+    address: str,
+    reset: Callable[[], None],
+    *,
+    attempts: int = JOIN_ATTEMPTS,
+    wait_s: float = JOIN_WAIT_S,
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
+    """``connect()`` to the cluster at ``address``, again after ``wait_s`` when it raises
+    ``ConnectionError`` (a head busy starting or under load misses Ray's connect timeout), at
+    most ``attempts`` times; ``reset()`` clears a half-made connection in between. The last
+    failure is a ``ConnectionError`` naming the address and the number of tries."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return connect()
+        except ConnectionError as exc:
+            reset()
+            if attempt == attempts:
+                raise ConnectionError(
+                    f"cannot join the Ray cluster at {address} ({attempts} tries, "
+                    f"{wait_s:g} s apart): {exc}; is the head running and reachable?"
+                ) from exc
+            console.line(f"Ray: {address} did not answer ({exc}); again in {wait_s:g} s")
+            sleep(wait_s)
+    raise AssertionError("unreachable")
 
 
 def restrict_to_owner(path: Path) -> None:

@@ -47,3 +47,41 @@ def test_local_workers_keep_the_drivers_pythonpath(tmp_path):
     )
     assert out.returncode == 0, out.stderr[-3000:]
     assert "probe: from the carried folder" in out.stdout
+
+
+def test_joining_retries_a_head_that_does_not_answer_then_names_it():
+    from raysf.runtime import join_with_retries
+
+    calls, resets, waits = [], [], []
+
+    def flaky():
+        calls.append(1)
+        if len(calls) < 3:
+            raise ConnectionError("Failed to connect to Ray cluster at 127.0.0.2:1")
+        return "context"
+
+    got = join_with_retries(flaky, "127.0.0.2:1", lambda: resets.append(1), sleep=waits.append)
+    assert got == "context" and len(calls) == 3 and len(resets) == 2
+    assert waits == [10.0, 10.0]
+
+    def down():
+        raise ConnectionError("Failed to connect to Ray cluster at 127.0.0.2:1")
+
+    with pytest.raises(
+        ConnectionError, match=r"cannot join the Ray cluster at 127\.0\.0\.2:1 \(2 tries"
+    ):
+        join_with_retries(down, "127.0.0.2:1", lambda: None, attempts=2, sleep=waits.append)
+
+
+def test_other_errors_are_not_retried():
+    from raysf.runtime import join_with_retries
+
+    calls = []
+
+    def denied():
+        calls.append(1)
+        raise PermissionError("token rejected")
+
+    with pytest.raises(PermissionError):
+        join_with_retries(denied, "h:1", lambda: None, sleep=lambda s: None)
+    assert calls == [1]
