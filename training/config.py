@@ -33,6 +33,10 @@ class DataConfig:
     decode_batch_size: int = 8
     decode_resources: dict[str, float] = field(default_factory=dict)
     shuffle_buffer: int = 64
+    # Seed the training data with train.seed (windows, crops, flips and order, new every epoch):
+    # the same seed gives the same epochs row for row. Off: fresh randomness, rows in the order
+    # the decode tasks finish (no waiting on a slow task).
+    reproducible: bool = False
 
     def validate(self) -> None:
         if self.decode_cpus <= 0:

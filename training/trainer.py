@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import slowfast_model
-from pipelines.loader import build_clip_dataset
+from pipelines.loader import build_clip_dataset, seeded_execution_options
 from raysf import runtime
 from training import tracking
 from training.artifacts import log_training_artifacts
@@ -102,7 +102,10 @@ def build_datasets(plan: TrainingPlan) -> dict[str, Any]:
     """The streaming train (augmented) and val (centre view) datasets of the run."""
     data = plan.job.data
     common = dict(spec=plan.clip, decode=data.decode, endpoint_url=data.endpoint_url)
-    train = build_clip_dataset(plan.dataset_uri, split=data.train_split, mode="train", **common)
+    seed = plan.job.train.seed if data.reproducible else None
+    train = build_clip_dataset(
+        plan.dataset_uri, split=data.train_split, mode="train", seed=seed, **common
+    )
     val = build_clip_dataset(plan.dataset_uri, split=data.val_split, mode="val", **common)
     cols = ["slow", "fast", "label"]
     return {"train": train.select_columns(cols), "val": val.select_columns(cols)}
@@ -116,6 +119,9 @@ def build_trainer(setup: WorkerSetup, datasets: dict[str, Any], callbacks: list)
 
     job = setup.plan.job
     storage_path, storage_fs = _storage(job)
+    # A reproducible run keeps the seeded train rows in order (Ray Train would replace the
+    # dataset's own execution options with its defaults).
+    options = {"train": seeded_execution_options()} if job.data.reproducible else None
     return TorchTrainer(
         train_loop_per_worker=train_func,
         train_loop_config={"setup": setup},
@@ -134,6 +140,7 @@ def build_trainer(setup: WorkerSetup, datasets: dict[str, Any], callbacks: list)
             callbacks=callbacks,
         ),
         datasets=datasets,
+        dataset_config=ray.train.DataConfig(execution_options=options),
     )
 
 
