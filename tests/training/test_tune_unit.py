@@ -50,11 +50,11 @@ def test_every_default_point_builds_its_model_config():
             assert model_cfg.pathways == "slow_only" and model_cfg.fusion == "none"
 
 
-def test_beta_not_dividing_width_is_rejected_naming_the_key():
+def test_beta_leaving_no_fast_channel_is_rejected_naming_the_key():
     cfg = _cfg("train.model.overrides.width=8", "space.beta_inv=[8, 16]")
     base = cfg.train
     bad = [p for p in make_points(cfg.space, base) if p.dims["beta_inv"] == 16][0]
-    with pytest.raises(ConfigError, match=r"space\.beta_inv: trial .*-b16-.*must divide width=8"):
+    with pytest.raises(ConfigError, match=r"space\.beta_inv: trial .*-b16-.*at most width=8"):
         trial_job(base, bad, "/tmp/x", "s", "tune.yaml")
 
 
