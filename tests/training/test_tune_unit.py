@@ -14,7 +14,13 @@ from training.smoke import smoke_sweep
 from training.tune.config import load_tune_config
 from training.tune.report import best_row, format_table, table_csv, write_summary
 from training.tune.results import PreparedPoint, collect_rows
-from training.tune.space import check_point, make_points, select_points, trial_job
+from training.tune.space import (
+    absolute_paths,
+    check_point,
+    make_points,
+    select_points,
+    trial_job,
+)
 from training.tune.sweep import exported_job
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "jobs" / "tune.yaml"
@@ -104,6 +110,17 @@ def test_learning_rates_multiply_points_and_reach_the_trial_config():
     assert job.optim.base_lr == 0.2
     assert job.storage.path == "/tmp/runs" and job.storage.name == "sw.nolat-a4-b8-rgb-lr0.2"
     assert job.resume is True and Path(job.data.dataset).is_absolute()
+
+
+def test_trials_resolve_relative_paths_against_the_driver_not_their_folder(tmp_path, monkeypatch):
+    # A Tune trial runs in its own working folder: the driver hands it absolute paths.
+    cfg = _cfg("train.data.dataset=demo_output/some/dataset")
+    base = absolute_paths(cfg.train)
+    expected = str(Path.cwd() / "demo_output/some/dataset")
+    assert base.data.dataset == expected
+    monkeypatch.chdir(tmp_path)  # the trial's working folder
+    point = make_points(cfg.space, base)[0]
+    assert trial_job(base, point, "/tmp/r", "s").data.dataset == expected
 
 
 def test_random_mode_draws_distinct_points_reproducibly():

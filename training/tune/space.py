@@ -199,6 +199,20 @@ def trial_job(
         raise _point_error(exc, p, base.model.preset, source) from exc
 
 
+def absolute_paths(job: TrainJobConfig) -> TrainJobConfig:
+    """``job`` with its local relative paths (dataset, pretrained weights) made absolute here.
+
+    The sweep's driver passes this base to its trials: a trial runs in its own Tune working
+    folder, where a relative ``demo_output/...`` would name a folder that does not exist.
+    """
+    data = replace(job.data, dataset=resolve_path(job.data.dataset))
+    model = job.model
+    if model.pretrained is not None:
+        pretrained = replace(model.pretrained, path=resolve_path(model.pretrained.path))
+        model = replace(model, pretrained=pretrained)
+    return replace(job, data=data, model=model)
+
+
 def check_point(job: TrainJobConfig, point: Point, num_classes: int, source: str):
     """Build the point's SlowFastConfig; a ``ConfigError`` names the ``space.*`` key at fault."""
     try:

@@ -33,7 +33,14 @@ from training.tune.results import (
     default_baseline,
     trial_dirname,
 )
-from training.tune.space import check_point, make_points, select_points, trial_job, with_seeds
+from training.tune.space import (
+    absolute_paths,
+    check_point,
+    make_points,
+    select_points,
+    trial_job,
+    with_seeds,
+)
 from training.tune.trial import run_trial
 
 PARENT_KEY_PREFIX = "sweep:"
@@ -128,7 +135,7 @@ def build_tuner(cfg: TuneJobConfig, prepared, tracking_uri, parent_run_id):
 
     trainable = ray.tune.with_parameters(
         run_trial,
-        base=cfg.train,
+        base=absolute_paths(cfg.train),  # trials run in their own working folders
         train_root=_train_root(cfg),
         sweep=cfg.sweep.name,
         tracking_uri=tracking_uri,
