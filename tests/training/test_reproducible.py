@@ -64,7 +64,10 @@ def test_same_seed_same_weights_other_seed_other_weights(dataset, local_ray, tmp
     c = _train(dataset, tmp_path, "c", seed=1)
     assert [m["epoch"] for m in a] == [0, 1] and a[0]["steps"] >= 2
     for x, y in zip(a, b, strict=True):
-        assert x["param_digest"] == y["param_digest"]
-        assert x["train_loss"] == y["train_loss"] and x["val_loss"] == y["val_loss"]
+        assert x["param_digest"] == y["param_digest"], (a, b)
+        assert x["train_loss"] == y["train_loss"], (a, b)  # the same batches in the same order
+        # validation sums float32 batch losses in the order the (unseeded) val rows arrive
+        assert x["val_loss"] == pytest.approx(y["val_loss"], rel=1e-5)
+        assert x["val_top1"] == y["val_top1"]
     assert a[0]["param_digest"] != a[1]["param_digest"]  # it trained
     assert a[-1]["param_digest"] != c[-1]["param_digest"]
