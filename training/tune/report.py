@@ -267,7 +267,7 @@ def plot_aggregate(agg: list[dict[str, Any]], path: str | Path, title: str = "")
 
 
 def _short(r: dict[str, Any]) -> str:
-    """A plot label: the configuration without the leading "SlowFast " and ``α=.. β=..``."""
+    """A plot label: the configuration without its leading "SlowFast "."""
     return r["configuration"].replace("SlowFast ", "")
 
 
@@ -280,7 +280,10 @@ def best_row(rows: list[dict[str, Any]], metric: str = "top1") -> dict[str, Any]
 
 
 def write_summary(
-    rows: list[dict[str, Any]], out_dir: str | Path, agg: list[dict[str, Any]] | None = None
+    rows: list[dict[str, Any]],
+    out_dir: str | Path,
+    agg: list[dict[str, Any]] | None = None,
+    title: str = "",
 ) -> dict[str, Path]:
     """Write ``ablation.md``, ``ablation.csv`` and ``accuracy_vs_gflops.png`` into ``out_dir``;
     with ``agg`` (a seeded sweep) also ``ablation_seeds.md``, ``ablation_seeds.csv`` and
@@ -301,5 +304,5 @@ def write_summary(
         paths["seeds_plot"] = out / "accuracy_vs_gflops_seeds.png"
         paths["seeds_markdown"].write_text(format_aggregate_table(agg) + "\n")
         paths["seeds_csv"].write_text(aggregate_csv(agg))
-        plot_aggregate(agg, paths["seeds_plot"])
+        plot_aggregate(agg, paths["seeds_plot"], title)
     return paths

@@ -269,7 +269,7 @@ def _summarize(cfg, prepared, rows, tracking_uri, parent) -> SweepOutcome:
     if cfg.space.seed_list() is not None:
         baseline = default_baseline(rows, cfg.report.baseline)
         agg = aggregate_rows(rows, baseline, cfg.report.level)
-    paths = write_summary(rows, out_dir, agg)
+    paths = write_summary(rows, out_dir, agg, title=cfg.sweep.name)
     best = best_row(agg, "top1_mean") if agg is not None else best_row(rows)
     best_path = _export_best(cfg, prepared, best, out_dir) if best is not None else None
     return SweepOutcome(
