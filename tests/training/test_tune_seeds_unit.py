@@ -16,6 +16,7 @@ from training.tune.report import (
     aggregate_csv,
     best_row,
     format_aggregate_table,
+    format_table,
     write_summary,
 )
 from training.tune.results import PreparedPoint, aggregate_rows, collect_rows, default_baseline
@@ -240,6 +241,9 @@ def test_aggregated_table_csv_and_error_bar_plot(tmp_path):
     assert [r["key"] for r in parsed] == ["slow_only", "ttc-a4-b8-rgb"]
     assert parsed[1]["n"] == "2" and parsed[1]["missing"] == "1" and parsed[1]["seeds"] == "0 2"
     assert float(parsed[1]["diff_top1_mean"]) == pytest.approx(0.225)
+    per_trial = format_table(rows).splitlines()
+    assert per_trial[0].startswith("| configuration | seed | top-1 | top-5 |")
+    assert per_trial[6].startswith("| SlowFast α=4 β=1/8 TtoC | 1 | - | - |")  # the failed seed
     paths = write_summary(rows, tmp_path, agg)
     assert paths["seeds_plot"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert paths["seeds_markdown"].read_text().strip() == md

@@ -103,16 +103,19 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     """The ablation table as Markdown: configuration | top-1 | top-5 | GFLOPs | params | status.
 
     Accuracies in percent (clip-level validation), GFLOPs per view at the training crop, params
-    in millions.
+    in millions. A seeded sweep adds a seed column after the configuration.
     """
+    seeded = any(r.get("seed") is not None for r in rows)
     lines = [
-        "| configuration | top-1 | top-5 | GFLOPs | params (M) | status |",
-        "|---|---:|---:|---:|---:|---|",
+        f"| configuration |{' seed |' if seeded else ''} top-1 | top-5 | GFLOPs | params (M) | "
+        "status |",
+        f"|---|{'---:|' if seeded else ''}---:|---:|---:|---:|---|",
     ]
     for r in sort_rows(rows):
         status = r["status"] if not r.get("error") else f"error: {r['error'][:60]}"
+        seed = f" {r['seed']} |" if seeded else ""
         lines.append(
-            f"| {r['configuration']} | {_pct(r['top1'])} | {_pct(r['top5'])} | "
+            f"| {r['configuration']} |{seed} {_pct(r['top1'])} | {_pct(r['top5'])} | "
             f"{r['gflops']:.4f} | {r['params'] / 1e6:.3f} | {status} |"
         )
     return "\n".join(lines)
