@@ -2,9 +2,14 @@
 
     raysf ingest [CONFIG] --videos ROOT [--annotations FILE] [--format kinetics|list|folders]
         --out URI [--classes FILE] [dotted.key=value ...] [--smoke-test] [--verbose]
+    raysf ingest --synth {smoke,demo,ablation} [--out ROOT]
 
 (``python -m jobs.ingest`` is the same command; ``--config CONFIG`` is the older spelling of the
 positional ``CONFIG``, default ``jobs/ingest.yaml``.)
+
+``--synth NAME`` generates the named SynthMotion set and ingests it under ``ROOT`` (default
+``demo_output/synth-NAME``; the dataset is ``ROOT/dataset``), reusing both when they exist:
+the data of the smoke tests, the demo and the ablation sweeps (``jobs/ablations/``).
 
 See :mod:`pipelines.ingest` and docs/data.md.
 """
@@ -23,7 +28,8 @@ from pipelines.ingest import run_ingest
 from pipelines.ingest_config import DEFAULT_CONFIG, IngestConfig, load_ingest_config
 from pipelines.sources import FORMATS
 from pipelines.synth import generate
-from raysf import console
+from pipelines.synth_dataset import ABLATION_DATA, SMOKE_DATA, SynthDataset, ensure_synth_dataset
+from raysf import console, runtime
 from raysf.clip_spec import ClipSpec
 from raysf.config import (
     ConfigError,
@@ -31,6 +37,14 @@ from raysf.config import (
     parse_config_arguments,
     with_overrides,
 )
+from training.demo import DEMO_DATA
+
+#: The SynthMotion sets ``--synth`` generates.
+SYNTH_SETS: dict[str, SynthDataset] = {
+    "smoke": SMOKE_DATA,
+    "demo": DEMO_DATA,
+    "ablation": ABLATION_DATA,
+}
 
 
 def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
@@ -46,6 +60,11 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
     )
     parser.add_argument(
         "--smoke-test", action="store_true", help="tiny SynthMotion set, smallest settings"
+    )
+    parser.add_argument(
+        "--synth",
+        choices=sorted(SYNTH_SETS),
+        help="generate and ingest this SynthMotion set under --out (default demo_output/synth-NAME)",
     )
     console.add_console_arguments(parser)
     args = parse_config_arguments(parser, argv, DEFAULT_CONFIG)
@@ -76,6 +95,17 @@ def smoke_config(cfg: IngestConfig, tmp: str) -> IngestConfig:
     )
 
 
+def synth(name: str, root: str | None) -> int:
+    """``--synth``: the named SynthMotion set generated and ingested under ``root``."""
+    root = root or os.path.join("demo_output", f"synth-{name}")
+    runtime.init_ray()
+    uri = ensure_synth_dataset(root, SYNTH_SETS[name])
+    manifest = runtime.read_manifest(uri)
+    counts = {split: manifest.clips_in(split) for split in ("train", "val", "test")}
+    console.line(json.dumps({"out": uri, "classes": manifest.num_classes, "clips": counts}))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     args, overrides = parse_args(argv)
@@ -83,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
         console.session("ingest", verbose=args.verbose, log_dir=args.log_dir),
         tempfile.TemporaryDirectory(prefix="ingest-smoke-") as tmp,
     ):
+        if args.synth:
+            return synth(args.synth, args.out)
         try:
             cfg = load_ingest_config(args.config, overrides)
             if args.smoke_test:

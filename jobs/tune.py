@@ -21,7 +21,7 @@ from raysf.config import (
 )
 from training.smoke import smoke_dataset_unless_given, smoke_sweep
 from training.tune.config import TuneJobConfig, load_tune_config
-from training.tune.report import format_table
+from training.tune.report import format_aggregate_table, format_table
 from training.tune.sweep import SweepOutcome, run_sweep
 
 DEFAULT_CONFIG = Path(__file__).with_name("tune.yaml")
@@ -55,6 +55,8 @@ def load_sweep(args: argparse.Namespace) -> TuneJobConfig:
 
 def print_outcome(outcome: SweepOutcome) -> None:
     console.line("\n" + format_table(outcome.rows) + "\n")
+    if outcome.aggregated is not None:
+        console.line(format_aggregate_table(outcome.aggregated) + "\n")
     for err in outcome.errors:
         console.error(f"[tune] trial failed: {err}")
     summary = {
@@ -79,7 +81,14 @@ def main(argv: list[str] | None = None) -> int:
         print_outcome(outcome)
     if args.json:
         Path(args.json).write_text(
-            json.dumps({"rows": outcome.rows, "best_config": outcome.best_config_path}, indent=2)
+            json.dumps(
+                {
+                    "rows": outcome.rows,
+                    "aggregated": outcome.aggregated,
+                    "best_config": outcome.best_config_path,
+                },
+                indent=2,
+            )
         )
     return 0 if outcome.best is not None and not outcome.interrupted else 1
 

@@ -20,9 +20,13 @@ recomputed at load time from each record's ``num_frames``/``fps`` with the spec'
 
 - ``train``: random window (temporal jitter), then the training view of
   :mod:`pipelines.views` (random short side at decode, random crop, random flip). Every
-  iteration of the dataset draws new windows (fresh OS entropy per task) unless ``seed`` is
-  given, in which case each record's augmentation is a fixed function of ``(seed, video_id,
-  clip_index)``.
+  iteration of the dataset (every epoch) draws new windows: from fresh OS entropy per task, or,
+  when ``seed`` is given, as a fixed function of ``(seed, iteration, video_id, clip_index)``
+  where ``iteration`` counts the executions of the dataset (Ray Data's execution index, the one
+  its seeded ``random()`` expression uses). A seeded dataset also orders its blocks by the seed
+  (again per iteration) and hands rows out in that order (``preserve_order``): the same seed
+  gives the same epochs, row for row. Ray Train replaces a dataset's execution options with its
+  ``DataConfig``'s: pass :func:`seeded_execution_options` there.
 - ``val``: the record's window re-centred for the run's span, short side
   ``test_short_side``, centre crop.
 - ``test``: as ``val`` but the ``num_test_crops`` test views, one output row per (clip, crop).
@@ -33,6 +37,7 @@ Shuffling: ``train`` randomises block order; add ``local_shuffle_buffer_size=...
 
 from __future__ import annotations
 
+import copy
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -147,11 +152,11 @@ def build_clip_dataset(
     if limit is not None:
         ds = ds.limit(int(limit))
     if mode == "train":
-        ds = ds.randomize_block_order(seed=seed)
+        ds = ds.randomize_block_order(seed=_per_iteration(seed))
     remote: dict[str, Any] = {"num_cpus": decode.num_cpus}
     if decode.resources:
         remote["resources"] = dict(decode.resources)
-    return ds.map_batches(
+    ds = ds.map_batches(
         decode_batch,
         batch_size=decode.batch_size,
         batch_format="numpy",
@@ -164,6 +169,40 @@ def build_clip_dataset(
         },
         **remote,
     )
+    if seed is not None:
+        # Rows in input order, not in the order the decode tasks finish.
+        ds.context.execution_options.preserve_order = True
+    return ds
+
+
+def seeded_execution_options():
+    """Ray Data execution options for a seeded dataset under Ray Train: the driver's defaults
+    (as Ray Train's own ``default_ingest_options``) with ``preserve_order``."""
+    from ray.data.context import DataContext  # heavy; the decode functions work without it
+
+    options = copy.deepcopy(DataContext.get_current().execution_options)
+    options.preserve_order = True
+    return options
+
+
+def _per_iteration(seed: int | None):
+    """A block-order seed that changes with every execution of the dataset (None: unseeded)."""
+    if seed is None:
+        return None
+    from ray.data import RandomSeedConfig  # heavy; the decode functions work without it
+
+    return RandomSeedConfig(seed=int(seed), reseed_after_execution=True)
+
+
+def _iteration() -> int:
+    """How many times the dataset being decoded has been executed before (0 on the first).
+
+    Read from the Ray Data context the task runs with; Ray Data increments it after each
+    execution, as its seeded ``random()`` expression relies on. Outside Ray Data: 0.
+    """
+    from ray.data.context import DataContext  # runs inside a Ray Data task
+
+    return int(getattr(DataContext.get_current(), "_execution_idx", 0))
 
 
 def _records(source: Any, split: str, endpoint_url: str | None):
@@ -187,11 +226,15 @@ def _records(source: Any, split: str, endpoint_url: str | None):
     return ds.select_columns(columns)
 
 
-def record_rng(seed: int | None, video_id: str, clip_index: int) -> np.random.Generator:
-    """Per-record generator: fixed by ``(seed, video_id, clip_index)``, or fresh entropy."""
+def record_rng(
+    seed: int | None, video_id: str, clip_index: int, iteration: int = 0
+) -> np.random.Generator:
+    """Per-record generator: fixed by ``(seed, iteration, video_id, clip_index)``, or fresh
+    entropy without a seed."""
     if seed is None:
         return np.random.default_rng()
-    return np.random.default_rng([int(seed), zlib.crc32(video_id.encode()), int(clip_index)])
+    key = [int(seed), zlib.crc32(video_id.encode()), int(clip_index)]
+    return np.random.default_rng(key + ([int(iteration)] if iteration else []))
 
 
 def clip_window(
@@ -218,12 +261,14 @@ def record_views(
     *,
     threads: int = 1,
     crop_first: bool = False,
+    iteration: int = 0,
 ) -> list[tuple[list[np.ndarray], int]]:
     """The ``(view, spatial_index)`` pairs one record yields: one in train/val, the
     ``num_test_crops`` test views in test mode (see :mod:`pipelines.views`). A view holds the
     ``pathways`` asked for, in that order (the loader asks for :func:`pathway_columns`);
-    ``threads`` and ``crop_first`` as in :class:`DecodeOptions`."""
-    rng = record_rng(seed, str(record["video_id"]), int(record["clip_index"]))
+    ``threads`` and ``crop_first`` as in :class:`DecodeOptions`; ``iteration`` (the dataset's
+    execution, i.e. the epoch) changes a seeded record's draws every epoch."""
+    rng = record_rng(seed, str(record["video_id"]), int(record["clip_index"]), iteration)
     fast_idx, slow_idx = clip_window(record, spec, mode, rng)
     if mode == "train":
         slow, fast = train_clip(
@@ -254,10 +299,18 @@ def decode_batch(
     pathways = pathway_columns(spec)
     views: list[tuple[list[np.ndarray], int]] = []
     meta: dict[str, list] = {"label": [], "video_id": [], "clip_index": []}
+    iteration = _iteration() if seed is not None and mode == "train" else 0
     for i in range(len(batch["video_id"])):
         record = {k: batch[k][i] for k in batch}
         views_of = record_views(
-            record, spec, mode, seed, pathways, threads=threads, crop_first=crop_first
+            record,
+            spec,
+            mode,
+            seed,
+            pathways,
+            threads=threads,
+            crop_first=crop_first,
+            iteration=iteration,
         )
         for view in views_of:
             views.append(view)

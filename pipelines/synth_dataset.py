@@ -25,8 +25,8 @@ class SynthDataset:
     """What to generate and how to cut it.
 
     Attributes:
-        classes, videos_per_class, frames, seed: the SynthMotion videos (see
-            :func:`pipelines.synth.generate`).
+        classes, videos_per_class, frames, seed, splits: the SynthMotion videos (see
+            :func:`pipelines.synth.generate`; ``splits`` None = 70/15/15 % train/val/test).
         clip: the window written into the records and the windows per val/test video.
         shard_size: videos per ingest shard.
         reencode: ingest's re-encode (None: the generated streams are kept), e.g. the
@@ -40,11 +40,16 @@ class SynthDataset:
     seed: int = 0
     shard_size: int = 16
     reencode: ReencodeConfig | None = None
+    splits: dict[str, float] | None = None
 
-    def videos_key(self) -> dict[str, int]:
-        """What determines the generated videos (reused when equal)."""
+    def videos_key(self) -> dict[str, object]:
+        """What determines the generated videos (reused when equal); ``splits`` only when set,
+        so that the sets generated before it existed are still reused."""
         keys = ("classes", "videos_per_class", "frames", "seed")
-        return {k: v for k, v in asdict(self).items() if k in keys}
+        key: dict[str, object] = {k: v for k, v in asdict(self).items() if k in keys}
+        if self.splits is not None:
+            key["splits"] = dict(self.splits)
+        return key
 
 
 #: The smoke tests' set: 3 classes x 6 videos of 40 frames, T=4, tau=4, alpha=2, 2 test windows.
@@ -54,6 +59,17 @@ SMOKE_DATA = SynthDataset(
     frames=40,
     clip=ClipSpec(slow_frames=4, tau=4, alpha=2, num_val_clips=1, num_test_clips=2),
     shard_size=8,
+)
+
+#: The ablation sweeps' set (``jobs/ablations/``): all 8 classes x 60 videos of 64 frames, split
+#: 50/40/10 % so that validation (the sweeps' metric) has 24 videos per class, not 6 as the
+#: demo's; the demo's sampling (T=4, tau=8, alpha=4), 2 test windows.
+ABLATION_DATA = SynthDataset(
+    classes=8,
+    videos_per_class=60,
+    frames=64,
+    clip=ClipSpec(slow_frames=4, tau=8, alpha=4, num_val_clips=1, num_test_clips=2),
+    splits={"train": 0.5, "val": 0.4, "test": 0.1},
 )
 
 
@@ -69,6 +85,7 @@ def ensure_synth_dataset(root: str | os.PathLike, data: SynthDataset) -> str:
             videos_per_class=data.videos_per_class,
             seed=data.seed,
             frames=data.frames,
+            splits=data.splits,
         )
         root.mkdir(parents=True, exist_ok=True)
         stamp.write_text(json.dumps(data.videos_key()))
@@ -84,4 +101,4 @@ def ensure_synth_dataset(root: str | os.PathLike, data: SynthDataset) -> str:
     return str(dataset)
 
 
-__all__ = ["SMOKE_DATA", "SynthDataset", "ensure_synth_dataset"]
+__all__ = ["ABLATION_DATA", "SMOKE_DATA", "SynthDataset", "ensure_synth_dataset"]

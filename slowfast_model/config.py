@@ -61,7 +61,7 @@ class StageSpec:
         index: 0 for res2 ... 3 for res5.
         num_blocks: residual blocks in the stage.
         inner: channels inside the bottleneck (the 3x3 conv).
-        out: channels the stage outputs (`inner * 4`).
+        out: channels the stage outputs (`inner * 4`; Fast: the Slow stage's `out // beta_inv`).
         spatial_stride: stride of the first block's 3x3 conv (1 for res2, else 2).
         temporal_kernel: temporal size of every temporal block's first (1x1) conv.
         temporal_blocks: how many leading blocks use `temporal_kernel` (the rest use 1).
@@ -85,7 +85,9 @@ class SlowFastConfig:
     Attributes:
         depth: ResNet depth, one of 18, 50, 101.
         alpha: frame-rate ratio Fast/Slow (the Fast pathway sees `alpha * slow_frames` frames).
-        beta_inv: channel ratio Slow/Fast (beta = 1 / beta_inv); must divide `width`.
+        beta_inv: channel ratio Slow/Fast (beta = 1 / beta_inv). Every Fast layer has
+            `slow_channels // beta_inv` channels, rounded down as PySlowFast does (beta = 1/6 at
+            width 64: stem 10, res2 10/42, ..., res5 85/341); at most `width`.
         slow_frames: T, frames of the Slow pathway.
         default_tau: temporal stride (in source frames) of the Slow pathway; data sampling
             default, unused by the network itself.
@@ -167,9 +169,10 @@ class SlowFastConfig:
         """Fields that must agree with each other (mostly with `pathways`)."""
         if self.pathways != "slow_only":
             self._check(
-                self.width % self.beta_inv == 0,
+                self.width // self.beta_inv >= 1,
                 "beta_inv",
-                f"must divide width={self.width} (the Fast stem has width/beta_inv channels)",
+                f"must be at most width={self.width} (the Fast stem has width // beta_inv "
+                "channels)",
             )
         if self.pathways != "slowfast":
             self._check(
@@ -220,7 +223,7 @@ class SlowFastConfig:
 
     @property
     def fast_width(self) -> int:
-        """Fast stem channels (beta * width)."""
+        """Fast stem channels (beta * width, rounded down)."""
         return self.width // self.beta_inv
 
     @property
@@ -246,7 +249,7 @@ class SlowFastConfig:
         """
         if pathway not in ("slow", "fast"):
             raise ValueError(f"pathway={pathway!r}: must be 'slow' or 'fast'")
-        base = self.width if pathway == "slow" else self.fast_width
+        ratio = 1 if pathway == "slow" else self.beta_inv
         specs = []
         for index, num_blocks in enumerate(STAGE_DEPTHS[self.depth]):
             temporal = 3 if (pathway == "fast" or index >= 2) else 1
@@ -256,13 +259,14 @@ class SlowFastConfig:
             nonlocal_after: tuple[int, ...] = ()
             if pathway == "slow" and index == 2 and self.nonlocal_res4:
                 nonlocal_after = nonlocal_positions(num_blocks)
-            inner = base * 2**index
+            # The Fast widths are the Slow ones // beta_inv, each rounded down (PySlowFast).
+            inner = self.width * 2**index
             specs.append(
                 StageSpec(
                     index=index,
                     num_blocks=num_blocks,
-                    inner=inner,
-                    out=inner * EXPANSION,
+                    inner=inner // ratio,
+                    out=inner * EXPANSION // ratio,
                     spatial_stride=1 if index == 0 else 2,
                     temporal_kernel=temporal,
                     temporal_blocks=temporal_blocks,

@@ -40,6 +40,10 @@ class DataConfig:
     shuffle_buffer: int = 64
     # Batches Ray Data's fetch threads prepare (and pin, on a GPU) ahead of the training step.
     prefetch_batches: int = 2
+    # Seed the training data with train.seed (windows, crops, flips and order, new every epoch):
+    # the same seed gives the same epochs row for row. Off: fresh randomness, rows in the order
+    # the decode tasks finish (no waiting on a slow task).
+    reproducible: bool = False
 
     def validate(self) -> None:
         if self.decode_cpus <= 0:

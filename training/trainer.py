@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import slowfast_model
-from pipelines.loader import build_clip_dataset
+from pipelines.loader import build_clip_dataset, seeded_execution_options
 from pipelines.views import pathway_columns
 from raysf import console, runtime
 from training import tracking
@@ -114,7 +114,10 @@ def build_datasets(plan: TrainingPlan) -> dict[str, Any]:
     columns the loader ships (``fast``, and ``slow`` only where it is no subset) and labels."""
     data = plan.job.data
     common = dict(spec=plan.clip, decode=data.decode, endpoint_url=data.endpoint_url)
-    train = build_clip_dataset(plan.dataset_uri, split=data.train_split, mode="train", **common)
+    seed = plan.job.train.seed if data.reproducible else None
+    train = build_clip_dataset(
+        plan.dataset_uri, split=data.train_split, mode="train", seed=seed, **common
+    )
     val = build_clip_dataset(plan.dataset_uri, split=data.val_split, mode="val", **common)
     cols = [*pathway_columns(plan.clip), "label"]
     return {"train": train.select_columns(cols), "val": val.select_columns(cols)}
@@ -128,6 +131,9 @@ def build_trainer(setup: WorkerSetup, datasets: dict[str, Any], callbacks: list)
 
     job = setup.plan.job
     storage_path, storage_fs = _storage(job)
+    # A reproducible run keeps the seeded train rows in order (Ray Train would replace the
+    # dataset's own execution options with its defaults).
+    options = {"train": seeded_execution_options()} if job.data.reproducible else None
     return TorchTrainer(
         train_loop_per_worker=train_func,
         train_loop_config={"setup": setup},
@@ -146,6 +152,7 @@ def build_trainer(setup: WorkerSetup, datasets: dict[str, Any], callbacks: list)
             callbacks=callbacks,
         ),
         datasets=datasets,
+        dataset_config=ray.train.DataConfig(execution_options=options),
     )
 
 

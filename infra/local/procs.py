@@ -146,10 +146,41 @@ def _all_pids() -> list[int]:
     return [int(name) for name in os.listdir("/proc") if name.isdigit()]
 
 
-def find_pids(*needles: str) -> list[int]:
-    """Return pids whose command line contains every string in ``needles``."""
-    found = []
+def _parent_pid(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read().decode(errors="replace")
+    except OSError:
+        return None
+    # "pid (comm) state ppid ...": comm may hold spaces and parentheses; split after the last ")"
+    return int(stat.rsplit(")", 1)[1].split()[1])
+
+
+def descendants(root: int) -> set[int]:
+    """Pids of every live process below ``root`` (children, their children, ...)."""
+    children: dict[int, list[int]] = {}
     for pid in _all_pids():
+        parent = _parent_pid(pid)
+        if parent is not None:
+            children.setdefault(parent, []).append(pid)
+    found, todo = set(), [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def find_pids(*needles: str, under: int | None = None) -> list[int]:
+    """Return pids whose command line contains every string in ``needles``; with ``under``,
+    only descendants of that pid (a test's own Ray workers, never another engineer's on a
+    shared machine)."""
+    found = []
+    scope = descendants(under) if under is not None else None
+    for pid in _all_pids():
+        if scope is not None and pid not in scope:
+            continue
         try:
             with open(f"/proc/{pid}/cmdline", "rb") as f:
                 cmdline = f.read().replace(b"\0", b" ").decode(errors="replace")

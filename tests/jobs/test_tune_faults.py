@@ -92,7 +92,7 @@ def test_failed_trial_is_reported_and_an_interrupted_sweep_resumes(
         try:
             while proc.poll() is None and time.time() < deadline and interrupted is None:
                 if killed is None:
-                    pids = sorted(find_pids(TRAIN_WORKER))
+                    pids = sorted(find_pids(TRAIN_WORKER, under=proc.pid))
                     if pids and _mid_training(client):  # the first trial's only worker
                         killed = pids[0]
                         os.kill(killed, signal.SIGKILL)

@@ -15,7 +15,7 @@ from slowfast_model.config import SlowFastConfig, StageSpec
     [
         ({"depth": 34}, "depth"),
         ({"alpha": 0}, "alpha"),
-        ({"beta_inv": 3}, "beta_inv"),  # 3 does not divide width 64
+        ({"beta_inv": 128}, "beta_inv"),  # width 64 // 128 = 0 Fast channels
         ({"slow_frames": 0}, "slow_frames"),
         ({"fusion": "sum"}, "fusion"),
         ({"fusion_kernel": 4}, "fusion_kernel"),
@@ -66,6 +66,18 @@ def test_stage_specs_follow_table_1() -> None:
     assert [s.spatial_stride for s in slow] == [1, 2, 2, 2]
     r101 = sm.get_config("slowfast_16x8_r101_nl").stage_specs("slow")[2]
     assert r101.nonlocal_after == (6, 13, 20) and r101.temporal_blocks == 6
+
+
+def test_beta_not_dividing_width_rounds_every_fast_layer_down_as_pyslowfast() -> None:
+    # PySlowFast's SlowFast builds each Fast layer as width_per_group * k // BETA_INV: at
+    # beta = 1/6 (Table 5b) the stem has 64 // 6 = 10 channels and res2 outputs 256 // 6 = 42.
+    config = sm.get_config("slowfast_8x8_r50", beta_inv=6)
+    fast = config.stage_specs("fast")
+    assert config.fast_width == 10
+    assert [s.inner for s in fast] == [10, 21, 42, 85]
+    assert [s.out for s in fast] == [42, 85, 170, 341]
+    tiny32 = sm.get_config("slowfast_tiny", width=32, beta_inv=32)
+    assert tiny32.fast_width == 1 and [s.out for s in tiny32.stage_specs("fast")] == [4, 8, 16, 32]
 
 
 def test_presets_listed_and_expose_sampling() -> None:

@@ -81,6 +81,12 @@ def test_alpha_beta_t_grid(fusion: str, alpha: int, beta_inv: int, slow_frames: 
 def test_grid_gradients_at_extremes() -> None:
     check_forward_backward(tiny(fusion="time_to_channel", alpha=8, beta_inv=16, slow_frames=8))
     check_forward_backward(tiny(fusion="time_strided_conv", alpha=2, beta_inv=4, slow_frames=2))
+    # beta_inv not dividing the width: every Fast layer rounded down (16 // 6 = 2, 64 // 6 = 10)
+    config = tiny(fusion="time_to_channel", alpha=4, beta_inv=6, slow_frames=2)
+    check_forward_backward(config)
+    model = sm.build_model(config)
+    _, fast = model.forward_features(sm.example_inputs(config, batch=1, crop=CROP))
+    assert fast.shape[1] == 16 * 32 // 6
 
 
 def test_forward_does_not_mutate_inputs() -> None:

@@ -236,6 +236,36 @@ def test_seeded_train_is_deterministic_and_torch_batches(dataset, ray_local):
 
 
 @pytest.mark.slow
+def test_seeded_train_draws_new_views_every_epoch_and_repeats_them_row_for_row(dataset, ray_local):
+    # A seeded dataset is a fixed sequence of epochs: iterating it again (the next epoch)
+    # draws new windows and crops, a dataset built again with the same seed repeats every
+    # epoch in the same row order (preserve_order), another seed gives other epochs.
+    root, _ = dataset
+    kwargs = dict(
+        split="train",
+        mode="train",
+        spec=spec(alpha=2, crop_size=32, short_side_range=(40, 56), test_short_side=40),
+        decode=DecodeOptions(batch_size=2),
+    )
+
+    def epochs(seed: int, n: int = 2) -> list[list[dict]]:
+        ds = build_clip_dataset(str(root), seed=seed, **kwargs)
+        assert ds.context.execution_options.preserve_order
+        return [_rows(ds) for _ in range(n)]
+
+    first, again, other = epochs(5), epochs(5), epochs(6, n=1)
+    for a, b in zip(first, again, strict=True):
+        assert [r["video_id"] for r in a] == [r["video_id"] for r in b]  # same order
+        for x, y in zip(a, b, strict=True):
+            np.testing.assert_array_equal(x["fast"], y["fast"])
+    by_video = [{r["video_id"]: r["fast"] for r in epoch} for epoch in (*first, *other)]
+    assert set(by_video[0]) == set(by_video[1]) == set(by_video[2])
+    changed = sum(not np.array_equal(by_video[0][v], by_video[1][v]) for v in by_video[0])
+    assert changed >= len(by_video[0]) - 1  # epoch 2 re-draws (a window may repeat by chance)
+    assert any(not np.array_equal(by_video[0][v], by_video[2][v]) for v in by_video[0])
+
+
+@pytest.mark.slow
 def test_val_and_test_modes(dataset, ray_local):
     root, rows = dataset
     common = dict(spec=spec(crop_size=48, short_side_range=(48, 56), test_short_side=56))

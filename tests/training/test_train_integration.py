@@ -162,7 +162,7 @@ def test_killed_worker_resumes_without_repeating_epochs(dataset, local_ray, tmp_
     while thread.is_alive() and time.time() < deadline:
         done = [r for r in _reports(log) if "rank_metrics" in r]
         if done and done[-1]["rank_metrics"][0]["epoch"] >= 1 and killed is None:
-            workers = sorted(find_pids(TRAIN_WORKER))
+            workers = sorted(find_pids(TRAIN_WORKER, under=os.getpid()))
             if workers:
                 killed = workers[0]
                 os.kill(killed, signal.SIGKILL)

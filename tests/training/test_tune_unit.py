@@ -23,7 +23,13 @@ from training.tune.results import (
     summary_of_tune_text,
     write_error_record,
 )
-from training.tune.space import check_point, make_points, select_points, trial_job
+from training.tune.space import (
+    absolute_paths,
+    check_point,
+    make_points,
+    select_points,
+    trial_job,
+)
 from training.tune.sweep import exported_job
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "jobs" / "tune.yaml"
@@ -59,11 +65,11 @@ def test_every_default_point_builds_its_model_config():
             assert model_cfg.pathways == "slow_only" and model_cfg.fusion == "none"
 
 
-def test_beta_not_dividing_width_is_rejected_naming_the_key():
+def test_beta_leaving_no_fast_channel_is_rejected_naming_the_key():
     cfg = _cfg("train.model.overrides.width=8", "space.beta_inv=[8, 16]")
     base = cfg.train
     bad = [p for p in make_points(cfg.space, base) if p.dims["beta_inv"] == 16][0]
-    with pytest.raises(ConfigError, match=r"space\.beta_inv: trial .*-b16-.*must divide width=8"):
+    with pytest.raises(ConfigError, match=r"space\.beta_inv: trial .*-b16-.*at most width=8"):
         trial_job(base, bad, "/tmp/x", "s", "tune.yaml")
 
 
@@ -113,6 +119,17 @@ def test_learning_rates_multiply_points_and_reach_the_trial_config():
     assert job.optim.base_lr == 0.2
     assert job.storage.path == "/tmp/runs" and job.storage.name == "sw.nolat-a4-b8-rgb-lr0.2"
     assert job.resume is True and Path(job.data.dataset).is_absolute()
+
+
+def test_trials_resolve_relative_paths_against_the_driver_not_their_folder(tmp_path, monkeypatch):
+    # A Tune trial runs in its own working folder: the driver hands it absolute paths.
+    cfg = _cfg("train.data.dataset=demo_output/some/dataset")
+    base = absolute_paths(cfg.train)
+    expected = str(Path.cwd() / "demo_output/some/dataset")
+    assert base.data.dataset == expected
+    monkeypatch.chdir(tmp_path)  # the trial's working folder
+    point = make_points(cfg.space, base)[0]
+    assert trial_job(base, point, "/tmp/r", "s").data.dataset == expected
 
 
 def test_random_mode_draws_distinct_points_reproducibly():

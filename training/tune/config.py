@@ -22,7 +22,8 @@ FAST_INPUTS = ("rgb", "gray", "time_diff")
 
 @dataclass(frozen=True)
 class SpaceConfig:
-    """The swept dimensions; SlowFast points are their product, plus one Slow-only per lr."""
+    """The swept dimensions; SlowFast points are their product, plus the Fast-only baselines
+    (alpha x beta x fast input) and one Slow-only per lr, each once per seed."""
 
     alpha: list[int] = field(default_factory=lambda: [2, 4, 8])
     beta_inv: list[int] = field(default_factory=lambda: [4, 8, 16])
@@ -30,9 +31,20 @@ class SpaceConfig:
     fast_input: list[str] = field(default_factory=lambda: ["rgb"])
     base_lr: list[float] = field(default_factory=list)
     slow_only: bool = True
+    fast_only: bool = False  # add the Fast-only baselines (alpha x beta x fast input)
+    # Seeds: every configuration runs once per seed, everything else equal. [] and repeats
+    # null = one run per configuration with train.train.seed; repeats N = seeds 0..N-1.
+    seeds: list[int] = field(default_factory=list)
+    repeats: int | None = None
+
+    def seed_list(self) -> list[int] | None:
+        """The seeds to run, or ``None`` for one run per configuration (``train.train.seed``)."""
+        if self.repeats is not None:
+            return list(range(self.repeats))
+        return list(self.seeds) or None
 
     def validate(self) -> None:
-        for name in ("alpha", "beta_inv", "fusion", "fast_input", "base_lr"):
+        for name in ("alpha", "beta_inv", "fusion", "fast_input", "base_lr", "seeds"):
             values = getattr(self, name)
             if len(set(values)) != len(values):
                 raise ValueError(f"space.{name} has duplicates: {values}")
@@ -49,6 +61,12 @@ class SpaceConfig:
             raise ValueError("space.alpha and space.beta_inv values must be >= 1")
         if any(lr <= 0 for lr in self.base_lr):
             raise ValueError("space.base_lr values must be positive")
+        if self.repeats is not None and self.seeds:
+            raise ValueError("space.seeds and space.repeats: give one of them, not both")
+        if self.repeats is not None and self.repeats < 1:
+            raise ValueError(f"space.repeats must be >= 1 or null, got {self.repeats}")
+        if any(s < 0 for s in self.seeds):
+            raise ValueError(f"space.seeds must be >= 0, got {self.seeds}")
 
 
 @dataclass(frozen=True)
@@ -100,14 +118,40 @@ class SweepConfig:
 
 
 @dataclass(frozen=True)
+class ReportConfig:
+    """How the seeds of a configuration are summarised (``training.tune.report``)."""
+
+    # Configuration key (a trial key without its -s<seed>, e.g. slow_only, tsc-a4-b8-rgb) the
+    # paired differences are taken against; null = slow_only when it is swept, else none.
+    baseline: str | None = None
+    level: float = 0.95  # confidence level of the t intervals
+
+    def validate(self) -> None:
+        if not 0 < self.level < 1:
+            raise ValueError(f"report.level must be in (0, 1), got {self.level}")
+
+
+@dataclass(frozen=True)
 class TuneJobConfig:
-    """The sweep: every trial's base training job, the space, the search and the sweep."""
+    """The sweep: every trial's base training job, the space, the search, the sweep and how
+    seeds are reported."""
 
     train_config: str | None = "jobs/train.yaml"
     train: TrainJobConfig = field(default_factory=TrainJobConfig)
     space: SpaceConfig = field(default_factory=SpaceConfig)
     search: SearchConfig = field(default_factory=SearchConfig)
     sweep: SweepConfig = field(default_factory=SweepConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
+
+    def validate(self) -> None:
+        seeds = self.space.seed_list()
+        if seeds and len(seeds) > 1 and self.search.asha.enabled:
+            # ASHA would stop some seeds of a configuration and not others: the seeds would no
+            # longer share a schedule, and the means would mix 1-epoch with full runs.
+            raise ValueError(
+                "search.asha.enabled: must be false when space.seeds/space.repeats run several "
+                "seeds (every seed of a configuration trains the same epochs)"
+            )
 
 
 def load_tune_config(path: str | Path | None, overrides: Sequence[str] = ()) -> TuneJobConfig:

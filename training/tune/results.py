@@ -10,6 +10,12 @@ A failed trial writes its error as JSON into its folder (:func:`write_error_reco
 from that record, else from the text Tune writes beside it (``error.txt``). Nothing read back
 from the sweep's storage is unpickled (Tune's ``error.pkl`` is left alone): that storage is
 writable by every node, and unpickling runs code.
+
+:func:`aggregate_rows` folds the rows of a seeded sweep into one row per configuration: n, mean,
+standard deviation and t interval of top-1/top-5 over the seeds that finished, and the paired
+difference against a baseline configuration over the seeds both finished
+(:mod:`training.tune.stats`). A trial that failed, was stopped early or did not run is a missing
+seed, never a zero.
 """
 
 from __future__ import annotations
@@ -24,6 +30,20 @@ import pyarrow.fs
 from raysf import runtime, storage
 from training.config import TrainJobConfig
 from training.tune.space import Point
+from training.tune.stats import Summary, paired_differences, summarize
+
+#: Columns of an aggregated row that describe the configuration (copied from its trials' rows).
+CONFIG_COLUMNS = (
+    "configuration",
+    "pathways",
+    "fusion",
+    "alpha",
+    "beta_inv",
+    "fast_input",
+    "base_lr",
+    "gflops",
+    "params",
+)
 
 
 @dataclass(frozen=True)
@@ -167,6 +187,8 @@ def _read_text(fs, path: str) -> str | None:
 def _row(pp: PreparedPoint, metrics: dict, epochs: int, status: str, error: str | None) -> dict:
     return {
         "key": pp.point.key,
+        "config_key": pp.point.config_key,
+        "seed": pp.point.seed,
         "configuration": pp.point.label,
         **pp.point.dims,
         "top1": metrics.get("val_top1"),
@@ -179,3 +201,80 @@ def _row(pp: PreparedPoint, metrics: dict, epochs: int, status: str, error: str 
         "trial_id": metrics.get("trial_id"),
         "mlflow_run_id": None,
     }
+
+
+def default_baseline(rows: list[dict[str, Any]], baseline: str | None) -> str | None:
+    """The configuration key paired differences are taken against: ``baseline`` (which must be
+    one of the sweep's configurations), else ``slow_only`` when it was swept, else ``None``."""
+    keys = list(dict.fromkeys(r["config_key"] for r in rows))
+    if baseline is not None:
+        if baseline not in keys:
+            raise ValueError(
+                f"report.baseline: {baseline!r} is not a configuration of the sweep {keys}"
+            )
+        return baseline
+    return "slow_only" if "slow_only" in keys else None
+
+
+def aggregate_rows(
+    rows: list[dict[str, Any]], baseline: str | None = None, level: float = 0.95
+) -> list[dict[str, Any]]:
+    """One row per configuration (in first-seen order) with its seed statistics.
+
+    Each aggregated row holds the configuration's columns (:data:`CONFIG_COLUMNS`), ``key``
+    (the configuration key), ``seeds`` (seeds with a result), ``missing`` (seeds that failed,
+    stopped early or did not run), ``n``, and for ``top1``/``top5``: ``<m>_mean``, ``<m>_std``,
+    ``<m>_ci`` (half-width), ``<m>_low``, ``<m>_high``. Against the ``baseline`` configuration
+    (``None``: no differences) it adds ``diff_n``, ``diff_top1_mean``/``_std``/``_ci``/``_low``/
+    ``_high`` (and the same for top-5), computed from the per-seed differences of the seeds
+    both finished; the baseline's own row has ``is_baseline`` True and no differences.
+    """
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault(r["config_key"], []).append(r)
+    per_seed = {key: _values_by_seed(members) for key, members in groups.items()}
+    out = []
+    for key, members in groups.items():
+        values = per_seed[key]
+        agg: dict[str, Any] = {"key": key, **{c: members[0][c] for c in CONFIG_COLUMNS}}
+        agg["seeds"] = sorted(s for s, v in values["top1"].items() if v is not None)
+        agg["missing"] = sorted(s for s, v in values["top1"].items() if v is None)
+        agg["n"] = len(agg["seeds"])
+        agg["is_baseline"] = key == baseline
+        agg["baseline"] = baseline
+        agg["level"] = level
+        for metric in ("top1", "top5"):
+            agg.update(summary_fields(metric, summarize(values[metric].values(), level)))
+        if baseline is not None and key != baseline:
+            base = per_seed[baseline]
+            diffs = {m: paired_differences(values[m], base[m]) for m in ("top1", "top5")}
+            agg["diff_n"] = len(diffs["top1"])
+            agg["diff_seeds"] = sorted(diffs["top1"])
+            for metric in ("top1", "top5"):
+                agg.update(
+                    summary_fields(f"diff_{metric}", summarize(diffs[metric].values(), level))
+                )
+        out.append(agg)
+    return out
+
+
+def summary_fields(prefix: str, summary: Summary) -> dict[str, Any]:
+    """``<prefix>_mean``, ``_std``, ``_ci`` (half-width), ``_low``, ``_high`` of a summary."""
+    return {
+        f"{prefix}_mean": summary.mean,
+        f"{prefix}_std": summary.std,
+        f"{prefix}_ci": summary.half_width,
+        f"{prefix}_low": summary.low,
+        f"{prefix}_high": summary.high,
+    }
+
+
+def _values_by_seed(members: list[dict[str, Any]]) -> dict[str, dict[int, float | None]]:
+    """``{"top1": {seed: value or None}, "top5": ...}``: only finished trials have a value."""
+    out: dict[str, dict[int, float | None]] = {"top1": {}, "top5": {}}
+    for i, r in enumerate(members):
+        seed = r["seed"] if r.get("seed") is not None else i
+        done = r["status"] == "finished" and not r.get("error")
+        for metric in out:
+            out[metric][seed] = r.get(metric) if done else None
+    return out

@@ -27,8 +27,21 @@ from training.plan import model_summary
 from training.tune.config import TuneJobConfig
 from training.tune.progress import SweepProgress, ignore_trial_events
 from training.tune.report import best_row, write_summary
-from training.tune.results import PreparedPoint, collect_rows, trial_dirname
-from training.tune.space import check_point, make_points, select_points, trial_job
+from training.tune.results import (
+    PreparedPoint,
+    aggregate_rows,
+    collect_rows,
+    default_baseline,
+    trial_dirname,
+)
+from training.tune.space import (
+    absolute_paths,
+    check_point,
+    make_points,
+    select_points,
+    trial_job,
+    with_seeds,
+)
 from training.tune.trial import run_trial
 
 PARENT_KEY_PREFIX = "sweep:"
@@ -40,6 +53,8 @@ class SweepOutcome:
 
     rows: list[dict[str, Any]]
     best: dict[str, Any] | None
+    # one row per configuration with its seed statistics (seeded sweeps only)
+    aggregated: list[dict[str, Any]] | None
     best_config_path: str | None
     experiment_path: str
     parent_run_id: str | None
@@ -60,7 +75,15 @@ def prepare(cfg: TuneJobConfig, source: str = "tune config") -> list[PreparedPoi
             f"{manifest.clips_in(base.data.train_split)} clips, fewer than one global batch"
         )
     prepared, seen = [], set()
-    for point in select_points(make_points(cfg.space, base), cfg.search):
+    configurations = select_points(make_points(cfg.space, base), cfg.search)
+    if cfg.report.baseline is not None and cfg.report.baseline not in {
+        p.key for p in configurations
+    }:
+        raise ConfigError(
+            f"{source}: report.baseline: {cfg.report.baseline!r} is not a configuration of the "
+            f"sweep; its configurations: {[p.key for p in configurations]}"
+        )
+    for point in with_seeds(configurations, cfg.space.seed_list()):
         if point.key in seen:
             raise ConfigError(f"{source}: space: two trials share the key {point.key!r}")
         seen.add(point.key)
@@ -113,7 +136,7 @@ def build_tuner(cfg: TuneJobConfig, prepared, tracking_uri, parent_run_id):
 
     trainable = ray.tune.with_parameters(
         run_trial,
-        base=cfg.train,
+        base=absolute_paths(cfg.train),  # trials run in their own working folders
         train_root=_train_root(cfg),
         sweep=cfg.sweep.name,
         experiment_uri=f"{_storage_root(cfg)}/{cfg.sweep.name}",
@@ -253,22 +276,17 @@ def _summarize(cfg, prepared, rows, tracking_uri, parent) -> SweepOutcome:
     storage_root = _storage_root(cfg)
     local_out = None if storage_root.startswith("s3://") else f"{storage_root}/{cfg.sweep.name}"
     out_dir = Path(local_out or tempfile.mkdtemp(prefix="tune-summary-")) / "summary"
-    paths = write_summary(rows, out_dir)
-    best = best_row(rows)
-    best_path = None
-    if best is not None:
-        chosen = next(pp for pp in prepared if pp.point.key == best["key"])
-        best_path = cfg.sweep.export_path or str(out_dir / "best_train.yaml")
-        Path(best_path).parent.mkdir(parents=True, exist_ok=True)
-        header = (
-            f"# Best configuration of sweep {cfg.sweep.name!r}: {best['configuration']} "
-            f"(val top-1 {best['top1']:.3f}).\n# Train it: python -m jobs.train {best_path}\n"
-        )
-        job = exported_job(chosen, cfg.train, cfg.sweep.name)
-        Path(best_path).write_text(header + dump_yaml(recorded_job(job)))
+    agg = None
+    if cfg.space.seed_list() is not None:
+        baseline = default_baseline(rows, cfg.report.baseline)
+        agg = aggregate_rows(rows, baseline, cfg.report.level)
+    paths = write_summary(rows, out_dir, agg, title=cfg.sweep.name)
+    best = best_row(agg, "top1_mean") if agg is not None else best_row(rows)
+    best_path = _export_best(cfg, prepared, best, out_dir) if best is not None else None
     return SweepOutcome(
         rows=rows,
         best=best,
+        aggregated=agg,
         best_config_path=best_path,
         experiment_path=f"{storage_root}/{cfg.sweep.name}",
         parent_run_id=parent.run_id if parent else None,
@@ -277,6 +295,39 @@ def _summarize(cfg, prepared, rows, tracking_uri, parent) -> SweepOutcome:
         interrupted=sum(r["status"] == "not run" for r in rows),
         artifacts=[*map(str, paths.values()), *([best_path] if best_path else [])],
     )
+
+
+def best_top1(best: dict[str, Any]) -> float:
+    """The best row's top-1: its mean over seeds (aggregated row) or its single value."""
+    return best["top1_mean"] if "top1_mean" in best else best["top1"]
+
+
+def _export_best(cfg: TuneJobConfig, prepared, best: dict[str, Any], out_dir: Path) -> str:
+    """The best configuration's training job as YAML (its first seed's trial, with a seeded
+    sweep); returns its path."""
+    chosen = next(pp for pp in prepared if best["key"] in (pp.point.key, pp.point.config_key))
+    path = cfg.sweep.export_path or str(out_dir / "best_train.yaml")
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    over = f" over {best['n']} seeds" if "n" in best else ""
+    header = (
+        f"# Best configuration of sweep {cfg.sweep.name!r}: {best['configuration']} "
+        f"(val top-1 {best_top1(best):.3f}{over}).\n# Train it: python -m jobs.train {path}\n"
+    )
+    job = exported_job(chosen, cfg.train, cfg.sweep.name)
+    Path(path).write_text(header + dump_yaml(recorded_job(job)))
+    return path
+
+
+def _seed_metrics(agg: list[dict[str, Any]]) -> dict[str, float]:
+    """Per-configuration seed statistics as parent-run metrics (``seeds.<key>.top1_mean``...)."""
+    names = ("n", "top1_mean", "top1_ci", "top5_mean", "top5_ci", "diff_top1_mean")
+    names += ("diff_top1_low", "diff_top1_high")
+    return {
+        f"seeds.{r['key']}.{name}": float(r[name])
+        for r in agg
+        for name in names
+        if r.get(name) is not None
+    }
 
 
 def _log_parent(parent: tracking.RunTarget, outcome: SweepOutcome, minutes: float) -> None:
@@ -290,8 +341,11 @@ def _log_parent(parent: tracking.RunTarget, outcome: SweepOutcome, minutes: floa
         "sweep_minutes": minutes,
     }
     if outcome.best is not None:
-        summary.update({"best_top1": outcome.best["top1"], "best_gflops": outcome.best["gflops"]})
-        client.set_tag(parent.run_id, "best_configuration", outcome.best["configuration"])
+        best = outcome.best
+        summary.update({"best_top1": best_top1(best), "best_gflops": best["gflops"]})
+        client.set_tag(parent.run_id, "best_configuration", best["configuration"])
+    if outcome.aggregated is not None:
+        summary.update(_seed_metrics(outcome.aggregated))
     parent.log_metrics(summary, step=0)
     if outcome.interrupted:
         client.set_tag(parent.run_id, "sweep.status", "interrupted")

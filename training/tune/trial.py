@@ -81,5 +81,8 @@ def _open_child_run(
     params = {"tune.trial_id": ray.tune.get_context().get_trial_id(), "tune.key": point.key}
     params.update({f"tune.{k}": v for k, v in point.dims.items()})
     params["tune.label"] = point.label
+    params["tune.config_key"] = point.config_key
+    if point.seed is not None:
+        params["tune.seed"] = point.seed
     tracking.log_params(tracking_uri, run_id, params)
     return run_id
