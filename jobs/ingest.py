@@ -22,7 +22,8 @@ from pipelines.ingest_config import DEFAULT_CONFIG, IngestConfig, load_ingest_co
 from pipelines.sources import FORMATS
 from pipelines.synth import generate
 from raysf.clip_spec import ClipSpec
-from raysf.config import ConfigError, with_overrides
+from raysf.config import with_overrides
+from raysf.errors import add_verbose_argument, run_entry_point
 
 
 def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
@@ -36,6 +37,7 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument(
         "--smoke-test", action="store_true", help="tiny SynthMotion set, smallest settings"
     )
+    add_verbose_argument(parser)
     parser.add_argument("overrides", nargs="*", help="dotted.key=value config overrides")
     args = parser.parse_intermixed_args(argv)
     overrides = []
@@ -65,17 +67,20 @@ def smoke_config(cfg: IngestConfig, tmp: str) -> IngestConfig:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Exit codes: 0 done; 2 bad config or listing; 3 incomplete (inputs failed with errors
+    that may pass: rerun the same command); 1 other expected failures (too many rejects, an
+    unreachable endpoint). A traceback is printed only with ``--verbose``."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     args, overrides = parse_args(argv)
+    return run_entry_point(lambda: _ingest(args, overrides), verbose=args.verbose)
+
+
+def _ingest(args: argparse.Namespace, overrides: list[str]) -> int:
     with tempfile.TemporaryDirectory(prefix="ingest-smoke-") as tmp:
-        try:
-            cfg = load_ingest_config(args.config, overrides)
-            if args.smoke_test:
-                cfg = with_overrides(smoke_config(cfg, tmp), overrides, source="--smoke-test")
-            manifest = run_ingest(cfg)
-        except (ConfigError, ValueError, FileNotFoundError) as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
+        cfg = load_ingest_config(args.config, overrides)
+        if args.smoke_test:
+            cfg = with_overrides(smoke_config(cfg, tmp), overrides, source="--smoke-test")
+        manifest = run_ingest(cfg)
     print(json.dumps({"out": cfg.out, **manifest.counts}))
     return 0
 
