@@ -11,6 +11,7 @@ import json
 import sys
 from pathlib import Path
 
+from raysf.errors import add_verbose_argument, run_entry_point
 from training.config import load_train_config
 from training.evaluate import EvalRequest, evaluate_checkpoint
 from training.smoke import smoke_checkpoint
@@ -35,6 +36,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="train a tiny model on generated data first, then evaluate it",
     )
+    add_verbose_argument(parser)
     args = parser.parse_args(argv)
     if args.checkpoint is None and not args.smoke_test:
         parser.error("CHECKPOINT is required (or --smoke-test)")
@@ -43,6 +45,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    return run_entry_point(lambda: _evaluate(args), verbose=args.verbose)
+
+
+def _evaluate(args: argparse.Namespace) -> int:
     checkpoint, dataset = args.checkpoint, args.dataset
     if checkpoint is None:
         checkpoint, dataset = smoke_checkpoint(load_train_config(TRAIN_CONFIG))

@@ -11,13 +11,16 @@ import json
 import os
 import sys
 
+from raysf.errors import add_verbose_argument, run_entry_point
 from training.evaluate import EvalRequest
 from training.predict import (
     ModelSource,
+    failed_rows,
     is_dataset,
     load_predictor,
     predict_dataset,
     predict_folder,
+    score_video,
 )
 
 
@@ -36,11 +39,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, default=1, help="model actors (folder input)")
     parser.add_argument("--split", default="test", help="split to score (dataset input)")
     parser.add_argument("--endpoint-url", default=None, help="S3 endpoint (dataset input)")
+    add_verbose_argument(parser)
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Exit codes: 0 every video scored; 1 some video files failed (their JSON lines or rows
+    carry ``error``, the others are written) or another expected failure (one line, the
+    traceback with ``--verbose``); 2 bad arguments or an unreadable checkpoint."""
     args = parse_args(argv)
+    return run_entry_point(lambda: _predict(args), verbose=args.verbose)
+
+
+def _predict(args: argparse.Namespace) -> int:
     model = ModelSource(args.checkpoint, args.source, args.preset, args.classes)
     target = args.videos[0] if len(args.videos) == 1 else None
     if target is not None and is_dataset(target):
@@ -52,18 +63,28 @@ def main(argv: list[str] | None = None) -> int:
             concurrency=args.concurrency,
         )
         n = predict_dataset(request, args.out)
-        print(f"wrote {n} video predictions to {args.out}")
-        return 0
+        return _written(n, args.out)
     if target is not None and os.path.isdir(target):
         n = predict_folder(model, target, args.out, concurrency=args.concurrency)
-        print(f"wrote {n} predictions to {args.out}")
-        return 0
+        return _written(n, args.out)
     predictor = load_predictor(model)
+    failures = 0
     for video in args.videos:
-        top = predictor.top_k(predictor.video_scores(video, name=video))
-        top5 = [{"label": label, "score": round(score, 4)} for label, score in top]
-        print(json.dumps({"video": video, "top5": top5}))
-    return 0
+        scored = score_video(predictor, video)
+        top5 = [{"label": label, "score": round(score, 4)} for label, score in scored["top5"]]
+        line = {"video": video, "top5": top5}
+        if scored["error"]:
+            failures += 1
+            line["error"] = scored["error"]
+        print(json.dumps(line))
+    return 1 if failures else 0
+
+
+def _written(n: int, out: str) -> int:
+    failed = failed_rows(out)
+    note = f" ({failed} failed: see their error column)" if failed else ""
+    print(f"wrote {n} predictions to {out}{note}")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

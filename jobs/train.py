@@ -14,11 +14,11 @@ from pathlib import Path
 
 from raysf import runtime
 from raysf.config import (
-    ConfigError,
     add_config_arguments,
     parse_config_arguments,
     with_overrides,
 )
+from raysf.errors import add_verbose_argument, run_entry_point
 from training.config import TrainJobConfig, load_train_config
 from training.smoke import smoke_dataset_unless_given, smoke_train_job
 from training.trainer import run_training
@@ -42,6 +42,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help="append every worker's per-epoch report to this JSON-lines file",
     )
+    add_verbose_argument(parser)
     return parse_config_arguments(parser, argv, DEFAULT_CONFIG)
 
 
@@ -56,12 +57,15 @@ def load_job(args: argparse.Namespace) -> TrainJobConfig:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Exit codes: 0 trained; 2 bad config or a refused resume; 1 other expected failures
+    (unreachable service, missing dataset, unplaceable workers, damaged data), printed as one
+    line (the traceback with ``--verbose``); unexpected errors keep their traceback."""
     args = parse_args(argv)
-    try:
-        job = load_job(args)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    return run_entry_point(lambda: _train(args), verbose=args.verbose)
+
+
+def _train(args: argparse.Namespace) -> int:
+    job = load_job(args)
     outcome = run_training(job, address=args.address, metrics_log=args.metrics_log)
     summary = {
         "checkpoint": outcome.checkpoint_uri,

@@ -14,11 +14,11 @@ from pathlib import Path
 
 from raysf import runtime
 from raysf.config import (
-    ConfigError,
     add_config_arguments,
     parse_config_arguments,
     with_overrides,
 )
+from raysf.errors import add_verbose_argument, run_entry_point
 from training.smoke import smoke_dataset_unless_given, smoke_sweep
 from training.tune.config import TuneJobConfig, load_tune_config
 from training.tune.report import format_table
@@ -37,6 +37,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--address", default=None, help="Ray address (default: RAY_ADDRESS/local)")
     parser.add_argument("--json", default=None, help="also write the rows and outcome here")
+    add_verbose_argument(parser)
     return parse_config_arguments(parser, argv, DEFAULT_CONFIG)
 
 
@@ -69,11 +70,11 @@ def print_outcome(outcome: SweepOutcome) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        outcome = run_sweep(load_sweep(args), address=args.address, source=args.config)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    return run_entry_point(lambda: _tune(args), verbose=args.verbose)
+
+
+def _tune(args: argparse.Namespace) -> int:
+    outcome = run_sweep(load_sweep(args), address=args.address, source=args.config)
     print_outcome(outcome)
     if args.json:
         Path(args.json).write_text(

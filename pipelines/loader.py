@@ -22,6 +22,10 @@ recomputed at load time from each record's ``num_frames``/``fps`` with the spec'
 
 Shuffling: ``train`` randomises block order; add ``local_shuffle_buffer_size=...`` to
 ``iter_torch_batches``/``iter_batches`` for row-level mixing (no full ``random_shuffle``).
+
+A record that fails to decode fails its task unless the dataset was built with ``errors`` (a
+:class:`~pipelines.decode_errors.DecodeErrorSink`): then the record is dropped, the others of
+its batch go on, and the failure is counted in the run's log (:mod:`pipelines.decode_errors`).
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ import numpy as np
 
 from pipelines import sampling
 from pipelines.decode import decode_clip
+from pipelines.decode_errors import DecodeErrorSink
 from pipelines.transforms import random_short_side
 from pipelines.views import spatial_views, train_view, window_indices, window_span
 from raysf import storage
@@ -91,6 +96,7 @@ def build_clip_dataset(
     seed: int | None = None,
     endpoint_url: str | None = None,
     limit: int | None = None,
+    errors: DecodeErrorSink | None = None,
 ):
     """Ray Dataset of decoded clips for one split.
 
@@ -104,6 +110,8 @@ def build_clip_dataset(
         seed: fixed augmentation per record (default: new randomness every iteration).
         endpoint_url: S3 endpoint of an ``s3://`` source (default: the AWS environment).
         limit: keep at most this many records (smoke tests).
+        errors: drop a record that fails to decode and count it there (default: the failure
+            fails the task).
 
     Returns:
         ``ray.data.Dataset`` with rows ``slow`` uint8 ``(T, crop, crop, 3)``, ``fast`` uint8
@@ -125,7 +133,7 @@ def build_clip_dataset(
         decode_batch,
         batch_size=decode.batch_size,
         batch_format="numpy",
-        fn_kwargs={"spec": spec, "mode": mode, "seed": seed},
+        fn_kwargs={"spec": spec, "mode": mode, "seed": seed, "errors": errors},
         **remote,
     )
 
@@ -190,19 +198,58 @@ def record_views(
     return spatial_views(list(clip), spec, num_crops=None if mode == "test" else 1)
 
 
-def decode_batch(batch: Mapping[str, np.ndarray], spec: ClipSpec, mode: str, seed: int | None):
+def views_or_drop(
+    record: Mapping[str, Any],
+    spec: ClipSpec,
+    mode: str,
+    seed: int | None,
+    errors: DecodeErrorSink | None,
+) -> list[tuple[list[np.ndarray], int]]:
+    """:func:`record_views`, or ``[]`` after telling ``errors`` when the record fails (without
+    ``errors`` the failure propagates)."""
+    try:
+        return record_views(record, spec, mode, seed)
+    except Exception as exc:
+        if errors is None:
+            raise
+        errors.record(record, exc)
+        return []
+
+
+def empty_rows(spec: ClipSpec) -> dict[str, np.ndarray]:
+    """A batch of zero rows with the loader's columns (every record of a batch failed)."""
+    crop = spec.crop_size
+    return {
+        "slow": np.zeros((0, spec.slow_frames, crop, crop, 3), dtype=np.uint8),
+        "fast": np.zeros((0, spec.fast_frames, crop, crop, 3), dtype=np.uint8),
+        "label": np.zeros(0, dtype=np.int64),
+        "video_id": np.zeros(0, dtype=object),
+        "clip_index": np.zeros(0, dtype=np.int32),
+        "spatial_index": np.zeros(0, dtype=np.int32),
+    }
+
+
+def decode_batch(
+    batch: Mapping[str, np.ndarray],
+    spec: ClipSpec,
+    mode: str,
+    seed: int | None,
+    errors: DecodeErrorSink | None = None,
+):
     """``map_batches`` UDF: records -> decoded, augmented rows (see module docstring)."""
     out: dict[str, list] = {k: [] for k in ("slow", "fast", "label", "video_id")}
     out.update(clip_index=[], spatial_index=[])
     for i in range(len(batch["video_id"])):
         record = {k: batch[k][i] for k in batch}
-        for (slow, fast), spatial_index in record_views(record, spec, mode, seed):
+        for (slow, fast), spatial_index in views_or_drop(record, spec, mode, seed, errors):
             out["slow"].append(slow)
             out["fast"].append(fast)
             out["label"].append(int(record["label_id"]))
             out["video_id"].append(str(record["video_id"]))
             out["clip_index"].append(int(record["clip_index"]))
             out["spatial_index"].append(spatial_index)
+    if not out["label"]:
+        return empty_rows(spec)
     return {
         "slow": np.stack(out["slow"]),
         "fast": np.stack(out["fast"]),

@@ -119,8 +119,10 @@ def aggregate_views(batches) -> dict[str, float]:
     }
 
 
-def score_views(request: EvalRequest):
-    """Ray Dataset of per-view softmax scores (``video_id``, ``label``, ``probs``) of a split."""
+def score_views(request: EvalRequest, errors=None):
+    """Ray Dataset of per-view softmax scores (``video_id``, ``label``, ``probs``) of a split;
+    with ``errors`` (a :class:`~pipelines.decode_errors.DecodeErrorSink`) a record that fails
+    to decode is dropped and counted there instead of failing the evaluation."""
     state = load_state(request.checkpoint)
     dataset = request.dataset or state.job_config.get("data", {}).get("dataset")
     if not dataset:
@@ -136,6 +138,7 @@ def score_views(request: EvalRequest):
         spec=spec,
         decode=DecodeOptions(num_cpus=request.decode_cpus),
         endpoint_url=request.endpoint_url,
+        errors=errors,
     ).select_columns(["slow", "fast", "label", "video_id"])
     return views.map_batches(
         ViewScorer,

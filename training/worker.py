@@ -11,6 +11,14 @@ the MLflow run, pretrained weights) and goes through four steps:
    (sums and the confusion matrix all-reduced across ranks);
 4. **report** — rank 0 logs the epoch to MLflow and writes the checkpoint; every rank reports
    to Ray Train; rank 0 prints one line.
+
+Records that fail to decode are dropped by the decode tasks and counted in the run's
+:class:`~pipelines.decode_errors.DecodeErrorLog`; rank 0 reads it after each epoch
+(``decode_errors`` and ``val_decode_errors`` in the metrics, on the epoch line when not zero).
+Above ``data.max_decode_error_fraction`` every rank reports the epoch with ``stop_reason`` and
+returns: the driver fails the run with that message, and Ray Train does not retry a damaged
+dataset. A loss that is not finite raises before any checkpoint of that epoch is written, so a
+restarted worker group resumes from the last good one.
 """
 
 from __future__ import annotations
@@ -23,11 +31,13 @@ from typing import Any
 import torch
 
 import slowfast_model
+from pipelines.decode_errors import take_decode_errors
 from raysf.config import to_dict
 from training.checkpoints import TrainingState, load_state, save_state, unwrap_model
 from training.plan import TrainingPlan
 from training.schedule import lr_factor
 from training.steps import (
+    DecodeErrorStats,
     StepSettings,
     build_param_groups,
     param_digest,
@@ -45,6 +55,7 @@ class WorkerSetup:
     plan: TrainingPlan
     run: RunTarget | None = None
     init_state: dict[str, torch.Tensor] | None = None
+    decode_errors: Any = None  # the run's DecodeErrorLog actor (pipelines.decode_errors)
 
 
 @dataclass
@@ -69,7 +80,29 @@ def train_func(config: dict[str, Any]) -> None:
     start_epoch = resume(worker, ray.train.get_checkpoint())
     for epoch in range(start_epoch, setup.plan.job.train.epochs):
         metrics, confusion = run_epoch(worker, setup.plan, epoch)
+        add_decode_errors(worker, setup, metrics)
         report_epoch(worker, setup, epoch, metrics, confusion)
+        if metrics.get("stop_reason"):
+            return
+
+
+def add_decode_errors(worker: WorkerState, setup: WorkerSetup, metrics: dict[str, Any]) -> None:
+    """``decode_errors``/``val_decode_errors`` of the epoch (rank 0 reads the log, the counts
+    are summed to every rank) and ``stop_reason`` when above the limit."""
+    stats = DecodeErrorStats()
+    if worker.rank == 0 and setup.decode_errors is not None:
+        counts = take_decode_errors(setup.decode_errors)["counts"]
+        job = setup.plan.job
+        stats = DecodeErrorStats(
+            counts.get(job.data.train_split, 0), counts.get(job.data.val_split, 0)
+        )
+    stats = stats.all_reduce(worker.step.device)
+    metrics.update(stats.metrics())
+    train_clips = metrics["steps"] * worker.world * setup.plan.job.train.batch_size
+    limit = setup.plan.job.data.max_decode_error_fraction
+    reason = stats.over_limit(train_clips, metrics["val_clips"], limit)
+    if reason:
+        metrics["stop_reason"] = reason
 
 
 def build_worker(setup: WorkerSetup) -> WorkerState:
@@ -198,6 +231,8 @@ def report_epoch(
     import ray.train  # runs inside a Ray Train worker
 
     job = setup.plan.job
+    if not math.isfinite(metrics["train_loss"]):  # before any checkpoint of this epoch
+        raise FloatingPointError(f"training loss is {metrics['train_loss']} at epoch {epoch}")
     if worker.rank == 0 and setup.run is not None:
         setup.run.log_metrics({k: v for k, v in metrics.items() if k != "epoch"}, step=epoch)
     last = epoch == job.train.epochs - 1
@@ -213,11 +248,15 @@ def report_epoch(
         print(
             f"epoch {epoch}: loss {metrics['train_loss']:.4f} val_top1 "
             f"{metrics['val_top1']:.3f} clips/s {metrics['clips_per_s']:.1f} "
-            f"wait {metrics['data_wait_frac']:.2f}",
+            f"wait {metrics['data_wait_frac']:.2f}{decode_error_note(metrics)}",
             flush=True,
         )
-    if math.isnan(metrics["train_loss"]):
-        raise FloatingPointError(f"training loss is NaN at epoch {epoch}")
+
+
+def decode_error_note(metrics: dict[str, Any]) -> str:
+    """`` decode_errors 1 (val 0)`` for the epoch line, ``""`` when no record was dropped."""
+    train, val = metrics.get("decode_errors", 0), metrics.get("val_decode_errors", 0)
+    return f" decode_errors {train} (val {val})" if train or val else ""
 
 
 def _checkpoint_state(
@@ -238,6 +277,8 @@ def _checkpoint_state(
         optimizer=worker.optimizer.state_dict(),
         scheduler=worker.scheduler.state_dict(),
         job_config=to_dict(plan.job),
-        metrics={k: float(v) for k, v in metrics.items() if k != "param_digest"},
+        metrics={
+            k: float(v) for k, v in metrics.items() if k not in ("param_digest", "stop_reason")
+        },
         confusion=confusion.tolist(),
     )
