@@ -192,6 +192,23 @@ def test_per_video_time_limit_inside_a_ray_task(tmp_path, ray_local, ingest_medi
     assert manifest["reject_reasons"] == {"timeout": 1}
 
 
+def test_decode_all_eval_default_rejects_rot_in_val_segments(tmp_path, ray_local, ingest_media):
+    """``checks.decode_all: eval`` (the default) decodes every frame of each val/test segment:
+    bit rot after the first GOP is rejected there, while a train video (first frame only) and
+    ``decode_all: false`` let it through."""
+    root = tmp_path / "videos"
+    for split in ("train", "val"):
+        path = ingest_media.write_mp4(root / split / "cat" / "rot.mp4", num_frames=48, gop=12)
+        path.write_bytes(ingest_media.rot_middle(path.read_bytes()))
+    ingest_media.write_mp4(root / "val" / "cat" / "ok.mp4", num_frames=48, gop=12)
+    keys = ["format=folders", "checks.max_reject_fraction=1.0"]
+    manifest = ingest.run_ingest(_cfg(root, tmp_path / "eval", *keys))
+    assert _rejects(tmp_path / "eval") == {("val", "cat/rot.mp4"): "undecodable"}
+    assert manifest["counts"]["videos"] == 2
+    off = _cfg(root, tmp_path / "off", *keys, "checks.decode_all=false")
+    assert ingest.run_ingest(off)["counts"]["rejects"] == 0
+
+
 def _kinetics_on_s3(s3, bucket: str, tmp_path: Path, ingest_media) -> None:
     s3.create_bucket(Bucket=bucket)
     csv = ["label,youtube_id,time_start,time_end,split"]
