@@ -9,6 +9,7 @@ from pipelines.decode_errors import DecodeErrorLog
 from raysf.errors import ExpectedError, run_entry_point
 from training.plan import changed_training_keys, is_training_key
 from training.steps import DecodeErrorStats
+from training.worker import decode_error_note
 
 
 def test_changed_training_keys_name_old_and_new_values():
@@ -59,3 +60,11 @@ def test_run_entry_point_one_line_and_exit_codes(capsys):
     assert "Traceback" in capsys.readouterr().err
     with pytest.raises(ZeroDivisionError):  # a bug keeps its traceback
         run_entry_point(lambda: 1 / 0)
+
+
+def test_epoch_line_shows_decode_errors_only_when_not_zero():
+    assert decode_error_note({"decode_errors": 0, "val_decode_errors": 0}) == ""
+    assert decode_error_note({}) == ""
+    assert decode_error_note({"decode_errors": 1, "val_decode_errors": 0}) == (
+        " decode_errors 1 (val 0)"
+    )
