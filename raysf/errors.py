@@ -61,9 +61,19 @@ def add_verbose_argument(parser) -> None:
     )
 
 
-def run_entry_point(main: Callable[[], int], *, verbose: bool = False) -> int:
-    """``main()``, with expected failures reported as one line (plus the traceback when
-    ``verbose``) and turned into their exit code; other exceptions propagate unchanged."""
+def _to_stderr(text: str) -> None:
+    print(text, file=sys.stderr)
+
+
+def run_entry_point(
+    main: Callable[[], int],
+    *,
+    verbose: bool = False,
+    report: Callable[[str], None] = _to_stderr,
+) -> int:
+    """``main()``, with expected failures reported as one line through ``report`` (stderr by
+    default; plus the traceback when ``verbose``) and turned into their exit code; other
+    exceptions propagate unchanged."""
     try:
         return main()
     except BaseException as exc:
@@ -71,5 +81,5 @@ def run_entry_point(main: Callable[[], int], *, verbose: bool = False) -> int:
             raise
         if verbose:
             traceback.print_exc()
-        print(f"error: {one_line(exc)}", file=sys.stderr)
+        report(f"error: {one_line(exc)}")
         return exit_code_of(exc)

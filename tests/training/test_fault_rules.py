@@ -68,3 +68,11 @@ def test_epoch_line_shows_decode_errors_only_when_not_zero():
     assert decode_error_note({"decode_errors": 1, "val_decode_errors": 0}) == (
         " decode_errors 1 (val 0)"
     )
+
+
+def test_run_entry_point_reports_through_a_given_writer():
+    lines: list[str] = []
+    code = run_entry_point(
+        lambda: (_ for _ in ()).throw(FileNotFoundError("no data")), report=lines.append
+    )
+    assert (code, lines) == (1, ["error: no data"])
