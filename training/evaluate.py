@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from pipelines.decode_errors import DecodeErrorSink, start_decode_error_log, take_decode_errors
 from pipelines.loader import DecodeOptions, build_clip_dataset
 from raysf import runtime
 from training.artifacts import build_model_from_state
@@ -108,6 +109,8 @@ def aggregate_views(batches) -> dict[str, float]:
         top = np.argsort(-total)
         hits += [top[0] == scores.labels[vid], scores.labels[vid] in top[:5]]
     n = len(scores.sums)
+    if not n:
+        raise ValueError("no view was scored: the split is empty or none of its records decodes")
     n_views = sum(scores.counts.values())
     return {
         "test_top1": float(hits[0] / n),
@@ -150,9 +153,15 @@ def score_views(request: EvalRequest, errors=None):
 
 
 def evaluate_checkpoint(request: EvalRequest, run: RunTarget | None = None) -> dict[str, float]:
-    """Run the test protocol of :func:`score_views`; log the metrics to ``run`` when given."""
-    scored = score_views(request)
+    """Run the test protocol of :func:`score_views`; log the metrics to ``run`` when given.
+
+    A record that fails to decode is dropped (the video's other views still count) and counted
+    in ``test_decode_errors``, so a damaged test record never fails a finished training run."""
+    runtime.init_ray()
+    log = start_decode_error_log()
+    scored = score_views(request, errors=DecodeErrorSink(log, request.split))
     metrics = aggregate_views(scored.iter_batches(batch_size=256, batch_format="numpy"))
+    metrics["test_decode_errors"] = float(sum(take_decode_errors(log)["counts"].values()))
     if run is not None:
         run.log_metrics(metrics, step=max(load_state(request.checkpoint).epoch, 0))
     return metrics

@@ -20,6 +20,7 @@ from jobs import predict
 from raysf.config import with_overrides
 from training.checkpoints import load_state
 from training.config import load_train_config
+from training.evaluate import EvalRequest, evaluate_checkpoint
 from training.smoke import smoke_dataset, smoke_train_job
 from training.trainer import run_training
 
@@ -200,9 +201,11 @@ def test_a_damaged_dataset_record_gets_its_error(trained, tmp_path):
         ids = table.column("video_id").to_pylist()
         content = table.column("content").to_pylist()
         damaged = ids[splits.index("test")]
+        windows = 0
         for i, (split, vid) in enumerate(zip(splits, ids, strict=True)):
             if split == "test" and vid == damaged:  # every window of one video
                 content[i] = np.random.default_rng(i).bytes(len(content[i]))
+                windows += 1
         col = table.schema.get_field_index("content")
         table = table.set_column(col, table.schema.field(col), pa.array(content, pa.binary()))
         pq.write_table(table, path)
@@ -215,6 +218,10 @@ def test_a_damaged_dataset_record_gets_its_error(trained, tmp_path):
     assert all(
         not r["error"] and len(r["top5_labels"]) == 3 for v, r in rows.items() if v != damaged
     )
+    # the test protocol drops the same records and counts them, the other videos are scored
+    metrics = evaluate_checkpoint(EvalRequest(checkpoint=ckpt, dataset=str(copy), split="test"))
+    assert metrics["test_decode_errors"] == windows >= 1
+    assert metrics["test_videos"] == len(rows) - 1
 
 
 def test_checkpoint_errors_name_the_file(tmp_path, capsys):
