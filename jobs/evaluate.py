@@ -17,7 +17,8 @@ import sys
 from pathlib import Path
 
 from raysf import console
-from raysf.config import ConfigError, with_overrides
+from raysf.config import with_overrides
+from raysf.errors import run_entry_point
 from training.config import load_train_config
 from training.evaluate import EvalRequest, evaluate_checkpoint
 from training.smoke import smoke_checkpoint
@@ -54,25 +55,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     with console.session("evaluate", verbose=args.verbose, log_dir=args.log_dir):
-        checkpoint, dataset = args.checkpoint, args.dataset
-        if checkpoint is None:
-            checkpoint, dataset = smoke_checkpoint(load_train_config(TRAIN_CONFIG))
-        request = EvalRequest(
-            checkpoint=checkpoint,
-            dataset=dataset,
-            split=args.split,
-            endpoint_url=args.endpoint_url,
-            batch_size=args.batch_size,
-            num_crops=args.num_crops,
-            concurrency=args.concurrency,
-            use_gpu=args.use_gpu,
-        )
-        try:
-            request = with_overrides(request, args.overrides, source="raysf evaluate")
-        except ConfigError as exc:
-            console.error(f"error: {exc}")
-            return 2
-        console.line(json.dumps(evaluate_checkpoint(request), indent=2))
+        return run_entry_point(lambda: _evaluate(args), verbose=args.verbose, report=console.error)
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    checkpoint, dataset = args.checkpoint, args.dataset
+    if checkpoint is None:
+        checkpoint, dataset = smoke_checkpoint(load_train_config(TRAIN_CONFIG))
+    request = EvalRequest(
+        checkpoint=checkpoint,
+        dataset=dataset,
+        split=args.split,
+        endpoint_url=args.endpoint_url,
+        batch_size=args.batch_size,
+        num_crops=args.num_crops,
+        concurrency=args.concurrency,
+        use_gpu=args.use_gpu,
+    )
+    request = with_overrides(request, args.overrides, source="raysf evaluate")
+    console.line(json.dumps(evaluate_checkpoint(request), indent=2))
     return 0
 
 

@@ -32,11 +32,11 @@ from pipelines.synth_dataset import ABLATION_DATA, SMOKE_DATA, SynthDataset, ens
 from raysf import console, runtime
 from raysf.clip_spec import ClipSpec
 from raysf.config import (
-    ConfigError,
     add_config_arguments,
     parse_config_arguments,
     with_overrides,
 )
+from raysf.errors import run_entry_point
 from training.demo import DEMO_DATA
 
 #: The SynthMotion sets ``--synth`` generates.
@@ -107,23 +107,28 @@ def synth(name: str, root: str | None) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Exit codes: 0 done; 2 bad config or listing; 3 incomplete (inputs failed with errors
+    that may pass: rerun the same command); 1 other expected failures (too many rejects, an
+    unreachable endpoint). A traceback is printed only with ``--verbose``."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     args, overrides = parse_args(argv)
-    with (
-        console.session("ingest", verbose=args.verbose, log_dir=args.log_dir),
-        tempfile.TemporaryDirectory(prefix="ingest-smoke-") as tmp,
-    ):
+    with console.session("ingest", verbose=args.verbose, log_dir=args.log_dir):
         if args.synth:
-            return synth(args.synth, args.out)
-        try:
-            cfg = load_ingest_config(args.config, overrides)
-            if args.smoke_test:
-                cfg = with_overrides(smoke_config(cfg, tmp), overrides, source="--smoke-test")
-            manifest = run_ingest(cfg)
-        except (ConfigError, ValueError, FileNotFoundError) as exc:
-            console.error(f"error: {exc}")
-            return 2
-        console.line(json.dumps({"out": cfg.out, **manifest.counts}))
+            return run_entry_point(
+                lambda: synth(args.synth, args.out), verbose=args.verbose, report=console.error
+            )
+        return run_entry_point(
+            lambda: _ingest(args, overrides), verbose=args.verbose, report=console.error
+        )
+
+
+def _ingest(args: argparse.Namespace, overrides: list[str]) -> int:
+    with tempfile.TemporaryDirectory(prefix="ingest-smoke-") as tmp:
+        cfg = load_ingest_config(args.config, overrides)
+        if args.smoke_test:
+            cfg = with_overrides(smoke_config(cfg, tmp), overrides, source="--smoke-test")
+        manifest = run_ingest(cfg)
+    console.line(json.dumps({"out": cfg.out, **manifest.counts}))
     return 0
 
 

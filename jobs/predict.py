@@ -13,14 +13,17 @@ import sys
 from pathlib import Path
 
 from raysf import console
+from raysf.errors import run_entry_point
 from training.config import load_train_config
 from training.evaluate import EvalRequest
 from training.predict import (
     ModelSource,
+    failed_rows,
     is_dataset,
     load_predictor,
     predict_dataset,
     predict_folder,
+    score_video,
 )
 from training.smoke import smoke_checkpoint, smoke_videos
 
@@ -62,16 +65,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Exit codes: 0 every video scored; 1 some video files failed (their JSON lines or rows
+    carry ``error``, the others are written) or another expected failure (one line, the
+    traceback with ``--verbose``); 2 bad arguments or an unreadable checkpoint."""
     args = parse_args(argv)
     with console.session("predict", verbose=args.verbose, log_dir=args.log_dir):
-        if args.smoke_test:
-            args.checkpoint, dataset = smoke_checkpoint(load_train_config(TRAIN_CONFIG))
-            args.videos = args.videos or sorted(str(p) for p in smoke_videos(dataset))[:3]
-        predict(args)
-    return 0
+        return run_entry_point(lambda: _predict(args), verbose=args.verbose, report=console.error)
 
 
-def predict(args: argparse.Namespace) -> None:
+def _predict(args: argparse.Namespace) -> int:
+    if args.smoke_test:
+        args.checkpoint, dataset = smoke_checkpoint(load_train_config(TRAIN_CONFIG))
+        args.videos = args.videos or sorted(str(p) for p in smoke_videos(dataset))[:3]
     model = ModelSource(args.checkpoint, args.source, args.preset, args.classes)
     target = args.videos[0] if len(args.videos) == 1 else None
     if target is not None and is_dataset(target):
@@ -84,19 +89,30 @@ def predict(args: argparse.Namespace) -> None:
             use_gpu=args.device == "cuda",
         )
         n = predict_dataset(request, args.out)
-        console.line(f"wrote {n} video predictions to {args.out}")
-        return
+        return _written(n, args.out)
     if target is not None and os.path.isdir(target):
         n = predict_folder(
             model, target, args.out, concurrency=args.concurrency, use_gpu=args.device == "cuda"
         )
-        console.line(f"wrote {n} predictions to {args.out}")
-        return
+        return _written(n, args.out)
     predictor = load_predictor(model, args.device)
+    failures = 0
     for video in args.videos:
-        top = predictor.top_k(predictor.video_scores(video, name=video))
-        top5 = [{"label": label, "score": round(score, 4)} for label, score in top]
-        console.line(json.dumps({"video": video, "top5": top5}))
+        scored = score_video(predictor, video)
+        top5 = [{"label": label, "score": round(score, 4)} for label, score in scored["top5"]]
+        line = {"video": video, "top5": top5}
+        if scored["error"]:
+            failures += 1
+            line["error"] = scored["error"]
+        console.line(json.dumps(line))
+    return 1 if failures else 0
+
+
+def _written(n: int, out: str) -> int:
+    failed = failed_rows(out)
+    note = f" ({failed} failed: see their error column)" if failed else ""
+    console.line(f"wrote {n} predictions to {out}{note}")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

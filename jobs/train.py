@@ -14,11 +14,11 @@ from pathlib import Path
 
 from raysf import console, runtime
 from raysf.config import (
-    ConfigError,
     add_config_arguments,
     parse_config_arguments,
     with_overrides,
 )
+from raysf.errors import run_entry_point
 from training.config import TrainJobConfig, load_train_config
 from training.smoke import smoke_dataset_unless_given, smoke_train_job
 from training.trainer import run_training
@@ -55,24 +55,27 @@ def load_job(args: argparse.Namespace) -> TrainJobConfig:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Exit codes: 0 trained; 2 bad config or a refused resume; 1 other expected failures
+    (unreachable service, missing dataset, unplaceable workers, damaged data), printed as one
+    line (the traceback with ``--verbose``); unexpected errors keep their traceback."""
     args = parse_args(argv)
     with console.session("train", verbose=args.verbose, log_dir=args.log_dir):
-        try:
-            job = load_job(args)
-        except ConfigError as exc:
-            console.error(f"error: {exc}")
-            return 2
-        outcome = run_training(job, address=args.address, metrics_log=args.metrics_log)
-        summary = {
-            "checkpoint": outcome.checkpoint_uri,
-            "val_top1": outcome.metrics.get("val_top1"),
-            "val_top5": outcome.metrics.get("val_top5"),
-            "test": outcome.test_metrics,
-            "mlflow_run_id": outcome.mlflow_run_id,
-            "tracking_uri": outcome.tracking_uri,
-            **asdict(outcome.model_info),
-        }
-        console.line(json.dumps(summary, indent=2, default=str))
+        return run_entry_point(lambda: _train(args), verbose=args.verbose, report=console.error)
+
+
+def _train(args: argparse.Namespace) -> int:
+    job = load_job(args)
+    outcome = run_training(job, address=args.address, metrics_log=args.metrics_log)
+    summary = {
+        "checkpoint": outcome.checkpoint_uri,
+        "val_top1": outcome.metrics.get("val_top1"),
+        "val_top5": outcome.metrics.get("val_top5"),
+        "test": outcome.test_metrics,
+        "mlflow_run_id": outcome.mlflow_run_id,
+        "tracking_uri": outcome.tracking_uri,
+        **asdict(outcome.model_info),
+    }
+    console.line(json.dumps(summary, indent=2, default=str))
     return 0
 
 

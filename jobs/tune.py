@@ -14,11 +14,11 @@ from pathlib import Path
 
 from raysf import console, runtime
 from raysf.config import (
-    ConfigError,
     add_config_arguments,
     parse_config_arguments,
     with_overrides,
 )
+from raysf.errors import run_entry_point
 from training.smoke import smoke_dataset_unless_given, smoke_sweep
 from training.tune.config import TuneJobConfig, load_tune_config
 from training.tune.report import format_aggregate_table, format_table
@@ -73,12 +73,12 @@ def print_outcome(outcome: SweepOutcome) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     with console.session("tune", verbose=args.verbose, log_dir=args.log_dir):
-        try:
-            outcome = run_sweep(load_sweep(args), address=args.address, source=args.config)
-        except ConfigError as exc:
-            console.error(f"error: {exc}")
-            return 2
-        print_outcome(outcome)
+        return run_entry_point(lambda: _tune(args), verbose=args.verbose, report=console.error)
+
+
+def _tune(args: argparse.Namespace) -> int:
+    outcome = run_sweep(load_sweep(args), address=args.address, source=args.config)
+    print_outcome(outcome)
     if args.json:
         Path(args.json).write_text(
             json.dumps(

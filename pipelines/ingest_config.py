@@ -99,11 +99,57 @@ class ReencodeConfig:
 
 @dataclass(frozen=True)
 class ChecksConfig:
-    """Validation policy."""
+    """Validation policy.
+
+    ``decode_all``: ``false`` decodes the first frame of every input; ``"eval"`` (default) also
+    every frame of each val/test record's segment (short: the windows plus padding, about what
+    one evaluation pass decodes); ``true`` every frame of every input (a full decode pass over
+    the collection, the most expensive step of an ingest without re-encoding).
+    ``split_leaks``: identical bytes in two splits are listed in the manifest (``report``) or
+    also rejected (``reject``: the copies outside the held-out split are rejected, see
+    docs/data.md). ``max_reject_fraction``: the ingest fails when more of the inputs are
+    rejected (it does not change the records, so a rerun with a higher value finishes at once).
+    """
 
     min_frames: int | None = None
     short_policy: Literal["reject", "keep"] = "reject"
-    decode_all: bool = False
+    decode_all: bool | Literal["eval"] = "eval"
+    split_leaks: Literal["report", "reject"] = "report"
+    max_reject_fraction: float = 0.1
+
+    def validate(self) -> None:
+        if not 0.0 <= self.max_reject_fraction <= 1.0:
+            raise ValueError(
+                f"max_reject_fraction must be in [0, 1], got {self.max_reject_fraction}"
+            )
+
+
+@dataclass(frozen=True)
+class LimitsConfig:
+    """Per-input caps; an input over one is rejected with its reason (docs/data.md)."""
+
+    max_bytes: int = 1 << 30
+    max_pixels: int = 4096 * 2160
+    max_duration_s: float = 600.0
+    timeout_s: float | None = 300.0
+
+    def validate(self) -> None:
+        if self.max_bytes < 1 or self.max_pixels < 1 or self.max_duration_s <= 0:
+            raise ValueError("max_bytes, max_pixels and max_duration_s must be positive")
+        if self.timeout_s is not None and self.timeout_s <= 0:
+            raise ValueError(f"timeout_s must be positive or null, got {self.timeout_s}")
+
+
+@dataclass(frozen=True)
+class RetryConfig:
+    """Reads and writes that fail with errors that may pass are tried again inside the task."""
+
+    attempts: int = 4
+    backoff_s: float = 0.5
+
+    def validate(self) -> None:
+        if self.attempts < 1 or self.backoff_s < 0:
+            raise ValueError("attempts must be >= 1 and backoff_s >= 0")
 
 
 @dataclass(frozen=True)
@@ -145,6 +191,8 @@ class IngestConfig:
     segment: SegmentConfig = field(default_factory=SegmentConfig)
     reencode: ReencodeConfig | None = None
     checks: ChecksConfig = field(default_factory=ChecksConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
+    retries: RetryConfig = field(default_factory=RetryConfig)
     storage: S3Config = field(default_factory=S3Config)
     resources: ResourcesConfig = field(default_factory=ResourcesConfig)
 
@@ -158,12 +206,16 @@ class IngestConfig:
             raise ValueError(f"clip: ingest cuts windows, so {unset} must be set")
 
     def record_config(self) -> dict[str, Any]:
-        """The part of the config that determines the records (must match to resume)."""
+        """The part of the config that determines the records and rejects (must match to
+        resume); ``checks.max_reject_fraction`` and ``retries`` do not."""
+        checks = to_dict(self.checks)
+        del checks["max_reject_fraction"]
         return {
             "clip_spec": self.clip.to_dict(),
             "segment": to_dict(self.segment),
             "reencode": self.reencode.record_dict() if self.reencode else None,
-            "checks": to_dict(self.checks),
+            "checks": checks,
+            "limits": to_dict(self.limits),
             "shard_size": self.shard_size,
             "row_group_size": self.row_group_size,
         }

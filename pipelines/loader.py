@@ -33,6 +33,10 @@ recomputed at load time from each record's ``num_frames``/``fps`` with the spec'
 
 Shuffling: ``train`` randomises block order; add ``local_shuffle_buffer_size=...`` to
 ``iter_torch_batches``/``iter_batches`` for row-level mixing (no full ``random_shuffle``).
+
+A record that fails to decode fails its task unless the dataset was built with ``errors`` (a
+:class:`~pipelines.decode_errors.DecodeErrorSink`): then the record is dropped, the others of
+its batch go on, and the failure is counted in the run's log (:mod:`pipelines.decode_errors`).
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ import numpy as np
 
 from pipelines import sampling
 from pipelines.decode import decode_clip
+from pipelines.decode_errors import DecodeErrorSink
 from pipelines.views import (
     pathway_columns,
     spatial_views,
@@ -114,6 +119,13 @@ class DecodeOptions:
         """Decoder threads per task (``threads``, or one per reserved CPU)."""
         return self.threads if self.threads is not None else max(1, int(self.num_cpus))
 
+    def remote_args(self) -> dict[str, Any]:
+        """The decode task's Ray resource arguments (``num_cpus``, custom ``resources``)."""
+        remote: dict[str, Any] = {"num_cpus": self.num_cpus}
+        if self.resources:
+            remote["resources"] = dict(self.resources)
+        return remote
+
 
 def build_clip_dataset(
     source: Any,
@@ -125,6 +137,7 @@ def build_clip_dataset(
     seed: int | None = None,
     endpoint_url: str | None = None,
     limit: int | None = None,
+    errors: DecodeErrorSink | None = None,
 ):
     """Ray Dataset of decoded clips for one split.
 
@@ -138,6 +151,8 @@ def build_clip_dataset(
         seed: fixed augmentation per record (default: new randomness every iteration).
         endpoint_url: S3 endpoint of an ``s3://`` source (default: the AWS environment).
         limit: keep at most this many records (smoke tests).
+        errors: drop a record that fails to decode and count it there (default: the failure
+            fails the task).
 
     Returns:
         ``ray.data.Dataset`` with rows ``fast`` uint8 ``(alpha*T, crop, crop, 3)``, ``label``
@@ -153,9 +168,6 @@ def build_clip_dataset(
         ds = ds.limit(int(limit))
     if mode == "train":
         ds = ds.randomize_block_order(seed=_per_iteration(seed))
-    remote: dict[str, Any] = {"num_cpus": decode.num_cpus}
-    if decode.resources:
-        remote["resources"] = dict(decode.resources)
     ds = ds.map_batches(
         decode_batch,
         batch_size=decode.batch_size,
@@ -166,8 +178,9 @@ def build_clip_dataset(
             "seed": seed,
             "threads": decode.decoder_threads,
             "crop_first": decode.crop_first,
+            "errors": errors,
         },
-        **remote,
+        **decode.remote_args(),
     )
     if seed is not None:
         # Rows in input order, not in the order the decode tasks finish.
@@ -286,6 +299,34 @@ def record_views(
     return spatial_views(clip, spec, num_crops=None if mode == "test" else 1)
 
 
+def views_or_drop(
+    record: Mapping[str, Any], errors: DecodeErrorSink | None, **view_args: Any
+) -> list[tuple[list[np.ndarray], int]]:
+    """:func:`record_views` (``view_args`` are its arguments), or ``[]`` after telling
+    ``errors`` when the record fails (without ``errors`` the failure propagates)."""
+    try:
+        return record_views(record, **view_args)
+    except Exception as exc:
+        if errors is None:
+            raise
+        errors.record(record, exc)
+        return []
+
+
+def empty_rows(spec: ClipSpec, pathways: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """A batch of zero rows with the loader's columns (every record of a batch failed)."""
+    crop = spec.crop_size
+    frames = {"slow": spec.slow_frames, "fast": spec.fast_frames}
+    rows = {name: np.zeros((0, frames[name], crop, crop, 3), np.uint8) for name in pathways}
+    rows.update(
+        label=np.zeros(0, dtype=np.int64),
+        video_id=np.zeros(0, dtype=object),
+        clip_index=np.zeros(0, dtype=np.int32),
+        spatial_index=np.zeros(0, dtype=np.int32),
+    )
+    return rows
+
+
 def decode_batch(
     batch: Mapping[str, np.ndarray],
     spec: ClipSpec,
@@ -294,6 +335,7 @@ def decode_batch(
     *,
     threads: int = 1,
     crop_first: bool = False,
+    errors: DecodeErrorSink | None = None,
 ):
     """``map_batches`` UDF: records -> decoded, augmented rows (see module docstring)."""
     pathways = pathway_columns(spec)
@@ -302,12 +344,13 @@ def decode_batch(
     iteration = _iteration() if seed is not None and mode == "train" else 0
     for i in range(len(batch["video_id"])):
         record = {k: batch[k][i] for k in batch}
-        views_of = record_views(
+        views_of = views_or_drop(
             record,
-            spec,
-            mode,
-            seed,
-            pathways,
+            errors,
+            spec=spec,
+            mode=mode,
+            seed=seed,
+            pathways=pathways,
             threads=threads,
             crop_first=crop_first,
             iteration=iteration,
@@ -317,6 +360,8 @@ def decode_batch(
             meta["label"].append(int(record["label_id"]))
             meta["video_id"].append(str(record["video_id"]))
             meta["clip_index"].append(int(record["clip_index"]))
+    if not views:
+        return empty_rows(spec, pathways)
     return view_rows(views, pathways, meta)
 
 

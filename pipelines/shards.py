@@ -10,6 +10,14 @@ Layout at the output URI::
 
 A shard is committed iff its marker exists; the marker holds the shard's counts, so the
 manifest (its format: :mod:`raysf.manifest`) is a pure function of the markers.
+
+An input that failed for a reason that may pass (:class:`~pipelines.clip_records.
+TransientError`) is listed in its marker under ``transient_inputs``, never as a reject: such a
+shard counts as *not done*, and the next run rebuilds it (:func:`done_shards`). The marker also
+holds the sha256 of every video's bytes (``hashes``), from which the manifest lists the same
+video in two splits (:mod:`pipelines.leaks`). The Parquet files and the marker are written with
+the retries of :func:`raysf.storage.retry_transient`; a shard whose files still cannot be
+written stays uncommitted.
 """
 
 from __future__ import annotations
@@ -25,7 +33,7 @@ import av
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from pipelines.clip_records import process_video
+from pipelines.clip_records import TransientError, process_video
 from pipelines.ingest_config import IngestConfig
 from pipelines.records import clip_table, reject_table
 from pipelines.sources import Listing, SourceEntry
@@ -65,6 +73,15 @@ def read_json(fs: pafs.FileSystem, path: str) -> dict[str, Any]:
         raise ValueError(f"{storage.to_uri(fs, path)}: invalid JSON: {exc}") from exc
 
 
+def done_shards(fs: pafs.FileSystem, root: str) -> set[str]:
+    """Committed shards without transient failures: the ones a rerun skips."""
+    return {
+        name
+        for name in committed_shards(fs, root)
+        if not read_json(fs, marker_path(root, name)).get("transient_inputs")
+    }
+
+
 def committed_shards(fs: pafs.FileSystem, root: str) -> set[str]:
     """Names of the shards whose commit marker exists."""
     prefix = storage.join(root, MARKER_DIR)
@@ -84,17 +101,17 @@ def build_manifest(
     config: dict[str, Any],
     num_inputs: int,
 ) -> dict[str, Any]:
-    """Sum the shard markers into the manifest and check ``inputs == videos + rejects``.
-
-    Raises ``ValueError`` when the counts do not add up (a shard is missing or counted twice).
-    """
+    """Sum the shard markers into the manifest; ``inputs == videos + rejects + transient``
+    (else ``ValueError``: a shard missing or counted twice). ``complete``: nothing transient
+    (the ingest also unsets it above ``checks.max_reject_fraction``)."""
     videos = sum(m["videos"] for m in markers)
     rejects = sum(m["rejects"] for m in markers)
     inputs = sum(m["inputs"] for m in markers)
-    if inputs != num_inputs or videos + rejects != num_inputs:
+    transient = [t for m in markers for t in m.get("transient_inputs", [])]
+    if inputs != num_inputs or videos + rejects + len(transient) != num_inputs:
         raise ValueError(
             f"shard counts do not add up: listing has {num_inputs} inputs, shards hold "
-            f"{inputs} inputs = {videos} videos + {rejects} rejects"
+            f"{inputs} inputs = {videos} videos + {rejects} rejects + {len(transient)} transient"
         )
     per_split = _merge_nested(m["per_split"] for m in markers)
     per_class = _merge_nested(m["per_class"] for m in markers)
@@ -103,7 +120,7 @@ def build_manifest(
         reasons.update(m["reject_reasons"])
     return {
         "schema_version": MANIFEST_VERSION,
-        "complete": True,
+        "complete": not transient,
         "classes": [{"label_id": i, "name": name} for i, name in enumerate(classes)],
         "num_classes": len(classes),
         "counts": {
@@ -111,7 +128,9 @@ def build_manifest(
             "videos": videos,
             "rejects": rejects,
             "clips": sum(m["clips"] for m in markers),
+            "transient": len(transient),
         },
+        "transient": sorted(transient, key=lambda t: (t["split"], t["video_id"])),
         "per_split": per_split,
         "per_class": per_class,
         "reject_reasons": dict(sorted(reasons.items())),
@@ -170,39 +189,99 @@ def build_shard(task: ShardTask, cfg: IngestConfig, root: str) -> dict[str, Any]
     """Process every input of ``task``, write its Parquet files, then its commit marker.
 
     Returns the marker (shard counts). ``root`` is the output path in the output filesystem.
+    Raises :class:`~pipelines.clip_records.TransientError` when a file cannot be written even
+    after the retries (the shard then stays uncommitted).
     """
     av.logging.set_level(av.logging.PANIC)
     fs, _ = resolve_filesystem(cfg.out, cfg.storage.endpoint_url, cfg.storage.region)
     clips: list[dict[str, Any]] = []
     rejects: list[dict[str, Any]] = []
-    per_split: dict[str, Counter] = {}
-    per_class: dict[str, Counter] = {}
+    transient: list[dict[str, Any]] = []
+    hashes: list[list[str]] = []
     for entry, label_id, duplicate in task.items:
-        rows, reject = process_video(entry, label_id, duplicate, cfg)
-        split_counts = per_split.setdefault(entry.split, Counter())
-        split_counts["inputs"] += 1
+        try:
+            rows, reject = process_video(entry, label_id, duplicate, cfg)
+        except TransientError as exc:
+            transient.append(_input_row(entry, "transient", str(exc)))
+            continue
         if reject is not None:
             rejects.append(reject)
-            split_counts["rejects"] += 1
             continue
+        hashes.append([entry.split, entry.video_id, rows[0]["source_sha256"]])
         clips.extend(rows)
-        split_counts["videos"] += 1
-        split_counts["clips"] += len(rows)
-        per_class.setdefault(entry.label, Counter())[entry.split] += 1
-    _write_parquet(fs, clips_path(root, task.shard), clip_table(clips), cfg.row_group_size)
-    _write_parquet(fs, rejects_path(root, task.shard), reject_table(rejects), 1024)
-    marker = {
-        "shard": task.shard,
-        "inputs": len(task.items),
-        "videos": len(task.items) - len(rejects),
+    inputs = Counter(entry.split for entry, _, _ in task.items)
+    marker = shard_marker(task.shard, inputs, clips, rejects, transient)
+    marker["hashes"] = hashes
+    write_shard(fs, root, marker, clip_table(clips), reject_table(rejects), cfg)
+    return marker
+
+
+def shard_marker(
+    shard: str,
+    inputs: Counter,
+    clips: Sequence[dict[str, Any]],
+    rejects: Sequence[dict[str, Any]],
+    transient: Sequence[dict[str, Any]],
+) -> dict[str, Any]:
+    """The counts of a shard: ``inputs`` per split and its clip, reject and transient rows
+    (each a dict with at least ``split``, ``video_id``, ``label``)."""
+    per_split: dict[str, Counter] = {split: Counter(inputs=n) for split, n in inputs.items()}
+    per_class: dict[str, Counter] = {}
+    for row in rejects:
+        per_split[row["split"]]["rejects"] += 1
+    for row in transient:
+        per_split[row["split"]]["transient"] += 1
+    for split, _, label in sorted({(r["split"], r["video_id"], r["label"]) for r in clips}):
+        per_split[split]["videos"] += 1
+        per_class.setdefault(label, Counter())[split] += 1
+    for row in clips:
+        per_split[row["split"]]["clips"] += 1
+    total = sum(inputs.values())
+    return {
+        "shard": shard,
+        "inputs": total,
+        "videos": total - len(rejects) - len(transient),
         "clips": len(clips),
         "rejects": len(rejects),
         "per_split": {k: dict(v) for k, v in per_split.items()},
         "per_class": {k: dict(v) for k, v in per_class.items()},
         "reject_reasons": dict(Counter(r["reason"] for r in rejects)),
+        "transient_inputs": list(transient),
     }
-    write_json(fs, marker_path(root, task.shard), marker)
-    return marker
+
+
+def write_shard(fs, root: str, marker: dict[str, Any], clips, rejects, cfg: IngestConfig) -> None:
+    """Write a shard's rejects and clips tables, then its marker (each with retries).
+
+    Rejects go first: a rewrite that removes clip rows (:mod:`pipelines.leaks`) and is killed
+    half-way never leaves a video in neither table.
+    """
+    shard = marker["shard"]
+    retries = {"attempts": cfg.retries.attempts, "backoff_s": cfg.retries.backoff_s}
+    for path, table, group in (
+        (rejects_path(root, shard), rejects, 1024),
+        (clips_path(root, shard), clips, cfg.row_group_size),
+    ):
+        storage.retry_transient(
+            lambda path=path, table=table, group=group: _write_parquet(fs, path, table, group),
+            what=f"write {storage.to_uri(fs, path)}",
+            **retries,
+        )
+    path = marker_path(root, shard)
+    storage.retry_transient(
+        lambda: write_json(fs, path, marker), what=f"write {storage.to_uri(fs, path)}", **retries
+    )
+
+
+def _input_row(entry: SourceEntry, reason: str, message: str) -> dict[str, Any]:
+    return {
+        "path": entry.uri,
+        "video_id": entry.video_id,
+        "split": entry.split,
+        "label": entry.label,
+        "reason": reason,
+        "message": message,
+    }
 
 
 def _write_parquet(fs, path: str, table, row_group_size: int) -> None:

@@ -10,13 +10,22 @@ Formats (``videos`` is a local root or an ``s3://`` prefix):
   to ``videos`` or absolute / ``s3://``). The split is the list file's stem (``train.csv`` ->
   ``train``). ``annotations`` is one list file or a folder of ``*.csv``/``*.txt`` lists.
   Class names are the ids (``"0"``, ``"1"`` ...) unless a class-name file is given.
-- ``folders``: ``<videos>/<split>/<class>/<file>``; every regular file is an input (a stray
-  non-video lands in the rejects table). Files directly under ``<split>/`` have no label;
-  hidden files and a top-level ``annotations/`` folder are skipped.
+- ``folders``: ``<videos>/<split>/<class>/<file>``; every file is an input (a stray non-video,
+  a FIFO or a device lands in the rejects table). Files directly under ``<split>/`` have no
+  label; hidden files and a top-level ``annotations/`` folder are skipped.
+
+**Video ids** are unique per input within a split: Kinetics ids are
+``{youtube_id}_{start:06d}_{end:06d}``; folder and list ids are derived from the path
+(:func:`path_video_id`: ``cat/a.mp4`` below ``<split>/`` for folders, the listed path for lists),
+so ``train/cat/a.mp4`` and ``train/dog/a.mp4`` are two videos, never a duplicate.
 
 Problems with the listing itself (unreadable annotation file, missing column, malformed line,
 unknown format) raise ``ValueError`` naming the file and line/column before any video is read.
-Problems with one video (missing file, unknown label) are the ingest job's rejects.
+A bad *entry* -- a file name that is not UTF-8, a Kinetics ``youtube_id`` or ``split`` that is
+empty or holds a path separator or ``..`` -- never fails the listing: it becomes an entry with
+``error`` set, which the ingest turns into a ``bad_entry`` reject naming it. Problems with one
+video (missing file, unknown label) are the ingest job's rejects. Annotation and list files are
+read as UTF-8 with or without a byte-order mark (what spreadsheet exports write).
 """
 
 from __future__ import annotations
@@ -26,7 +35,7 @@ import hashlib
 import io
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pyarrow.fs as pafs
 
@@ -45,15 +54,18 @@ class SourceEntry:
     Attributes:
         uri: where the file is (absolute local path or ``s3://bucket/key``).
         video_id: id unique within its split (Kinetics: ``{youtube_id}_{start:06d}_{end:06d}``;
-            otherwise the file name without extension).
+            folders and lists: the path, see :func:`path_video_id`).
         split: ``train``, ``val``, ``test`` or whatever the listing names.
         label: class name as listed (``""`` when the listing has none).
+        error: why the entry itself is unusable (``""`` for a good entry); the ingest rejects
+            it as ``bad_entry`` without reading anything.
     """
 
     uri: str
     video_id: str
     split: str
     label: str
+    error: str = ""
 
 
 @dataclass(frozen=True)
@@ -79,7 +91,7 @@ class Listing:
         payload = {
             "format": self.format,
             "classes": list(self.classes),
-            "entries": [[e.uri, e.video_id, e.split, e.label] for e in self.entries],
+            "entries": [[e.uri, e.video_id, e.split, e.label, e.error] for e in self.entries],
         }
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
@@ -173,8 +185,9 @@ def _annotation_files(
 
 
 def _read_listing_file(fs: pafs.FileSystem, path: str, uri: str) -> str:
+    """UTF-8 text of an annotation/list/class file; a leading byte-order mark is dropped."""
     try:
-        return storage.read_text(fs, path)
+        return storage.read_text(fs, path, encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise ValueError(f"cannot read annotation file {uri}: {exc}") from exc
 
@@ -209,15 +222,35 @@ def _read_kinetics(
                 end = int(float(row["time_end"]))
             except (TypeError, ValueError) as exc:
                 raise ValueError(f"{auri}:{line}: time_start/time_end must be numbers") from exc
-            youtube_id = (row["youtube_id"] or "").strip()
-            split = (row["split"] or "").strip()
-            if not youtube_id or not split:
-                raise ValueError(f"{auri}:{line}: empty youtube_id or split")
-            video_id = f"{youtube_id}_{start:06d}_{end:06d}"
-            uri = _file_uri(fs, root, f"{split}/{video_id}.mp4")
-            label = (row["label"] or "").strip()
-            entries.append(SourceEntry(uri=uri, video_id=video_id, split=split, label=label))
+            entries.append(_kinetics_entry(fs, root, row, start, end, f"{auri}:{line}"))
     return entries
+
+
+def _kinetics_entry(
+    fs: pafs.FileSystem, root: str, row: dict, start: int, end: int, where: str
+) -> SourceEntry:
+    """The entry of one Kinetics row; a bad ``youtube_id``/``split`` gives an entry with
+    ``error`` set (its ``uri`` is the annotation line: nothing is read for it)."""
+    youtube_id = (row["youtube_id"] or "").strip()
+    split = (row["split"] or "").strip()
+    label = (row["label"] or "").strip()
+    video_id = f"{youtube_id}_{start:06d}_{end:06d}"
+    problem = bad_name_part(youtube_id, "youtube_id") or bad_name_part(split, "split")
+    if problem:
+        return SourceEntry(where, video_id, split, label, error=f"{where}: {problem}")
+    uri = _file_uri(fs, root, f"{split}/{video_id}.mp4")
+    return SourceEntry(uri=uri, video_id=video_id, split=split, label=label)
+
+
+def bad_name_part(value: str, what: str) -> str:
+    """Why ``value`` cannot be one component of a file path (``""`` when it can)."""
+    if not value:
+        return f"empty {what}"
+    if "/" in value or "\\" in value or value in (".", ".."):
+        return f"{what} {value!r} holds a path separator or is '.'/'..'"
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        return f"{what} {value!r} holds a control character"
+    return ""
 
 
 def _read_lists(
@@ -241,35 +274,59 @@ def _read_lists(
                 raise ValueError(f"{auri}:{line_no}: label id {label!r} is not an integer") from exc
             if label_id < 0:
                 raise ValueError(f"{auri}:{line_no}: label id {label_id} is negative")
-            video_id = os.path.splitext(os.path.basename(path))[0]
-            entries.append(
-                SourceEntry(
-                    uri=_file_uri(fs, root, path), video_id=video_id, split=split, label=label
-                )
-            )
+            uri = _file_uri(fs, root, path)
+            video_id = path_video_id(storage.to_uri(fs, root), uri)
+            entries.append(SourceEntry(uri=uri, video_id=video_id, split=split, label=label))
     return entries
+
+
+def path_video_id(root_uri: str, uri: str) -> str:
+    """The id of a listed file: its path below ``root_uri`` (``train/cat/a.mp4``), or the whole
+    URI for a file outside it; unique per file, unlike the bare file name."""
+    prefix = root_uri.rstrip("/") + "/"
+    if uri.startswith(prefix):
+        return uri[len(prefix) :]
+    return uri
 
 
 def _name_list_label(entry: SourceEntry, classes: tuple[str, ...]) -> SourceEntry:
     """Replace a list entry's numeric label by its class name ("" when out of range)."""
     label_id = int(entry.label)
     name = classes[label_id] if label_id < len(classes) else ""
-    return SourceEntry(uri=entry.uri, video_id=entry.video_id, split=entry.split, label=name)
+    return replace(entry, label=name)
 
 
 def _read_folders(fs: pafs.FileSystem, root: str) -> list[SourceEntry]:
     entries: list[SourceEntry] = []
-    for path in storage.list_files(fs, root, recursive=True):
-        rel = path[len(root) :].lstrip("/")
+    for rel, error in _folder_files(fs, root):
         parts = rel.split("/")
         if any(p.startswith(".") for p in parts) or len(parts) < 2 or parts[0] == "annotations":
             continue  # hidden files, files at the root, the annotations folder
         split = parts[0]
         label = parts[1] if len(parts) >= 3 else ""
-        video_id = os.path.splitext(parts[-1])[0]
-        entries.append(
-            SourceEntry(uri=storage.to_uri(fs, path), video_id=video_id, split=split, label=label)
-        )
+        uri = storage.to_uri(fs, storage.join(root, rel))
+        entries.append(SourceEntry(uri, "/".join(parts[1:]), split, label, error=error))
     if not entries:
         raise ValueError(f"no files under {storage.to_uri(fs, root)}/<split>/<class>/")
     return entries
+
+
+def _folder_files(fs: pafs.FileSystem, root: str) -> list[tuple[str, str]]:
+    """``(path relative to root, error)`` of every non-directory below ``root``.
+
+    Local folders are walked with ``os.walk`` so that a file name that is not UTF-8 (which
+    pyarrow's listing fails on, for the whole folder) becomes one entry with ``error`` set, its
+    undecodable bytes shown as ``\\xNN`` escapes; FIFOs, devices and sockets are listed too
+    (the ingest rejects them as ``not_regular_file``). S3 keys are always UTF-8.
+    """
+    if not isinstance(fs, pafs.LocalFileSystem):
+        return [(p[len(root) :].lstrip("/"), "") for p in storage.list_files(fs, root)]
+    out = []
+    for folder, dirs, files in os.walk(root):
+        dirs.sort()
+        for name in files:
+            rel = os.path.relpath(os.path.join(folder, name), root)
+            shown = os.fsencode(rel).decode("utf-8", "backslashreplace")
+            error = "" if shown == rel else f"file name {shown!r} is not valid UTF-8"
+            out.append((shown.replace(os.sep, "/"), error))
+    return sorted(out)

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from pipelines.ingest import run_ingest
 from pipelines.ingest_config import IngestConfig, ReencodeConfig
+from pipelines.shards import PLAN_NAME
 from pipelines.synth import generate
 from raysf.clip_spec import ClipSpec
 from raysf.config import with_overrides
@@ -89,16 +91,29 @@ def ensure_synth_dataset(root: str | os.PathLike, data: SynthDataset) -> str:
         )
         root.mkdir(parents=True, exist_ok=True)
         stamp.write_text(json.dumps(data.videos_key()))
-    cfg = IngestConfig(
-        videos=str(videos),
-        format="kinetics",
-        out=str(dataset),
-        shard_size=data.shard_size,
-        clip=data.clip,
-        reencode=data.reencode,
+    cfg = with_overrides(
+        IngestConfig(
+            videos=str(videos),
+            format="kinetics",
+            out=str(dataset),
+            shard_size=data.shard_size,
+            clip=data.clip,
+            reencode=data.reencode,
+        )
     )
-    run_ingest(with_overrides(cfg))
+    _drop_stale_dataset(dataset, cfg)
+    run_ingest(cfg)
     return str(dataset)
+
+
+def _drop_stale_dataset(dataset: Path, cfg: IngestConfig) -> None:
+    """Delete a generated dataset ingested with another record config (an older version of
+    this project): it is rebuilt, where ingest would refuse to continue it."""
+    plan = dataset / PLAN_NAME
+    if plan.is_file():
+        stored = json.loads(plan.read_text()).get("config")
+        if stored != json.loads(json.dumps(cfg.record_config())):
+            shutil.rmtree(dataset)
 
 
 __all__ = ["ABLATION_DATA", "SMOKE_DATA", "SynthDataset", "ensure_synth_dataset"]

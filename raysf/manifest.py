@@ -8,6 +8,13 @@ were cut with; ``data`` keeps the whole JSON document (reject reasons, shards, c
 
 Versions: 2 stores the spec as ``clip_spec``; 1 (still read) stored the sampling part only, as
 ``sampling``. Anything else is refused with the version named.
+
+Fields added within version 2 (absent from older documents, read with their defaults):
+``counts.transient`` and ``transient`` (inputs that failed with errors that may pass, retried by
+the next run), ``incomplete_reason`` (why ``complete`` is false: transient inputs left, or more
+rejects than ``checks.max_reject_fraction``) and ``split_leaks`` (videos whose bytes appear in
+two splits). ``complete`` always existed; since these fields it may be false, and
+:func:`raysf.runtime.read_manifest` refuses such a dataset (naming the reason).
 """
 
 from __future__ import annotations
@@ -51,6 +58,15 @@ class Manifest:
     @property
     def num_classes(self) -> int:
         return len(self.classes)
+
+    @property
+    def complete(self) -> bool:
+        """False while inputs failed transiently or the reject limit is exceeded."""
+        return bool(self.data.get("complete", True))
+
+    @property
+    def incomplete_reason(self) -> str:
+        return str(self.data.get("incomplete_reason") or "")
 
     def clips_in(self, split: str) -> int:
         """Clip records of ``split`` (0 for a split the dataset does not have)."""

@@ -288,11 +288,15 @@ def resolve_filesystem(
 # ----------------------------------------------------------------------------- manifests
 
 
-def read_manifest(uri: str, endpoint_url: str | None = None) -> Manifest:
+def read_manifest(
+    uri: str, endpoint_url: str | None = None, *, allow_incomplete: bool = False
+) -> Manifest:
     """The typed manifest of the dataset at ``uri`` (local path or ``s3://``).
 
     ``ValueError`` naming the URI when there is none (ingest not run or not finished), when it
-    is not valid JSON or when its schema version is not one this version reads.
+    is not valid JSON, when its schema version is not one this version reads, or (unless
+    ``allow_incomplete``) when it says ``complete: false`` (inputs that failed transiently, or
+    too many rejects; the message says which and what to do).
     """
     fs, root = resolve_filesystem(uri, endpoint_url)
     path = storage.join(root, MANIFEST_NAME)
@@ -302,4 +306,8 @@ def read_manifest(uri: str, endpoint_url: str | None = None) -> Manifest:
         data = json.loads(storage.read_text(fs, path))
     except json.JSONDecodeError as exc:
         raise ValueError(f"{storage.to_uri(fs, path)}: invalid JSON: {exc}") from exc
-    return parse_manifest(data, uri)
+    manifest = parse_manifest(data, uri)
+    if not (manifest.complete or allow_incomplete):
+        reason = manifest.incomplete_reason or "complete: false"
+        raise ValueError(f"dataset {uri} is incomplete: {reason}")
+    return manifest

@@ -1,17 +1,27 @@
 """File operations on a ``(pyarrow filesystem, path)`` pair: local paths and S3 alike.
 
 Which filesystem a URI lives on is decided in one place, :func:`raysf.runtime.resolve_filesystem`;
-every helper here takes its result. Atomicity: :func:`write_bytes_atomic` writes a local file
-under a temporary name in the same directory and renames it into place; on S3 an object becomes
-visible only when its upload completes, so a killed writer leaves no partial object behind.
+every helper here takes its result. :func:`retry_transient` retries an operation on errors that
+may pass (I/O errors, throttling) and raises :class:`TransientStorageError` when they do not;
+errors that cannot pass (no such file, permission denied) are raised at once.
+
+Atomicity: :func:`write_bytes_atomic` writes a local file under a temporary name in the same
+directory and renames it into place; on S3 an object becomes visible only when its upload
+completes, so a killed writer leaves no partial object behind.
 """
 
 from __future__ import annotations
 
+import errno
 import os
+import time
 import uuid
+from collections.abc import Callable
+from typing import TypeVar
 
 import pyarrow.fs as pafs
+
+T = TypeVar("T")
 
 S3_SCHEME = "s3://"
 #: Uploads of one object before :func:`write_bytes_atomic` gives up on a stored mismatch.
@@ -119,6 +129,52 @@ def delete_file(fs: pafs.FileSystem, path: str) -> None:
     """Delete one file/object if it exists."""
     if is_file(fs, path):
         fs.delete_file(path)
+
+
+class TransientStorageError(OSError):
+    """A storage operation failed with errors that may pass (still failing after the retries):
+    worth trying again later, never a verdict on the file."""
+
+
+#: errnos that retrying cannot fix (the file is not there, or reading it is not allowed).
+_PERMANENT_ERRNOS = frozenset(
+    {errno.ENOENT, errno.EACCES, errno.EPERM, errno.EISDIR, errno.ENOTDIR, errno.ELOOP}
+)
+#: Words of pyarrow's S3 error messages that retrying cannot fix.
+_PERMANENT_S3 = ("ACCESS_DENIED", "NO_SUCH_KEY", "NO_SUCH_BUCKET", "INVALID_OBJECT_STATE")
+
+
+def is_permanent(exc: BaseException) -> bool:
+    """True for errors that retrying cannot fix: missing file, permission denied (local or S3)."""
+    if isinstance(exc, (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)):
+        return True
+    if isinstance(exc, OSError) and exc.errno in _PERMANENT_ERRNOS:
+        return True
+    return any(word in str(exc) for word in _PERMANENT_S3)
+
+
+def retry_transient(
+    operation: Callable[[], T], *, what: str, attempts: int = 4, backoff_s: float = 0.5
+) -> T:
+    """``operation()``, tried ``attempts`` times with exponential back-off (``backoff_s``,
+    ``2 * backoff_s`` ...) while it raises an ``OSError`` that is not :func:`is_permanent`.
+
+    Permanent errors are raised as they are, at once; transient ones that outlast the tries
+    become :class:`TransientStorageError` naming ``what`` and the last error. (The AWS SDK
+    inside pyarrow retries each S3 request on its own first.)
+    """
+    for attempt in range(attempts):
+        try:
+            return operation()
+        except OSError as exc:
+            if is_permanent(exc):
+                raise
+            if attempt == attempts - 1:
+                raise TransientStorageError(
+                    f"{what}: {exc} (still failing after {attempts} attempts)"
+                ) from exc
+            time.sleep(backoff_s * 2**attempt)
+    raise ValueError(f"attempts must be >= 1, got {attempts}")
 
 
 def to_uri(fs: pafs.FileSystem, path: str) -> str:

@@ -94,8 +94,21 @@ def load_state(uri: str | os.PathLike, map_location: str = "cpu") -> TrainingSta
         raw = _read_bytes(path)
     except (OSError, FileNotFoundError) as exc:
         raise FileNotFoundError(f"{path}: cannot read checkpoint: {exc}") from exc
-    payload = torch.load(io.BytesIO(raw), map_location=map_location, weights_only=True)
-    return TrainingState.from_payload(payload, origin=path)
+    try:
+        payload = torch.load(io.BytesIO(raw), map_location=map_location, weights_only=True)
+    except Exception as exc:  # torch raises RuntimeError/UnpicklingError/EOFError/...
+        message = " ".join(str(exc).split())[:300]
+        raise ValueError(
+            f"{path}: not a readable checkpoint ({type(exc).__name__}: {message})"
+        ) from exc
+    if not isinstance(payload, dict):
+        raise ValueError(f"{path}: not a raysf checkpoint (holds a {type(payload).__name__})")
+    try:
+        return TrainingState.from_payload(payload, origin=path)
+    except (KeyError, TypeError) as exc:
+        raise ValueError(
+            f"{path}: malformed raysf checkpoint ({type(exc).__name__}: {exc})"
+        ) from exc
 
 
 def unwrap_model(model: torch.nn.Module) -> torch.nn.Module:

@@ -44,6 +44,9 @@ class DataConfig:
     # the same seed gives the same epochs row for row. Off: fresh randomness, rows in the order
     # the decode tasks finish (no waiting on a slow task).
     reproducible: bool = False
+    # Records that fail to decode are dropped and counted (decode_errors per epoch); above this
+    # share of an epoch's train (or val) records the run stops with an error.
+    max_decode_error_fraction: float = 0.001
 
     def validate(self) -> None:
         if self.decode_cpus <= 0:
@@ -54,6 +57,8 @@ class DataConfig:
             raise ValueError(f"data.prefetch_batches must be >= 0, got {self.prefetch_batches}")
         if self.decode_threads is not None and self.decode_threads < 1:
             raise ValueError("data.decode_threads must be >= 1 or null")
+        if not 0.0 <= self.max_decode_error_fraction <= 1.0:
+            raise ValueError("data.max_decode_error_fraction must be in [0, 1]")
 
     @property
     def decode(self) -> DecodeOptions:
@@ -145,10 +150,15 @@ class ScalingConfig:
     use_gpu: bool = False
     resources_per_worker: dict[str, float] = field(default_factory=dict)
     placement_strategy: Literal["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"] = "PACK"
+    # How long to wait for the cluster to hold the worker group (an autoscaler adding nodes)
+    # before failing with the resources asked for and available.
+    placement_timeout_s: float = 120.0
 
     def validate(self) -> None:
         if self.num_workers < 1:
             raise ValueError(f"scaling.num_workers must be >= 1, got {self.num_workers}")
+        if self.placement_timeout_s < 0:
+            raise ValueError("scaling.placement_timeout_s must be >= 0")
 
 
 @dataclass(frozen=True)
@@ -207,7 +217,9 @@ class TrainJobConfig:
     failure: FailureConfig = field(default_factory=FailureConfig)
     mlflow: MlflowConfig = field(default_factory=MlflowConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
-    resume: bool = True
+    # true: continue the run of the same name if its stored config has the same training keys
+    # (refused, naming the changed keys, otherwise); force: continue it regardless; false: new.
+    resume: bool | Literal["force"] = True
 
     def validate(self) -> None:
         if self.train.precision == "bf16" and not self.scaling.use_gpu:

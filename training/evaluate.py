@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from pipelines.decode_errors import DecodeErrorSink, start_decode_error_log, take_decode_errors
 from pipelines.loader import DecodeOptions, build_clip_dataset
 from pipelines.views import pathway_columns
 from raysf import console, runtime
@@ -122,6 +123,8 @@ def aggregate_views(batches) -> dict[str, float]:
         top = np.argsort(-total)
         hits += [top[0] == scores.labels[vid], scores.labels[vid] in top[:5]]
     n = len(scores.sums)
+    if not n:
+        raise ValueError("no view was scored: the split is empty or none of its records decodes")
     n_views = sum(scores.counts.values())
     return {
         "test_top1": float(hits[0] / n),
@@ -133,8 +136,10 @@ def aggregate_views(batches) -> dict[str, float]:
     }
 
 
-def score_views(request: EvalRequest):
-    """Ray Dataset of per-view softmax scores (``video_id``, ``label``, ``probs``) of a split."""
+def score_views(request: EvalRequest, errors=None):
+    """Ray Dataset of per-view softmax scores (``video_id``, ``label``, ``probs``) of a split;
+    with ``errors`` (a :class:`~pipelines.decode_errors.DecodeErrorSink`) a record that fails
+    to decode is dropped and counted there instead of failing the evaluation."""
     state = load_state(request.checkpoint)
     dataset = request.dataset or state.job_config.get("data", {}).get("dataset")
     if not dataset:
@@ -150,6 +155,7 @@ def score_views(request: EvalRequest):
         spec=spec,
         decode=DecodeOptions(num_cpus=request.decode_cpus),
         endpoint_url=request.endpoint_url,
+        errors=errors,
     ).select_columns([*pathway_columns(spec), "label", "video_id"])
     return views.map_batches(
         ViewScorer,
@@ -166,18 +172,26 @@ def score_views(request: EvalRequest):
 
 
 def evaluate_checkpoint(request: EvalRequest, run: RunTarget | None = None) -> dict[str, float]:
-    """Run the test protocol of :func:`score_views`; log the metrics to ``run`` when given."""
+    """Run the test protocol of :func:`score_views`; log the metrics to ``run`` when given.
+
+    A record that fails to decode is dropped (the video's other views still count) and counted
+    in ``test_decode_errors``, so a damaged test record never fails a finished training run."""
     state = load_state(request.checkpoint)
-    scored = score_views(request)
+    runtime.init_ray()
+    log = start_decode_error_log()
+    scored = score_views(request, errors=DecodeErrorSink(log, request.split))
     shown = console.Progress(f"evaluating {request.split}", expected_views(request, state), "views")
     metrics = aggregate_views(
         counted(scored.iter_batches(batch_size=256, batch_format="numpy"), shown)
     )
+    metrics["test_decode_errors"] = float(sum(take_decode_errors(log)["counts"].values()))
+    dropped = int(metrics["test_decode_errors"])
     shown.close(
         f"{request.split}: top-1 {100 * metrics['test_top1']:.1f}% · top-5 "
         f"{100 * metrics['test_top5']:.1f}% · {metrics['test_videos']:.0f} videos x "
-        f"{metrics['test_views_per_video']:.0f} views · "
-        f"{console.format_duration(time.monotonic() - shown.started)}"
+        f"{metrics['test_views_per_video']:.0f} views"
+        + (f" · {dropped} records not decodable" if dropped else "")
+        + f" · {console.format_duration(time.monotonic() - shown.started)}"
     )
     if run is not None:
         run.log_metrics(metrics, step=max(state.epoch, 0))

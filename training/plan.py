@@ -6,6 +6,12 @@ resolved device settings (:class:`~training.device.DeviceSettings`: what ``auto`
 ``channels_last`` and ``compile`` become on the workers' device), the model's cost, the global
 batch, steps per epoch, the peak learning rate, the run name and the parameters logged to
 MLflow. It is tested without Ray; the trainer and every worker receive it.
+
+**Resuming** (``resume: true``) continues the run of the same name only when the config stored
+in its latest checkpoint has the same *training keys* as the new one
+(:func:`changed_training_keys`: everything but :data:`RESUME_FREE_KEYS`, which change where a
+run runs, logs and checkpoints or how fast it decodes, not what it computes); otherwise
+:class:`ResumeRefused` names the keys. ``resume: force`` continues regardless.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from typing import Any
 import slowfast_model
 from raysf.clip_spec import ClipSpec
 from raysf.config import ConfigError, flatten, to_dict
+from raysf.errors import ExpectedError
 from raysf.manifest import Manifest
 from raysf.runtime import read_manifest
 from training.config import TrainJobConfig, recorded_job, resolve_path
@@ -142,3 +149,64 @@ def plan_training(job: TrainJobConfig, manifest: Manifest | None = None) -> Trai
         steps_per_epoch=steps,
         peak_lr=scaled_lr(job.optim.base_lr, global_batch, job.optim.reference_batch),
     )
+
+
+#: Keys whose change does not change what a run computes (prefixes match their sub-keys).
+RESUME_FREE_KEYS = (
+    "data.endpoint_url",
+    "data.test_split",
+    "data.decode_cpus",
+    "data.decode_batch_size",
+    "data.decode_resources",
+    "data.max_decode_error_fraction",
+    "train.compile",
+    "train.channels_last",
+    "train.log_param_digest",
+    "scaling.use_gpu",
+    "scaling.resources_per_worker",
+    "scaling.placement_strategy",
+    "scaling.placement_timeout_s",
+    "storage",
+    "checkpoint",
+    "failure",
+    "mlflow",
+    "eval",
+    "resume",
+)
+
+
+class ResumeRefused(ExpectedError):
+    """``resume: true`` met a run of the same name trained with other training keys."""
+
+    exit_code = 2
+
+
+def is_training_key(key: str) -> bool:
+    """False for a key of :data:`RESUME_FREE_KEYS` (or below one)."""
+    return not any(key == free or key.startswith(free + ".") for free in RESUME_FREE_KEYS)
+
+
+def changed_training_keys(stored: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """``"key: old -> new"`` for every training key whose value differs between the stored
+    (checkpoint ``job_config``) and the new job dicts; keys missing on one side (written by
+    another version) are not compared."""
+    old_flat, new_flat = flatten(stored), flatten(new)
+    return [
+        f"{key}: {old_flat[key]!r} -> {new_flat[key]!r}"
+        for key in sorted(set(old_flat) & set(new_flat))
+        if is_training_key(key) and old_flat[key] != new_flat[key]
+    ]
+
+
+def check_resume(job: TrainJobConfig, stored: dict[str, Any] | None, where: str) -> None:
+    """Raise :class:`ResumeRefused` when ``job`` would resume (``resume: true``) the run whose
+    latest checkpoint at ``where`` stored ``stored`` with other training keys."""
+    if job.resume is not True or stored is None:
+        return
+    changed = changed_training_keys(stored, to_dict(job))
+    if changed:
+        raise ResumeRefused(
+            f"resume: {where} holds a run of the same name trained with other settings "
+            f"({'; '.join(changed)}); run it unchanged to resume it, set resume=force to "
+            "continue it with the new settings, or give a new storage.name"
+        )

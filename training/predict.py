@@ -9,11 +9,17 @@ is scored through the evaluation's view pipeline.
 
 Checkpoints: this project's (``state.pt`` or its directory) and converted PyTorchVideo /
 PySlowFast / mmaction2 ones (``source``; their clip spec defaults to the Kinetics recipe of the
-``preset`` and the class names to a class file or ids).
+``preset`` and the class names to a class file or ids). A checkpoint that cannot be read or
+does not fit its network fails with the file named.
+
+One bad video never costs the others: it gets a row (or JSON line) with its ``error`` and
+empty predictions, and every other video is scored and written.
 """
 
 from __future__ import annotations
 
+import json
+from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,13 +29,14 @@ import pyarrow.parquet as pq
 import torch
 
 import slowfast_model
+from pipelines.decode_errors import DecodeErrorSink, start_decode_error_log, take_decode_errors
 from pipelines.views import video_views
 from raysf import runtime
 from raysf.clip_spec import ClipSpec
 from training.artifacts import build_model_from_state
 from training.checkpoints import load_state
 from training.device import DeviceSettings, resolve_device_settings
-from training.evaluate import EvalRequest, accumulate_views, score_views
+from training.evaluate import EvalRequest, VideoScores, score_views
 from training.inputs import DeviceInputs
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".webm", ".avi", ".mov")
@@ -98,13 +105,17 @@ def external_clip_spec(cfg: slowfast_model.SlowFastConfig, source: str) -> ClipS
 
 def load_predictor(model: ModelSource, device: str = "cpu") -> Predictor:
     """Model, clip spec and class names from our checkpoint, or from a converted external one,
-    placed on ``device`` in its inference settings (bf16 + ``channels_last_3d`` on CUDA)."""
+    placed on ``device`` in its inference settings (bf16 + ``channels_last_3d`` on CUDA);
+    ``ValueError`` naming the checkpoint file when it does not build its network."""
     if model.source == "raysf":
         state = load_state(model.checkpoint)
-        net, spec, classes = build_model_from_state(state), state.clip_spec, state.classes
+        try:
+            net = build_model_from_state(state)
+        except (ValueError, RuntimeError, TypeError, KeyError) as exc:
+            raise ValueError(f"{model.checkpoint}: does not build its network: {exc}") from exc
+        spec, classes = state.clip_spec, state.classes
     else:
-        base = slowfast_model.get_config(model.preset) if model.preset else None
-        net = slowfast_model.build_from_checkpoint(model.checkpoint, model.source, base=base)
+        net = _external_model(model)
         spec = external_clip_spec(net.config, model.source)
         classes = [str(i) for i in range(net.config.num_classes)]
     if model.classes_file:
@@ -115,6 +126,28 @@ def load_predictor(model: ModelSource, device: str = "cpu") -> Predictor:
     return Predictor(settings.place(net, dev).eval(), spec, classes, dev, settings)
 
 
+def _external_model(model: ModelSource) -> torch.nn.Module:
+    """A converted external checkpoint's network; errors name the file."""
+    try:
+        base = slowfast_model.get_config(model.preset) if model.preset else None
+        return slowfast_model.build_from_checkpoint(model.checkpoint, model.source, base=base)
+    except FileNotFoundError as exc:
+        raise FileNotFoundError(f"{model.checkpoint}: no such checkpoint") from exc
+    except (ValueError, RuntimeError, TypeError, KeyError, OSError) as exc:
+        raise ValueError(
+            f"{model.checkpoint}: not a loadable {model.source} checkpoint: {exc}"
+        ) from exc
+
+
+def score_video(predictor: Predictor, video: str) -> dict[str, object]:
+    """``{"top5": [(label, score)], "error": ""}`` of one video file, or its error (one line)
+    with no predictions: a bad file never stops the others."""
+    try:
+        return {"top5": predictor.top_k(predictor.video_scores(video, name=video)), "error": ""}
+    except Exception as exc:  # noqa: BLE001 - reported in the video's own row
+        return {"top5": [], "error": " ".join(f"{type(exc).__name__}: {exc}".split())}
+
+
 class _VideoScorer:
     """Ray Data callable class scoring whole videos (one model per actor)."""
 
@@ -122,15 +155,11 @@ class _VideoScorer:
         self.predictor = load_predictor(model, "cuda" if use_gpu else "cpu")
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        top_labels, top_scores = [], []
-        for path in batch["path"]:
-            top = self.predictor.top_k(self.predictor.video_scores(str(path), name=str(path)))
-            top_labels.append([t[0] for t in top])
-            top_scores.append([t[1] for t in top])
+        scored = [score_video(self.predictor, str(path)) for path in batch["path"]]
         return {
             "path": batch["path"],
-            "top5_labels": np.array(top_labels, dtype=object),
-            "top5_scores": np.array(top_scores, dtype=np.float32),
+            "top5": np.array([json.dumps(s["top5"]) for s in scored], dtype=object),
+            "error": np.array([s["error"] for s in scored], dtype=object),
         }
 
 
@@ -152,13 +181,15 @@ def predict_folder(
         concurrency=concurrency,
         num_gpus=1 if use_gpu else 0,
     )
-    rows = ds.take_all()
+    rows = sorted(ds.take_all(), key=lambda r: str(r["path"]))
+    tops = [json.loads(r["top5"]) for r in rows]
     table = pa.table(
         {
-            "path": [r["path"] for r in rows],
-            "top1_label": [str(r["top5_labels"][0]) for r in rows],
-            "top5_labels": [[str(x) for x in r["top5_labels"]] for r in rows],
-            "top5_scores": [[float(x) for x in r["top5_scores"]] for r in rows],
+            "path": [str(r["path"]) for r in rows],
+            "top1_label": [top[0][0] if top else None for top in tops],
+            "top5_labels": [[str(label) for label, _ in top] for top in tops],
+            "top5_scores": [[float(score) for _, score in top] for top in tops],
+            "error": [str(r["error"]) for r in rows],
         }
     )
     Path(out).parent.mkdir(parents=True, exist_ok=True)
@@ -167,23 +198,40 @@ def predict_folder(
 
 
 def predict_dataset(request: EvalRequest, out: str) -> int:
-    """Score a split of an ingested dataset with its test views; write per-video Parquet."""
+    """Score a split of an ingested dataset with its test views; write per-video Parquet.
+
+    A record that fails to decode is dropped and named in its video's ``error``: a video with
+    no window left gets a row with the error and no predictions (``label_id`` null)."""
     classes = load_state(request.checkpoint).classes
-    scores = accumulate_views(
-        score_views(request).iter_batches(batch_size=256, batch_format="numpy")
-    )
-    rows = {"video_id": [], "label_id": [], "top1_label": [], "top5_labels": [], "top5_scores": []}
-    for vid in sorted(scores.sums):
-        mean = scores.mean(vid)
-        top = np.argsort(-mean)[:5]
+    runtime.init_ray()
+    log = start_decode_error_log()
+    views = score_views(request, errors=DecodeErrorSink(log, request.split))
+    scores = VideoScores()
+    for batch in views.iter_batches(batch_size=256, batch_format="numpy"):
+        scores.add(batch)
+    failed: dict[str, list[str]] = defaultdict(list)
+    for f in take_decode_errors(log)["examples"]:
+        failed[f["video_id"]].append(f"window {f['clip_index']}: {f['message']}")
+    if not scores.sums and not failed:
+        raise ValueError(f"{request.dataset}: split {request.split!r} has no records")
+    rows: dict[str, list] = {k: [] for k in ("video_id", "label_id", "top1_label")}
+    rows.update(top5_labels=[], top5_scores=[], error=[])
+    for vid in sorted(set(scores.sums) | set(failed)):
+        top = np.argsort(-scores.mean(vid))[:5] if vid in scores.sums else []
         rows["video_id"].append(vid)
-        rows["label_id"].append(scores.labels[vid])
-        rows["top1_label"].append(classes[top[0]])
+        rows["label_id"].append(scores.labels.get(vid))
+        rows["top1_label"].append(classes[top[0]] if len(top) else None)
         rows["top5_labels"].append([classes[i] for i in top])
-        rows["top5_scores"].append([float(mean[i]) for i in top])
+        rows["top5_scores"].append([float(scores.mean(vid)[i]) for i in top])
+        rows["error"].append("; ".join(failed.get(vid, [])))
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(pa.table(rows), out)
     return len(rows["video_id"])
+
+
+def failed_rows(out: str) -> int:
+    """Rows of a prediction Parquet file whose ``error`` is set."""
+    return sum(1 for e in pq.read_table(out, columns=["error"]).column("error").to_pylist() if e)
 
 
 def is_dataset(uri: str) -> bool:

@@ -50,8 +50,14 @@ def epoch_text(metrics: dict[str, Any], epochs: int) -> str:
     return (
         f"epoch {int(metrics['epoch']) + 1}/{epochs} · loss {metrics['train_loss']:.4f} · "
         f"val top-1 {100 * metrics['val_top1']:.1f}% · {metrics['clips_per_s']:.1f} clips/s · "
-        f"data wait {100 * metrics['data_wait_frac']:.0f}%"
+        f"data wait {100 * metrics['data_wait_frac']:.0f}%{decode_error_note(metrics)}"
     )
+
+
+def decode_error_note(metrics: dict[str, Any]) -> str:
+    """`` · decode errors 1 (val 0)`` for the epoch line, ``""`` when no record was dropped."""
+    train, val = metrics.get("decode_errors", 0), metrics.get("val_decode_errors", 0)
+    return f" · decode errors {train} (val {val})" if train or val else ""
 
 
 def report_epoch_event(metrics: dict[str, Any], epochs: int) -> None:

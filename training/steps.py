@@ -84,6 +84,34 @@ class ValStats(Summable):
         }
 
 
+@dataclass
+class DecodeErrorStats(Summable):
+    """Records dropped by the decode tasks in one epoch (read by rank 0, summed to all ranks
+    so that every rank takes the same decision)."""
+
+    train: float = 0.0
+    val: float = 0.0
+
+    def metrics(self) -> dict[str, int]:
+        return {"decode_errors": int(self.train), "val_decode_errors": int(self.val)}
+
+    def over_limit(self, train_clips: float, val_clips: float, limit: float) -> str:
+        """Why the run must stop (``""`` when it may go on): a share of dropped records above
+        ``limit`` (``data.max_decode_error_fraction``) in train or val."""
+        for name, errors, clips in (
+            ("train", self.train, train_clips),
+            ("val", self.val, val_clips),
+        ):
+            fraction = errors / max(errors + clips, 1.0)
+            if errors and fraction > limit:
+                return (
+                    f"{int(errors)} {name} records failed to decode in one epoch ({fraction:.2%} "
+                    f"> data.max_decode_error_fraction {limit:.2%}); the dataset is damaged: "
+                    "re-ingest it (checks.decode_all: true finds such records at ingest)"
+                )
+        return ""
+
+
 def build_param_groups(model: torch.nn.Module, weight_decay: float, bn_weight_decay: float):
     """Two groups: norm layers and biases (``bn_weight_decay``) and the rest (``weight_decay``)."""
     norm, other = [], []

@@ -27,6 +27,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
+from raysf.errors import ExpectedError
+
 DEFAULT_STORE_DIR = "demo_output/mlflow"
 RUN_KEY_TAG = "raysf.run_key"
 #: What replaces a secret in a printed or stored URI.
@@ -37,7 +39,7 @@ USERNAME_VAR = "MLFLOW_TRACKING_USERNAME"
 PASSWORD_VAR = "MLFLOW_TRACKING_PASSWORD"
 
 
-class TrackingUnavailableError(RuntimeError):
+class TrackingUnavailableError(ExpectedError, RuntimeError):
     """The MLflow tracking store cannot be reached or written."""
 
 
@@ -200,7 +202,8 @@ def start_run(
         found = client.search_runs(
             [exp_id], filter_string=f"tags.`{RUN_KEY_TAG}` = '{run_key}'", max_results=1
         )
-        if found:
+        if found:  # resumed: RUNNING again, whatever the last attempt ended as
+            client.update_run(found[0].info.run_id, status="RUNNING")
             return found[0].info.run_id
     tags = {**run_tags()}
     if run_key:
@@ -209,6 +212,15 @@ def start_run(
         tags["mlflow.parentRunId"] = parent_run_id
     run = client.create_run(exp_id, run_name=run_name, tags=tags)
     return run.info.run_id
+
+
+def end_run(run: RunTarget, status: str) -> None:
+    """Mark ``run`` ``FINISHED`` or ``FAILED`` (a failure to do so never hides the run's own
+    error: it is printed, not raised)."""
+    try:
+        get_client(run.tracking_uri).set_terminated(run.run_id, status)
+    except Exception as exc:  # noqa: BLE001 - called while another error may be raised
+        print(f"warning: could not mark MLflow run {run.run_id} {status}: {exc}", flush=True)
 
 
 def run_tags() -> dict[str, str]:

@@ -1,10 +1,15 @@
 """Run a training job on Ray Train: :func:`run_training`.
 
 The driver checks the services the run needs (MLflow, S3 endpoints) before anything starts,
-plans the run (:func:`training.plan.plan_training`), opens its MLflow run, joins or starts Ray
-(:func:`raysf.runtime.init_ray`), builds the streaming train/val datasets and the
-``TorchTrainer`` (:func:`build_trainer`), and fits it. After training it logs the artifacts and,
-when asked, evaluates the final checkpoint with the test-view protocol.
+plans the run (:func:`training.plan.plan_training`), loads the pretrained weights and checks
+them against the network (class count, architecture), refuses a resume whose stored config
+differs in training keys (:func:`training.plan.check_resume`) -- all before Ray starts --,
+opens its MLflow run, joins or starts Ray (:func:`raysf.runtime.init_ray`), checks that the
+cluster can hold the worker group (:mod:`training.placement`), builds the streaming train/val
+datasets (records that fail to decode are dropped and counted, :mod:`pipelines.decode_errors`)
+and the ``TorchTrainer`` (:func:`build_trainer`), and fits it. After training it logs the
+artifacts and, when asked, evaluates the final checkpoint with the test-view protocol. A run
+that fails anywhere after its MLflow run was opened is marked ``FAILED`` there.
 """
 
 from __future__ import annotations
@@ -14,18 +19,26 @@ from pathlib import Path
 from typing import Any
 
 import slowfast_model
+from pipelines.decode_errors import DecodeErrorSink, start_decode_error_log
 from pipelines.loader import build_clip_dataset, seeded_execution_options
 from pipelines.views import pathway_columns
-from raysf import console, runtime
+from raysf import console, runtime, storage
+from raysf.config import ConfigError
+from raysf.errors import ExpectedError
 from training import tracking
 from training.artifacts import log_training_artifacts
 from training.callbacks import MetricsLogCallback
-from training.checkpoints import load_state
+from training.checkpoints import STATE_FILE, load_state
 from training.config import TrainJobConfig, resolve_path
 from training.evaluate import EvalRequest, evaluate_checkpoint
-from training.plan import ModelSummary, TrainingPlan, plan_training
+from training.placement import wait_for_placement
+from training.plan import ModelSummary, TrainingPlan, check_resume, plan_training
 from training.progress import TrainingDisplay
 from training.worker import WorkerSetup, train_func
+
+
+class DecodeErrorLimit(ExpectedError):
+    """More records failed to decode in an epoch than ``data.max_decode_error_fraction``."""
 
 
 @dataclass
@@ -57,28 +70,61 @@ def run_training(
     """
     tracking_uri = check_services(job)
     plan = plan_training(job)
-    print(f"{plan.run_name}: workers on {plan.device.describe()}", flush=True)
+    init_state = pretrained_state(job, plan.model)
+    check_resume(job, *stored_job_config(job, plan.run_name))
     run = open_run(plan, tracking_uri)
-    runtime.init_ray(address)
-    setup = WorkerSetup(plan, run, pretrained_state(job, plan.model))
+    try:
+        runtime.init_ray(address)
+        wait_for_placement(job)
+        outcome = _fit(plan, run, init_state, callbacks, metrics_log)
+        if run is not None:
+            console.line(f"[{plan.run_name}] logging artifacts to MLflow run {run.run_id}")
+            log_training_artifacts(run, job, outcome.checkpoint_uri, log_model=job.mlflow.log_model)
+        if job.eval.after_training if evaluate_after is None else evaluate_after:
+            outcome.test_metrics = evaluate_checkpoint(_eval_request(job, outcome), run=run)
+    except BaseException:
+        if run is not None:
+            tracking.end_run(run, "FAILED")
+        raise
+    if run is not None:
+        tracking.end_run(run, "FINISHED")
+    return outcome
+
+
+def _fit(plan: TrainingPlan, run, init_state, callbacks, metrics_log) -> TrainOutcome:
+    """The TorchTrainer's fit with the console's training display; its outcome."""
+    job = plan.job
+    errors = start_decode_error_log()
+    setup = WorkerSetup(plan, run, init_state, decode_errors=errors)
     extra = list(callbacks or [])
     if metrics_log:
         extra.append(MetricsLogCallback(str(Path(metrics_log).absolute())))
     console.line(
         f"[{plan.run_name}] training {job.model.preset}: {job.train.epochs} epochs x "
-        f"{plan.steps_per_epoch} steps, {job.scaling.num_workers} worker(s), "
-        f"{plan.summary.params:,d} params, {plan.summary.gflops:.3g} GFLOPs/view"
+        f"{plan.steps_per_epoch} steps, {job.scaling.num_workers} worker(s) on "
+        f"{plan.device.describe()}, {plan.summary.params:,d} params, "
+        f"{plan.summary.gflops:.3g} GFLOPs/view"
     )
     display = TrainingDisplay(f"[{plan.run_name}]", job.train.epochs, plan.steps_per_epoch)
     with display.active():
-        result = build_trainer(setup, build_datasets(plan), extra).fit()
-    outcome = _outcome(result, plan, run)
-    if run is not None:
-        console.line(f"[{plan.run_name}] logging artifacts to MLflow run {run.run_id}")
-        log_training_artifacts(run, job, outcome.checkpoint_uri, log_model=job.mlflow.log_model)
-    if job.eval.after_training if evaluate_after is None else evaluate_after:
-        outcome.test_metrics = evaluate_checkpoint(_eval_request(job, outcome), run=run)
-    return outcome
+        result = build_trainer(setup, build_datasets(plan, errors), extra).fit()
+    return _outcome(result, plan, run)
+
+
+def stored_job_config(job: TrainJobConfig, run_name: str) -> tuple[dict | None, str]:
+    """``(job_config of the latest checkpoint of run_name, its location)``; ``None`` when the
+    run has no checkpoint (a fresh run)."""
+    root = f"{resolve_path(job.storage.path).rstrip('/')}/{run_name}"
+    fs, path = runtime.resolve_filesystem(root, job.storage.endpoint_url)
+    states = [
+        p
+        for p in storage.list_files(fs, path, recursive=True)
+        if p.endswith(f"/{STATE_FILE}") and p.rsplit("/", 2)[-2].startswith("checkpoint_")
+    ]
+    if not states:
+        return None, root
+    latest = storage.to_uri(fs, max(states, key=lambda p: p.rsplit("/", 2)[-2]))
+    return load_state(latest).job_config, latest
 
 
 def check_services(job: TrainJobConfig) -> str | None:
@@ -109,16 +155,26 @@ def open_run(plan: TrainingPlan, tracking_uri: str | None) -> tracking.RunTarget
     return tracking.RunTarget(tracking_uri, run_id)
 
 
-def build_datasets(plan: TrainingPlan) -> dict[str, Any]:
+def build_datasets(plan: TrainingPlan, errors: Any = None) -> dict[str, Any]:
     """The streaming train (augmented) and val (centre view) datasets of the run: the pathway
-    columns the loader ships (``fast``, and ``slow`` only where it is no subset) and labels."""
+    columns the loader ships (``fast``, and ``slow`` only where it is no subset) and labels;
+    with the ``errors`` log actor, records that fail to decode are dropped and counted there."""
     data = plan.job.data
     common = dict(spec=plan.clip, decode=data.decode, endpoint_url=data.endpoint_url)
+    train_sink = DecodeErrorSink(errors, data.train_split) if errors is not None else None
+    val_sink = DecodeErrorSink(errors, data.val_split) if errors is not None else None
     seed = plan.job.train.seed if data.reproducible else None
     train = build_clip_dataset(
-        plan.dataset_uri, split=data.train_split, mode="train", seed=seed, **common
+        plan.dataset_uri,
+        split=data.train_split,
+        mode="train",
+        seed=seed,
+        errors=train_sink,
+        **common,
     )
-    val = build_clip_dataset(plan.dataset_uri, split=data.val_split, mode="val", **common)
+    val = build_clip_dataset(
+        plan.dataset_uri, split=data.val_split, mode="val", errors=val_sink, **common
+    )
     cols = [*pathway_columns(plan.clip), "label"]
     return {"train": train.select_columns(cols), "val": val.select_columns(cols)}
 
@@ -168,23 +224,34 @@ def _storage(job: TrainJobConfig):
 
 
 def pretrained_state(job: TrainJobConfig, model_cfg: slowfast_model.SlowFastConfig):
-    """Load and convert a pretrained checkpoint on the driver (new heads are left out)."""
+    """Load and convert a pretrained checkpoint on the driver, before Ray starts (new heads
+    are left out); ``ConfigError`` naming ``model.pretrained`` and the file when it does not
+    fit the network (class count, architecture) or cannot be read."""
     if job.model.pretrained is None:
         return None
     pre = job.model.pretrained
     model = slowfast_model.build_model(model_cfg)
     path = resolve_path(pre.path)
-    if pre.source == "raysf":
-        weights = load_state(path).model
-        slowfast_model.load_pretrained(model, weights, source="ours", skip_head=pre.skip_head)
-    else:
-        slowfast_model.load_pretrained(model, path, source=pre.source, skip_head=pre.skip_head)
+    try:
+        if pre.source == "raysf":
+            weights = load_state(path).model
+            slowfast_model.load_pretrained(model, weights, source="ours", skip_head=pre.skip_head)
+        else:
+            slowfast_model.load_pretrained(model, path, source=pre.source, skip_head=pre.skip_head)
+    except (ValueError, OSError, RuntimeError, KeyError) as exc:
+        hint = ""
+        if "head." in str(exc) and not pre.skip_head:
+            hint = f" (the dataset has {model_cfg.num_classes} classes: skip_head: true fine-tunes)"
+        raise ConfigError(f"model.pretrained: {path}: {exc}{hint}") from exc
     return {k: v.detach().cpu() for k, v in model.state_dict().items()}
 
 
 def _outcome(result, plan: TrainingPlan, run: tracking.RunTarget | None) -> TrainOutcome:
     if result.error:
         raise result.error
+    stop_reason = (result.metrics or {}).get("stop_reason")
+    if stop_reason:
+        raise DecodeErrorLimit(f"{plan.run_name}: {stop_reason}")
     if result.checkpoint is None:
         raise RuntimeError("training finished without a checkpoint")
     ckpt_uri = result.checkpoint.path

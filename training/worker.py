@@ -15,6 +15,14 @@ the MLflow run, pretrained weights) and goes through four steps:
    across ranks);
 4. **report** — rank 0 logs the epoch to MLflow and writes the checkpoint; every rank reports
    to Ray Train; rank 0 reports the epoch to the driver's console (:mod:`training.progress`).
+
+Records that fail to decode are dropped by the decode tasks and counted in the run's
+:class:`~pipelines.decode_errors.DecodeErrorLog`; rank 0 reads it after each epoch
+(``decode_errors`` and ``val_decode_errors`` in the metrics, on the epoch line when not zero).
+Above ``data.max_decode_error_fraction`` every rank reports the epoch with ``stop_reason`` and
+returns: the driver fails the run with that message, and Ray Train does not retry a damaged
+dataset. A loss that is not finite raises before any checkpoint of that epoch is written, so a
+restarted worker group resumes from the last good one.
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ from typing import Any
 import torch
 
 import slowfast_model
+from pipelines.decode_errors import take_decode_errors
 from raysf.config import to_dict
 from training.checkpoints import TrainingState, load_state, save_state, unwrap_model
 from training.config import recorded_job
@@ -35,6 +44,7 @@ from training.plan import TrainingPlan
 from training.progress import StepReporter, report_epoch_event, report_note
 from training.schedule import lr_factor
 from training.steps import (
+    DecodeErrorStats,
     StepSettings,
     build_param_groups,
     param_digest,
@@ -52,6 +62,7 @@ class WorkerSetup:
     plan: TrainingPlan
     run: RunTarget | None = None
     init_state: dict[str, torch.Tensor] | None = None
+    decode_errors: Any = None  # the run's DecodeErrorLog actor (pipelines.decode_errors)
 
 
 @dataclass
@@ -77,7 +88,29 @@ def train_func(config: dict[str, Any]) -> None:
     start_epoch = resume(worker, ray.train.get_checkpoint())
     for epoch in range(start_epoch, setup.plan.job.train.epochs):
         metrics, confusion = run_epoch(worker, setup.plan, epoch)
+        add_decode_errors(worker, setup, metrics)
         report_epoch(worker, setup, epoch, metrics, confusion)
+        if metrics.get("stop_reason"):
+            return
+
+
+def add_decode_errors(worker: WorkerState, setup: WorkerSetup, metrics: dict[str, Any]) -> None:
+    """``decode_errors``/``val_decode_errors`` of the epoch (rank 0 reads the log, the counts
+    are summed to every rank) and ``stop_reason`` when above the limit."""
+    stats = DecodeErrorStats()
+    if worker.rank == 0 and setup.decode_errors is not None:
+        counts = take_decode_errors(setup.decode_errors)["counts"]
+        job = setup.plan.job
+        stats = DecodeErrorStats(
+            counts.get(job.data.train_split, 0), counts.get(job.data.val_split, 0)
+        )
+    stats = stats.all_reduce(worker.step.device)
+    metrics.update(stats.metrics())
+    train_clips = metrics["steps"] * worker.world * setup.plan.job.train.batch_size
+    limit = setup.plan.job.data.max_decode_error_fraction
+    reason = stats.over_limit(train_clips, metrics["val_clips"], limit)
+    if reason:
+        metrics["stop_reason"] = reason
 
 
 def build_worker(setup: WorkerSetup) -> WorkerState:
@@ -223,6 +256,8 @@ def report_epoch(
     import ray.train  # runs inside a Ray Train worker
 
     job = setup.plan.job
+    if not math.isfinite(metrics["train_loss"]):  # before any checkpoint of this epoch
+        raise FloatingPointError(f"training loss is {metrics['train_loss']} at epoch {epoch}")
     if worker.rank == 0 and setup.run is not None:
         setup.run.log_metrics({k: v for k, v in metrics.items() if k != "epoch"}, step=epoch)
     last = epoch == job.train.epochs - 1
@@ -236,8 +271,6 @@ def report_epoch(
         ray.train.report(metrics)
     if worker.rank == 0:
         report_epoch_event(metrics, job.train.epochs)
-    if math.isnan(metrics["train_loss"]):
-        raise FloatingPointError(f"training loss is NaN at epoch {epoch}")
 
 
 def _checkpoint_state(
@@ -258,6 +291,8 @@ def _checkpoint_state(
         optimizer=worker.optimizer.state_dict(),
         scheduler=worker.scheduler.state_dict(),
         job_config=to_dict(recorded_job(plan.job)),
-        metrics={k: float(v) for k, v in metrics.items() if k != "param_digest"},
+        metrics={
+            k: float(v) for k, v in metrics.items() if k not in ("param_digest", "stop_reason")
+        },
         confusion=confusion.tolist(),
     )

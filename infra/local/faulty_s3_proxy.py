@@ -13,6 +13,10 @@ mid-upload. Bodies are streamed in 64 KiB pieces (``Content-Length`` bodies) or 
 multipart uploads and range GETs work unchanged. Signatures are not re-computed: the
 ``Host`` header is forwarded as the client sent it (moto does not verify SigV4).
 
+``fail_paths``: requests whose path contains one of these substrings always fail (``SlowDown``),
+whatever the rate: a deterministic "this object stays throttled" for tests of what outlasts the
+retries.
+
 ``GET /__faults__`` returns JSON counters (``requests``, ``forwarded``, ``faults``,
 ``by_kind``); ``POST /__faults__?failure_rate=0.3`` changes the rate at run time. These
 control paths are never counted or failed.
@@ -114,6 +118,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     upstream: urllib.parse.SplitResult
     plan: FaultPlan
+    fail_paths: tuple[str, ...] = ()
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002
         return  # keep test output quiet
@@ -175,6 +180,8 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             return
         body = self._read_body()
         fault = self.plan.draw()
+        if any(part in urllib.parse.unquote(self.path) for part in self.fail_paths):
+            fault = "slowdown"
         if fault == "reset":
             self.close_connection = True
             self.connection.shutdown(2)
@@ -233,9 +240,13 @@ class _ProxyHandler(BaseHTTPRequestHandler):
     do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _handle
 
 
-def _make_handler(upstream: urllib.parse.SplitResult, plan: FaultPlan) -> type:
-    """A request-handler class that forwards to ``upstream`` and fails requests per ``plan``."""
-    return type("Handler", (_ProxyHandler,), {"upstream": upstream, "plan": plan})
+def _make_handler(
+    upstream: urllib.parse.SplitResult, plan: FaultPlan, fail_paths: tuple[str, ...] = ()
+) -> type:
+    """A request-handler class that forwards to ``upstream`` and fails requests per ``plan``
+    (and every request for ``fail_paths``)."""
+    attrs = {"upstream": upstream, "plan": plan, "fail_paths": tuple(fail_paths)}
+    return type("Handler", (_ProxyHandler,), attrs)
 
 
 class FaultyS3Proxy:
@@ -247,6 +258,7 @@ class FaultyS3Proxy:
         seed: seed of the fault sequence.
         port: listening port (0: any free port; read ``.port``/``.endpoint``).
         kinds: fault kinds to use.
+        fail_paths: request paths containing one of these always fail (``SlowDown``).
     """
 
     def __init__(
@@ -256,12 +268,14 @@ class FaultyS3Proxy:
         seed: int = 0,
         port: int = 0,
         kinds: tuple[str, ...] = FAULT_KINDS,
+        fail_paths: tuple[str, ...] = (),
     ) -> None:
         parsed = urllib.parse.urlsplit(upstream)
         if parsed.scheme != "http" or not parsed.hostname or not parsed.port:
             raise ValueError(f"upstream must be http://host:port, got {upstream!r}")
         self.plan = FaultPlan(failure_rate, seed, kinds)
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), _make_handler(parsed, self.plan))
+        handler = _make_handler(parsed, self.plan, fail_paths)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), handler)
         self.server.daemon_threads = True
         self.port = int(self.server.server_address[1])
         self.endpoint = f"http://127.0.0.1:{self.port}"

@@ -8,6 +8,7 @@ is used for prediction directly.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -19,6 +20,7 @@ from jobs import predict
 from raysf.config import with_overrides
 from training.checkpoints import load_state
 from training.config import load_train_config
+from training.evaluate import EvalRequest, evaluate_checkpoint
 from training.smoke import smoke_dataset, smoke_train_job
 from training.trainer import run_training
 
@@ -125,3 +127,111 @@ def test_predict_accepts_converted_pytorchvideo_checkpoint(trained, tmp_path, ca
     )
     line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert len(line["top5"]) == 5 and {t["label"] for t in line["top5"]} <= set("01234")
+
+
+# ---------------------------------------------------------------------------- faults
+
+
+def test_predict_folder_from_a_fresh_process(trained, tmp_path):
+    """Issue case 9: ``python -m jobs.predict CHECKPOINT DIR`` failed on a folder of good videos
+    (``cannot pickle '_Classes' object``)."""
+    import subprocess
+    import sys
+
+    root, _, ckpt, _ = trained
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    for video in sorted((root / "videos" / "val").glob("*.mp4"))[:2]:
+        (folder / video.name).write_bytes(video.read_bytes())
+    out = tmp_path / "preds.parquet"
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "jobs.predict", ckpt, str(folder), "--out", str(out)],
+        cwd=Path(__file__).resolve().parents[2],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = pq.read_table(out).to_pylist()
+    assert len(rows) == 2 and all(len(r["top5_labels"]) == 3 and not r["error"] for r in rows)
+
+
+def test_a_bad_file_gets_a_row_and_the_others_are_written(trained, tmp_path, capsys):
+    root, _, ckpt, _ = trained
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    good = sorted((root / "videos" / "val").glob("*.mp4"))[:2]
+    for video in good:
+        (folder / video.name).write_bytes(video.read_bytes())
+    (folder / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypisom" + bytes(300))
+    out = tmp_path / "preds.parquet"
+    assert predict.main([ckpt, str(folder), "--out", str(out)]) == 1
+    assert "1 failed" in capsys.readouterr().out
+    rows = {Path(r["path"]).name: r for r in pq.read_table(out).to_pylist()}
+    assert set(rows) == {"broken.mp4", *(v.name for v in good)}
+    assert rows["broken.mp4"]["error"] and rows["broken.mp4"]["top5_labels"] == []
+    assert all(len(rows[v.name]["top5_labels"]) == 3 and not rows[v.name]["error"] for v in good)
+
+    # the same, one JSON line per file
+    files = [str(folder / "broken.mp4"), str(folder / good[0].name)]
+    assert predict.main([ckpt, *files]) == 1
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines() if x.startswith("{")]
+    assert [bool(line.get("error")) for line in lines] == [True, False]
+    assert lines[0]["top5"] == [] and len(lines[1]["top5"]) == 3
+
+
+def test_a_damaged_dataset_record_gets_its_error(trained, tmp_path):
+    import glob
+    import shutil
+
+    import numpy as np
+    import pyarrow as pa
+
+    _, dataset, ckpt, _ = trained
+    copy = tmp_path / "dataset"
+    shutil.copytree(dataset, copy)
+    damaged = None
+    for path in sorted(glob.glob(str(copy / "clips" / "*.parquet"))):
+        table = pq.read_table(path)
+        splits = table.column("split").to_pylist()
+        if "test" not in splits:
+            continue
+        ids = table.column("video_id").to_pylist()
+        content = table.column("content").to_pylist()
+        damaged = ids[splits.index("test")]
+        windows = 0
+        for i, (split, vid) in enumerate(zip(splits, ids, strict=True)):
+            if split == "test" and vid == damaged:  # every window of one video
+                content[i] = np.random.default_rng(i).bytes(len(content[i]))
+                windows += 1
+        col = table.schema.get_field_index("content")
+        table = table.set_column(col, table.schema.field(col), pa.array(content, pa.binary()))
+        pq.write_table(table, path)
+        break
+    out = tmp_path / "ds.parquet"
+    assert predict.main([ckpt, str(copy), "--out", str(out), "--split", "test"]) == 1
+    rows = {r["video_id"]: r for r in pq.read_table(out).to_pylist()}
+    assert len(rows) == len(list((Path(dataset).parent / "videos" / "test").glob("*.mp4")))
+    assert "window 0" in rows[damaged]["error"] and rows[damaged]["top5_labels"] == []
+    assert all(
+        not r["error"] and len(r["top5_labels"]) == 3 for v, r in rows.items() if v != damaged
+    )
+    # the test protocol drops the same records and counts them, the other videos are scored
+    metrics = evaluate_checkpoint(EvalRequest(checkpoint=ckpt, dataset=str(copy), split="test"))
+    assert metrics["test_decode_errors"] == windows >= 1
+    assert metrics["test_videos"] == len(rows) - 1
+
+
+def test_checkpoint_errors_name_the_file(tmp_path, capsys):
+    bad = tmp_path / "ckpt" / "state.pt"
+    bad.parent.mkdir()
+    bad.write_bytes(b"garbage")
+    video = tmp_path / "v.mp4"
+    video.write_bytes(b"x")
+    assert predict.main([str(bad.parent), str(video)]) == 2
+    err = capsys.readouterr().err
+    assert f"{bad}: not a readable checkpoint" in err and "Traceback" not in err
+    assert predict.main([str(tmp_path / "gone.pyth"), str(video), "--source", "pyslowfast"]) == 1
+    assert "gone.pyth" in capsys.readouterr().err

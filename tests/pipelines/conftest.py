@@ -139,6 +139,18 @@ def corrupt_avcc(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
     return dst
 
 
+def rot_middle(data: bytes) -> bytes:
+    """``data`` (an mp4 with ``moov`` after ``mdat``) with the last two thirds of its ``mdat``
+    payload zeroed: bit rot after the first GOP. The container still opens and demuxes, the
+    first frames decode, a later packet fails with ``InvalidDataError``."""
+    mdat, moov = data.find(b"mdat"), data.find(b"moov")
+    if not 0 <= mdat < moov:
+        raise ValueError("expected an mp4 with mdat before moov")
+    start, end = mdat + 4, moov - 4
+    cut = start + (end - start) // 3
+    return data[:cut] + bytes(end - cut) + data[end:]
+
+
 BAD_KINDS = (
     "empty",
     "truncated",
@@ -261,7 +273,7 @@ def ingest_s3_endpoint():
 def ingest_media():
     """The helpers of this module, for tests (``from conftest import`` is ambiguous when
     several test folders have a conftest): ``write_mp4``, ``write_bad(kind, path, scratch)``,
-    ``decode`` (all frames), ``bad_kinds``, ``corrupt_avcc``."""
+    ``decode`` (all frames), ``bad_kinds``, ``corrupt_avcc``, ``rot_middle``."""
     import types
 
     return types.SimpleNamespace(
@@ -270,4 +282,5 @@ def ingest_media():
         decode=decode_all_frames,
         bad_kinds=BAD_KINDS,
         corrupt_avcc=corrupt_avcc,
+        rot_middle=rot_middle,
     )

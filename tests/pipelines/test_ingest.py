@@ -168,12 +168,20 @@ def kinetics_with_bad(tmp_path_factory, ingest_media):
 def test_ingest_local_records_and_rejects(tmp_path, ray_local, kinetics_with_bad, ingest_media):
     root, expected, num_inputs = kinetics_with_bad
     out = tmp_path / "ds"
-    cfg = _cfg(root, out, f"classes={json.dumps(str(root / 'classes.txt'))}", "shard_size=4")
+    classes = f"classes={json.dumps(str(root / 'classes.txt'))}"
+    cfg = _cfg(root, out, classes, "shard_size=4", "checks.max_reject_fraction=1.0")
     manifest = ingest.run_ingest(cfg)
 
     assert manifest == read_manifest(str(out))
     counts = manifest["counts"]
-    assert counts == {"inputs": num_inputs, "videos": 5, "rejects": len(expected), "clips": 7}
+    rejects = len(expected)
+    assert counts == {
+        "inputs": num_inputs,
+        "videos": 5,
+        "rejects": rejects,
+        "clips": 7,
+        "transient": 0,
+    }
     assert counts["videos"] + counts["rejects"] == counts["inputs"]
     assert manifest["classes"] == [{"label_id": 0, "name": "a"}, {"label_id": 1, "name": "b"}]
     assert manifest["per_split"]["test"] == {"inputs": 2, "videos": 1, "clips": 3, "rejects": 1}
@@ -236,12 +244,22 @@ def test_ingest_list_and_folder_formats(tmp_path, ray_local, ingest_media, fmt):
     manifest = ingest.run_ingest(_cfg(root, tmp_path / "out", *extra))
     names = ["0", "1"] if fmt == "list" else ["cat", "dog"]
     assert [c["name"] for c in manifest["classes"]] == names
-    assert manifest["counts"] == {"inputs": 3, "videos": 3, "rejects": 0, "clips": 3}
+    assert manifest["counts"] == {
+        "inputs": 3,
+        "videos": 3,
+        "rejects": 0,
+        "clips": 3,
+        "transient": 0,
+    }
     clips = _read_clips(tmp_path / "out")
+    # path-derived ids: below <split>/ for folders, the listed path (below --videos) for lists
+    ids = ["train/cat/x.mp4", "train/dog/y.mp4", "val/dog/z.mp4"]
+    if fmt == "folders":
+        ids = [i.split("/", 1)[1] for i in ids]
     assert [(c["video_id"], c["label"], c["label_id"]) for c in clips] == [
-        ("x", names[0], 0),
-        ("y", names[1], 1),
-        ("z", names[1], 1),
+        (ids[0], names[0], 0),
+        (ids[1], names[1], 1),
+        (ids[2], names[1], 1),
     ]
 
 
@@ -262,10 +280,18 @@ def test_ingest_s3_to_s3(tmp_path, ray_local, ingest_media, ingest_s3_endpoint, 
     s3.put_object(Bucket="ingest-in", Key="kin/annotations/all.csv", Body="\n".join(csv).encode())
     monkeypatch.setenv("AWS_ENDPOINT_URL", ingest_s3_endpoint)
     cfg = ingest_config.load_ingest_config(
-        None, ["videos=s3://ingest-in/kin", "out=s3://ingest-out/ds", "shard_size=2", *SMALL]
+        None,
+        [
+            "videos=s3://ingest-in/kin",
+            "out=s3://ingest-out/ds",
+            "shard_size=2",
+            "checks.max_reject_fraction=0.5",
+            *SMALL,
+        ],
     )
     manifest = ingest.run_ingest(cfg)
-    assert manifest["counts"] == {"inputs": 4, "videos": 3, "rejects": 1, "clips": 5}
+    counts = {"inputs": 4, "videos": 3, "rejects": 1, "clips": 5, "transient": 0}
+    assert manifest["counts"] == counts
     assert (
         read_manifest("s3://ingest-out/ds")["listing_fingerprint"]
         == (manifest["listing_fingerprint"])
