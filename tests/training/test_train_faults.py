@@ -109,24 +109,28 @@ def test_pretrained_with_another_class_count_fails_before_ray(dataset, tmp_path)
     assert _runs(tmp_path) == []  # no MLflow run was opened
 
 
-def test_entry_points_print_one_line_errors(tmp_path, capsys):
-    """Issue case 8: missing datasets and unreachable endpoints arrived as tracebacks."""
+def test_entry_points_print_one_line_errors(tmp_path, capfd):
+    """Issue case 8: missing datasets and unreachable endpoints arrived as tracebacks. The
+    error line goes to the terminal's stderr (file descriptor 2) while the console sends the
+    libraries' stderr to the log folder."""
+    logs = ["--log-dir", str(tmp_path / "logs")]
     missing = [str(TRAIN_YAML), f"data.dataset={tmp_path / 'nope'}", "mlflow.enabled=false"]
-    assert train_job.main(missing) == 2
-    err = capsys.readouterr().err
+    assert train_job.main([*missing, *logs]) == 2
+    err = capfd.readouterr().err
     assert err.count("\n") == 1 and err.startswith("error: ") and "nope has no manifest.json" in err
     assert "Traceback" not in err
-    assert train_job.main([*missing, "--verbose"]) == 2
-    assert "Traceback" in capsys.readouterr().err
-    unreachable = [str(TRAIN_YAML), "mlflow.tracking_uri=http://127.0.0.1:9"]
+    assert train_job.main([*missing, *logs, "--verbose"]) == 2
+    assert "Traceback" in capfd.readouterr().err
+    unreachable = [str(TRAIN_YAML), "mlflow.tracking_uri=http://127.0.0.1:9", *logs]
     assert train_job.main(unreachable) == 1
-    err = capsys.readouterr().err
+    err = capfd.readouterr().err
     assert "MLflow tracking server http://127.0.0.1:9 is unreachable" in err
     assert err.count("\n") == 1
     from jobs import ingest as ingest_job
 
-    assert ingest_job.main(["--videos", str(tmp_path / "none"), "--out", str(tmp_path / "o")]) == 2
-    err = capsys.readouterr().err
+    none = ["--videos", str(tmp_path / "none"), "--out", str(tmp_path / "o"), *logs]
+    assert ingest_job.main(none) == 2
+    err = capfd.readouterr().err
     assert "video root" in err and "does not exist" in err and "Traceback" not in err
 
 
@@ -178,7 +182,7 @@ def test_too_many_decode_errors_stop_the_run_without_retries(damaged, local_ray,
     assert [r.info.status for r in _runs(tmp_path)] == ["FAILED"]
 
 
-def test_changed_config_resume_is_refused_naming_the_key(dataset, local_ray, tmp_path, capsys):
+def test_changed_config_resume_is_refused_naming_the_key(dataset, local_ray, tmp_path, capfd):
     """Issue case 4: a rerun with another learning rate trained 0 epochs and returned the old
     checkpoint; now it is refused (exit code 2) unless resume=force or a new run name."""
     job = _job(dataset, tmp_path, "storage.name=fixed", "resume=true", "train.epochs=1")
@@ -186,8 +190,9 @@ def test_changed_config_resume_is_refused_naming_the_key(dataset, local_ray, tmp
     config = tmp_path / "job.yaml"
     config.write_text(dump_yaml(job))
 
-    assert train_job.main([str(config), "optim.base_lr=0.2", "data.clip.crop_size=24"]) == 2
-    err = capsys.readouterr().err  # MLflow's own INFO log lines may come first
+    changed = [str(config), "optim.base_lr=0.2", "data.clip.crop_size=24"]
+    assert train_job.main([*changed, "--log-dir", str(tmp_path / "logs")]) == 2
+    err = capfd.readouterr().err  # the terminal's stderr: the console's error line only
     errors = [line for line in err.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and "Traceback" not in err
     assert "optim.base_lr: 0.1 -> 0.2" in errors[0] and "data.clip.crop_size: 32 -> 24" in errors[0]
