@@ -136,12 +136,15 @@ def join_with_retries(
             return connect()
         except ConnectionError as exc:
             reset()
+            # Ray's message names only the address; the reason is in its cause
+            why = f"{exc}: {exc.__cause__}" if exc.__cause__ else str(exc)
+            why = " ".join(why.split())
             if attempt == attempts:
                 raise ConnectionError(
                     f"cannot join the Ray cluster at {address} ({attempts} tries, "
-                    f"{wait_s:g} s apart): {exc}; is the head running and reachable?"
+                    f"{wait_s:g} s apart): {why}; is the head running and reachable?"
                 ) from exc
-            console.line(f"Ray: {address} did not answer ({exc}); again in {wait_s:g} s")
+            console.line(f"Ray: {address} did not answer ({why}); again in {wait_s:g} s")
             sleep(wait_s)
     raise AssertionError("unreachable")
 
