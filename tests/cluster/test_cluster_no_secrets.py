@@ -6,7 +6,8 @@ The set-up is the one the threat model (docs/cluster.md) describes:
 - a local Ray cluster with token auth and the dashboard (``ray start`` head node), whose nodes
   get S3 keys from a credentials file (mode 0600, ``AWS_SHARED_CREDENTIALS_FILE``; its secret
   is the sentinel ``node``);
-- the drivers run in this process, connected to that cluster, with the sentinel ``aws`` in
+- the drivers (``python -m jobs.ingest``, ``python -m jobs.train``) run as child processes of
+  the test, as a submitter's would, connected to that cluster, with the sentinel ``aws`` in
   ``AWS_SECRET_ACCESS_KEY`` (a submitter whose shell exports keys: before the fix, ingest copied
   every ``AWS_*`` variable into its tasks' ``runtime_env``, which Ray prints in its logs and
   serves in its state API);
@@ -16,9 +17,9 @@ The set-up is the one the threat model (docs/cluster.md) describes:
 Searched afterwards: every file under the cluster's Ray temp dir (session logs, runtime envs,
 spilled objects), the state API's task, actor, job, node and placement-group records, the MLflow
 runs' params, tags and artifacts, every S3 object the jobs wrote (manifest, plan, shards,
-checkpoints, MLflow artifacts) and the jobs' printed output. Positive controls show that each
-secret was really used (rank 0 logged its metrics through the password) and that the search
-finds a planted sentinel.
+checkpoints, MLflow artifacts), the jobs' printed output and their console log folders.
+Positive controls show that each secret was really used (rank 0 logged its metrics through the
+password) and that the search finds a planted sentinel.
 """
 
 from __future__ import annotations
@@ -26,10 +27,13 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from infra.local.credentials import write_aws_credentials
 from infra.local.e2e import INGEST_SAMPLING, list_keys, upload_tree
@@ -41,6 +45,7 @@ from tests.cluster.cluster_helpers import S3_BUCKET, SYNTH
 pytestmark = pytest.mark.slow
 
 SENTINELS = {name: f"{name}-sentinel-{secrets.token_hex(8)}" for name in ("aws", "node", "mlflow")}
+REPO = Path(__file__).resolve().parents[2]
 PREFIX = "no-secrets"
 RAW = f"s3://{S3_BUCKET}/{PREFIX}/raw"
 DATASET = f"s3://{S3_BUCKET}/{PREFIX}/dataset"
@@ -91,30 +96,33 @@ def driver_env(cluster, s3_server, monkeypatch):
 
 
 def test_no_secret_in_logs_state_api_mlflow_manifests_or_checkpoints(
-    cluster, mlflow_auth, s3_server, driver_env, tmp_path, capfd
+    cluster, mlflow_auth, s3_server, driver_env, tmp_path
 ):
-    from jobs import ingest as ingest_job
-    from jobs import train as train_job
     from pipelines.synth import generate
 
     generate(tmp_path / "synth", **SYNTH)
     assert upload_tree(s3_server.endpoint, tmp_path / "synth", S3_BUCKET, f"{PREFIX}/raw") > 0
     ingest = ["--videos", RAW, "--format", "kinetics", "--out", DATASET, *INGEST_SAMPLING]
-    assert ingest_job.main([*ingest, f"resources.address={cluster.gcs_address}"]) == 0
+    logs = tmp_path / "logs"
+    argv = [*ingest, f"resources.address={cluster.gcs_address}"]
+    printed = _submitter("jobs.ingest", argv, logs / "ingest")
+    # The login-bearing URI goes in the job's YAML, not on the command line: Ray records a
+    # driver's command line as its job's entrypoint (state API, job API), as docs/cluster.md says.
+    config = yaml.safe_load((REPO / "jobs" / "train.yaml").read_text())
+    config["mlflow"]["tracking_uri"] = mlflow_auth.uri_with_credentials
+    (tmp_path / "train.yaml").write_text(yaml.safe_dump(config))
     train = [
         "--smoke-test",
         "--address",
         cluster.gcs_address,
-        "jobs/train.yaml",
+        str(tmp_path / "train.yaml"),
         f"data.dataset={DATASET}",
         f"storage.path={CHECKPOINTS}",
-        f"mlflow.tracking_uri={mlflow_auth.uri_with_credentials}",
         f"mlflow.experiment={EXPERIMENT}",
         "eval.after_training=false",
         "data.shuffle_buffer=0",
     ]
-    assert train_job.main(train) == 0
-    printed = capfd.readouterr()
+    printed += _submitter("jobs.train", train, logs / "train")
 
     run = _the_run(mlflow_auth)
     # positive controls: the password reached rank 0 (it logged per-epoch metrics through it)
@@ -122,8 +130,9 @@ def test_no_secret_in_logs_state_api_mlflow_manifests_or_checkpoints(
     assert run.data.metrics.get("train_loss") is not None and "val_top1" in run.data.metrics
     assert run.data.params["mlflow.tracking_uri"] == f"http://admin:***@{_host(mlflow_auth)}"
     places = {
-        "printed output": (printed.out + printed.err).encode(),
+        "printed output": printed.encode(),
         **_session_files(cluster.temp_dir),
+        **{f"driver log {p.relative_to(logs)}": p.read_bytes() for p in _files(logs)},
         **_state_records(cluster),
         **_mlflow_records(run, mlflow_auth),
         **_s3_objects(s3_server.endpoint),
@@ -132,6 +141,7 @@ def test_no_secret_in_logs_state_api_mlflow_manifests_or_checkpoints(
     assert any(k.startswith("s3://") and k.endswith("state.pt") for k in places)
     assert any(k.startswith("state API tasks") for k in places)
     assert sum(k.startswith("ray temp dir") for k in places) > 20
+    assert any(k.startswith("driver log") and k.endswith("driver.log") for k in places)
     assert _leaks(places, SENTINELS) == []
 
 
@@ -141,6 +151,27 @@ def test_the_search_finds_a_planted_sentinel():
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def _submitter(module: str, argv: list[str], log_dir: Path) -> str:
+    """``python -m <module> <argv>`` as a submitter would run it: its own process (Ray reads its
+    auth mode once per process, so an earlier in-process Ray of the test session must not decide
+    it), this process's environment (the ``aws`` sentinel included), the console's log files in
+    ``log_dir``; returns what it printed."""
+    proc = subprocess.run(
+        [sys.executable, "-m", module, *argv, "--log-dir", str(log_dir)],
+        cwd=REPO,
+        env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=1500,
+    )
+    assert proc.returncode == 0, f"{module} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return proc.stdout + proc.stderr
+
+
+def _files(root: Path) -> list[Path]:
+    return [p for p in root.rglob("*") if p.is_file() and not p.is_symlink()]
 
 
 def _leaks(places: dict[str, bytes], sentinels: dict[str, str]) -> list[str]:
