@@ -224,14 +224,18 @@ def test_a_damaged_dataset_record_gets_its_error(trained, tmp_path):
     assert metrics["test_videos"] == len(rows) - 1
 
 
-def test_checkpoint_errors_name_the_file(tmp_path, capsys):
+def test_checkpoint_errors_name_the_file(tmp_path, capfd):
+    """The error line goes to the terminal's stderr (file descriptor 2), where the console
+    writes it while the libraries' stderr goes to the log folder."""
     bad = tmp_path / "ckpt" / "state.pt"
     bad.parent.mkdir()
     bad.write_bytes(b"garbage")
     video = tmp_path / "v.mp4"
     video.write_bytes(b"x")
-    assert predict.main([str(bad.parent), str(video)]) == 2
-    err = capsys.readouterr().err
+    logs = ["--log-dir", str(tmp_path / "logs")]
+    assert predict.main([str(bad.parent), str(video), *logs]) == 2
+    err = capfd.readouterr().err
     assert f"{bad}: not a readable checkpoint" in err and "Traceback" not in err
-    assert predict.main([str(tmp_path / "gone.pyth"), str(video), "--source", "pyslowfast"]) == 1
-    assert "gone.pyth" in capsys.readouterr().err
+    gone = [str(tmp_path / "gone.pyth"), str(video), "--source", "pyslowfast", *logs]
+    assert predict.main(gone) == 1
+    assert "gone.pyth" in capfd.readouterr().err
