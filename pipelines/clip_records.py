@@ -136,15 +136,15 @@ def process_video(
         with timer:
             return video_rows(entry, label_id, duplicate, cfg), None
     except RejectError as exc:
-        return [], _reject_row(entry, exc.category, exc.message)
+        return [], reject_row(entry, exc.category, exc.message)
     except TransientError:
         raise
     except MemoryError as exc:
         raise TransientError(f"{entry.uri}: out of memory while processing") from exc
     except Exception as exc:  # noqa: BLE001 - one bad file must never fail the job
         if timer.expired:  # the time limit interrupted PyAV, which re-raised it as its own
-            return [], _reject_row(entry, "timeout", timer.message)
-        return [], _reject_row(entry, "processing_error", f"{type(exc).__name__}: {exc}")
+            return [], reject_row(entry, "timeout", timer.message)
+        return [], reject_row(entry, "processing_error", f"{type(exc).__name__}: {exc}")
 
 
 def video_rows(
@@ -234,7 +234,8 @@ class time_limit:  # noqa: N801 - used as a context manager, like contextlib's
             raise RejectError("timeout", self.message)
 
 
-def _reject_row(entry: SourceEntry, reason: str, message: str) -> dict[str, Any]:
+def reject_row(entry: SourceEntry, reason: str, message: str) -> dict[str, Any]:
+    """One input's row of the rejects table (also the shape of a transient input's entry)."""
     return {
         "path": entry.uri,
         "video_id": entry.video_id,

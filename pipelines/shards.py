@@ -33,7 +33,7 @@ import av
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from pipelines.clip_records import TransientError, process_video
+from pipelines.clip_records import TransientError, process_video, reject_row
 from pipelines.ingest_config import IngestConfig
 from pipelines.records import clip_table, reject_table
 from pipelines.sources import Listing, SourceEntry
@@ -202,7 +202,7 @@ def build_shard(task: ShardTask, cfg: IngestConfig, root: str) -> dict[str, Any]
         try:
             rows, reject = process_video(entry, label_id, duplicate, cfg)
         except TransientError as exc:
-            transient.append(_input_row(entry, "transient", str(exc)))
+            transient.append(reject_row(entry, "transient", str(exc)))
             continue
         if reject is not None:
             rejects.append(reject)
@@ -271,17 +271,6 @@ def write_shard(fs, root: str, marker: dict[str, Any], clips, rejects, cfg: Inge
     storage.retry_transient(
         lambda: write_json(fs, path, marker), what=f"write {storage.to_uri(fs, path)}", **retries
     )
-
-
-def _input_row(entry: SourceEntry, reason: str, message: str) -> dict[str, Any]:
-    return {
-        "path": entry.uri,
-        "video_id": entry.video_id,
-        "split": entry.split,
-        "label": entry.label,
-        "reason": reason,
-        "message": message,
-    }
 
 
 def _write_parquet(fs, path: str, table, row_group_size: int) -> None:
