@@ -4,9 +4,10 @@ A record that passed ingest can still fail to decode (bit rot in the middle of a
 ingest decodes every frame of the training videos only with ``checks.decode_all: true``). The
 loader's decode task (:func:`pipelines.loader.decode_batch`) catches the failure of one
 record, drops that record (its batch goes on with the others) and tells the run's
-:class:`DecodeErrorLog`: one small Ray actor (no CPU) owned by the driver, which the training
-worker of rank 0 reads once per epoch (:meth:`DecodeErrorLog.take`: counts per split since
-the last read, and the first failures with their messages). A decode task waits for the log
+:class:`DecodeErrorLog`: one small Ray actor (no CPU) owned by the driver and placed on the
+driver's node, which the training worker of rank 0 reads once per epoch
+(:meth:`DecodeErrorLog.take`: counts per split since the last read, and the first failures
+with their messages). A decode task waits for the log
 to have recorded the failure before it returns its rows, so an epoch whose rows have all been
 consumed has all of its failures in the log.
 """
@@ -46,10 +47,14 @@ class DecodeErrorLog:
 
 
 def start_decode_error_log():
-    """A :class:`DecodeErrorLog` actor owned by this process (it lives as long as the driver)."""
+    """A :class:`DecodeErrorLog` actor owned by this process and placed on its node, so that it
+    lives exactly as long as the driver: a lost worker node (whose training workers Ray Train
+    restarts) cannot take the run's log with it."""
     import ray  # heavy; the log itself is a plain class, tested without Ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy  # as above
 
-    return ray.remote(num_cpus=0)(DecodeErrorLog).remote()
+    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+    return ray.remote(num_cpus=0, scheduling_strategy=here)(DecodeErrorLog).remote()
 
 
 def take_decode_errors(log) -> dict[str, Any]:

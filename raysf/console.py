@@ -24,11 +24,13 @@ event's ``text`` (if any) is printed.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +44,7 @@ DEFAULT_LOG_ROOT = Path("demo_output/logs")
 PLAIN_INTERVAL = 300.0
 
 _session: Session | None = None
+_ORIGIN, _SEQUENCE = uuid.uuid4().hex[:12], itertools.count()
 
 
 # ----------------------------------------------------------------------------- formatting
@@ -246,14 +249,13 @@ def error(text: str) -> None:
 
 
 def emit(kind: str, **payload: Any) -> None:
-    """Report an event to the driver's console (from a Ray worker, or from the driver itself).
-
-    ``text``, when given, is what a console without a handler for ``kind`` prints.
-    """
-    event = {"kind": kind, **payload}
+    """Report an event to the driver's console (from a Ray worker, or from the driver itself);
+    ``text``, when given, is what a console without a handler for ``kind`` prints. A worker's
+    event carries an id: the driver drops a line that Ray forwards twice (raysf.ray_output)."""
     if _session is not None:
-        dispatch(event)
+        dispatch({"kind": kind, **payload})
         return
+    event = {"kind": kind, **payload, "id": f"{_ORIGIN}-{next(_SEQUENCE)}"}
     # sys.stdout.write, not print: Ray Train wraps print() in its workers into a logger that
     # also echoes the line, and the driver would see it twice.
     sys.stdout.write(EVENT_PREFIX + json.dumps(event, default=str) + "\n")

@@ -15,6 +15,7 @@ says so and :func:`raysf.runtime.init_ray` asks Ray not to forward worker output
 from __future__ import annotations
 
 import contextlib
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,26 @@ from typing import Any
 from raysf import console
 
 _routed = False
+#: Ids of the last events dispatched: Ray forwards a worker's lines again when a node joins
+#: that shares the log folder of a node before it (several nodes on one host), and an event
+#: must reach the console once.
+_SEEN_MAX = 100_000
+_seen: set[str] = set()
+_seen_order: deque[str] = deque()
+
+
+def first_sight(event: dict[str, Any]) -> bool:
+    """True the first time an event id is seen (events without an id always pass)."""
+    key = event.get("id")
+    if key is None:
+        return True
+    if key in _seen:
+        return False
+    _seen.add(key)
+    _seen_order.append(key)
+    if len(_seen_order) > _SEEN_MAX:
+        _seen.discard(_seen_order.popleft())
+    return True
 
 
 def handle_ray_output(data: dict[str, Any], original: Callable[..., None] | None = None) -> None:
@@ -32,7 +53,7 @@ def handle_ray_output(data: dict[str, Any], original: Callable[..., None] | None
         event = console.parse_event(text)
         if event is None:
             rest.append(text)
-        else:
+        elif first_sight(event):
             console.dispatch(event)
     if rest and console.write_worker_lines(data, rest) and original is not None:
         original({**data, "lines": rest})

@@ -74,9 +74,9 @@ def write_bytes_atomic(fs: pafs.FileSystem, path: str, data: bytes) -> None:
     S3 (any other filesystem): one upload straight to the key (an object only appears once its
     upload completes), then checked: the stored size must be ``len(data)`` and objects up to
     :data:`VERIFY_BYTES_MAX` are read back and compared. A mismatch is uploaded again, up to
-    :data:`UPLOAD_ATTEMPTS` times, then ``OSError`` names the object. (Seen once on a loaded CI
-    machine against moto: a shard marker whose stored bytes began with an aws-chunked frame
-    header instead of the JSON written, which surfaced later as "invalid JSON".)
+    :data:`UPLOAD_ATTEMPTS` times, then ``OSError`` names the object. (Seen in CI against moto: a
+    Ray worker started before the S3 credentials were set sent unsigned aws-chunked uploads,
+    which moto stored with their framing; the error then says so.)
     """
     parent = path.rsplit("/", 1)[0] if "/" in path else ""
     if isinstance(fs, pafs.LocalFileSystem):
@@ -108,7 +108,9 @@ def _stored_differs(fs: pafs.FileSystem, path: str, data: bytes) -> str | None:
     """Why the object at ``path`` is not ``data`` (its size; small ones byte for byte), or None."""
     size = fs.get_file_info(path).size
     if size != len(data):
-        return f"{size} bytes stored, {len(data)} written"
+        framed = size > len(data) and read_bytes(fs, path).startswith(b"%x\r\n" % len(data))
+        hint = "; stored with aws-chunked framing: an unsigned upload (no credentials?)"
+        return f"{size} bytes stored, {len(data)} written" + (hint if framed else "")
     if len(data) <= VERIFY_BYTES_MAX and read_bytes(fs, path) != data:
         return f"same size ({size} bytes), other bytes"
     return None

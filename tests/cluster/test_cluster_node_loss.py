@@ -62,6 +62,14 @@ def test_killed_train_node_resumes_without_repeating_epochs(
         and a.get("state") == "ALIVE"
     ]
     assert len(workers) == 1, workers
+    # the run's decode-error log lives with the driver (the head, under `ray job submit`), so
+    # losing a worker node cannot take it along
+    logs = [
+        a
+        for a in env.state("actors")
+        if a.get("job_id") == job_id and a.get("class_name") == "DecodeErrorLog"
+    ]
+    assert [env.node_names()[a["node_id"]] for a in logs] == ["head"], logs
     victim_name = env.node_names()[workers[0]["node_id"]]
     assert victim_name.startswith("train-"), victim_name
     victim = env.cluster.node(victim_name)

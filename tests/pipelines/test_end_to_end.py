@@ -59,7 +59,8 @@ def test_synth_ingest_loader_batches(tmp_path, ray_local):
     train = build_clip_dataset(str(tmp_path / "ds"), split="train", mode="train", spec=spec)
     n = 0
     for batch in train.iter_batches(batch_size=4, batch_format="numpy"):
-        assert batch["slow"].shape[1:] == (T, 48, 48, 3) and batch["slow"].dtype == np.uint8
+        # Fast-only rows: the Slow frames are positions of the Fast ones (sampling.slow_positions)
+        assert "slow" not in batch and batch["fast"].dtype == np.uint8
         assert batch["fast"].shape[1:] == (ALPHA * T, 48, 48, 3)
         assert [truth[v] for v in batch["video_id"]] == batch["label"].tolist()
         n += len(batch["label"])

@@ -115,15 +115,16 @@ def test_missing_out_or_videos_is_an_error(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def ray_local():
+def ray_local(ingest_s3_endpoint):
+    """A local Ray whose workers start with the S3 credentials in their environment, as a
+    node's would: a worker started before them signs no request (the SDK then sends
+    anonymous aws-chunked uploads, which moto stores with their framing)."""
     import ray
 
-    started = not ray.is_initialized()
-    if started:
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.shutdown()
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield
-    if started:
-        ray.shutdown()
+    ray.shutdown()
 
 
 GOOD = [("a", "tr0", "train"), ("b", "tr1", "train"), ("a", "tr2", "train")]

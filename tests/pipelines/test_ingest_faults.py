@@ -53,7 +53,8 @@ def _rejects(out) -> dict[tuple[str, str], str]:
 
 
 @pytest.fixture(scope="module")
-def ray_local():
+def ray_local(ingest_s3_endpoint):
+    """A local Ray whose workers start with the S3 credentials (see test_ingest.ray_local)."""
     import ray
 
     ray.shutdown()

@@ -80,11 +80,10 @@ def test_emit_without_session_writes_an_event_line(capsys, monkeypatch):
     console.emit("train_epoch", epoch=3, text="epoch 4/5")
     line = capsys.readouterr().out
     assert line.startswith(console.EVENT_PREFIX) and line.endswith("\n")
-    assert console.parse_event("(RayTrainWorker pid=7) " + line.strip()) == {
-        "kind": "train_epoch",
-        "epoch": 3,
-        "text": "epoch 4/5",
-    }
+    event = console.parse_event("(RayTrainWorker pid=7) " + line.strip())
+    assert event == {"kind": "train_epoch", "epoch": 3, "text": "epoch 4/5", "id": event["id"]}
+    console.emit("train_epoch", epoch=4)
+    assert console.parse_event(capsys.readouterr().out)["id"] != event["id"]
     assert console.parse_event("epoch 0: loss 1.2") is None
     assert console.parse_event(console.EVENT_PREFIX + "{not json") is None
 
@@ -104,9 +103,15 @@ def test_ray_output_events_go_to_handlers_and_other_lines_to_the_log(tmp_path, m
     }
     with console.handlers(train_step=seen.append):
         ray_output.handle_ray_output(data, printed.append)
+        again = console.EVENT_PREFIX + json.dumps({"kind": "train_step", "step": 3, "id": "a-1"})
+        for _ in range(2):  # Ray forwarded the same line twice: handled once
+            ray_output.handle_ray_output({**data, "lines": [again]}, printed.append)
     ray_output.handle_ray_output({"lines": ["WARNING: 8 PYTHON workers"], "pid": "raylet"})
     session.close()
-    assert seen == [{"kind": "train_step", "step": 2}]
+    assert seen == [
+        {"kind": "train_step", "step": 2},
+        {"kind": "train_step", "step": 3, "id": "a-1"},
+    ]
     assert printed == [] and out.getvalue() == ""  # nothing of Ray's on the console
     log = (tmp_path / "ray-workers.log").read_text().splitlines()
     assert log == [
