@@ -253,14 +253,24 @@ def git_commit() -> str:
 
 
 def log_params(tracking_uri: str, run_id: str, params: dict[str, Any]) -> None:
-    """Log many params in batches of 100 (MLflow's limit), values as strings."""
-    from mlflow.entities import Param  # heavy; only the driver and rank 0 log
+    """Log many params in batches of 100 (MLflow's limit), values as strings.
+
+    MLflow keeps a param's first value; when a resumed run (``resume: force``) logs another,
+    the new value goes to the tag ``param_changed.<key>`` as ``"old -> new"``.
+    """
+    from mlflow.entities import Param, RunTag  # heavy; only the driver and rank 0 log
 
     client = get_client(tracking_uri)
     existing = client.get_run(run_id).data.params
-    items = [Param(k, str(v)[:6000]) for k, v in params.items() if k not in existing]
-    for i in range(0, len(items), 100):
-        client.log_batch(run_id, params=items[i : i + 100])
+    values = {k: str(v)[:6000] for k, v in params.items()}
+    items = [Param(k, v) for k, v in values.items() if k not in existing]
+    changed = [
+        RunTag(f"param_changed.{k}", f"{existing[k]} -> {v}"[:5000])
+        for k, v in values.items()
+        if k in existing and existing[k] != v
+    ]
+    for i in range(0, max(len(items), len(changed)), 100):
+        client.log_batch(run_id, params=items[i : i + 100], tags=changed[i : i + 100])
 
 
 def log_metrics(tracking_uri: str, run_id: str, metrics: dict[str, float], step: int) -> None:
