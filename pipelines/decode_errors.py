@@ -7,9 +7,9 @@ record, drops that record (its batch goes on with the others) and tells the run'
 :class:`DecodeErrorLog`: one small Ray actor (no CPU) owned by the driver and placed on the
 driver's node, which the training worker of rank 0 reads once per epoch
 (:meth:`DecodeErrorLog.take`: counts per split since the last read, and the first failures
-with their messages). A decode task waits for the log
-to have recorded the failure before it returns its rows, so an epoch whose rows have all been
-consumed has all of its failures in the log.
+with their messages). A decode task waits for the log to have recorded the failure before it
+returns its rows, so an epoch whose rows have all been consumed has all of its failures in the
+log.
 """
 
 from __future__ import annotations

@@ -15,7 +15,6 @@ says so and :func:`raysf.runtime.init_ray` asks Ray not to forward worker output
 from __future__ import annotations
 
 import contextlib
-from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -27,8 +26,7 @@ _routed = False
 #: that shares the log folder of a node before it (several nodes on one host), and an event
 #: must reach the console once.
 _SEEN_MAX = 100_000
-_seen: set[str] = set()
-_seen_order: deque[str] = deque()
+_seen: dict[str, None] = {}  # insertion-ordered: the oldest id is dropped first
 
 
 def first_sight(event: dict[str, Any]) -> bool:
@@ -38,10 +36,9 @@ def first_sight(event: dict[str, Any]) -> bool:
         return True
     if key in _seen:
         return False
-    _seen.add(key)
-    _seen_order.append(key)
-    if len(_seen_order) > _SEEN_MAX:
-        _seen.discard(_seen_order.popleft())
+    _seen[key] = None
+    if len(_seen) > _SEEN_MAX:
+        del _seen[next(iter(_seen))]
     return True
 
 
