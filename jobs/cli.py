@@ -5,6 +5,7 @@
     raysf evaluate CHECKPOINT [key=value ...]                         (jobs.evaluate)
     raysf predict  CHECKPOINT VIDEO... | FOLDER | DATASET_URI         (jobs.predict)
     raysf tune     [CONFIG] [key=value ...]                           (jobs.tune)
+    raysf table    SWEEP.json... [--baseline KEY] [--out DIR]         (jobs.ablation_table)
     raysf export   CHECKPOINT --format torchscript|exported-program|onnx [--out PATH]
     raysf demo                                                        (jobs.demo)
 
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 import sys
 
-from jobs import demo, evaluate, export, ingest, predict, train, tune
+from jobs import ablation_table, demo, evaluate, export, ingest, predict, train, tune
 
 COMMANDS = {
     "ingest": (ingest.main, "videos -> clip records (Ray Data)"),
@@ -28,6 +29,7 @@ COMMANDS = {
     "evaluate": (evaluate.main, "the 10x3-view test protocol on a checkpoint"),
     "predict": (predict.main, "top-5 for video files, a folder or a dataset"),
     "tune": (tune.main, "Ray Tune ablation sweeps (alpha, beta, fusion, ...)"),
+    "table": (ablation_table.main, "one seeded table from several sweeps' --json files"),
     "export": (export.main, "a checkpoint as TorchScript, ExportedProgram or ONNX"),
     "demo": (demo.main, "the README's demo, end to end"),
 }

@@ -1,0 +1,69 @@
+"""One seeded ablation table from several sweeps (their ``jobs.tune --json`` files).
+
+A paper table is often measured in parts: the two ends first, a fusion later, another seed
+after that. Sweeps that share the recipe (same data, schedule and ``data.reproducible: true``)
+pair up by seed, so their trial rows can be aggregated together: :func:`combine_sweeps` reads
+the rows of every file, refuses a trial that two files both hold (same configuration and seed),
+and aggregates them with :func:`training.tune.results.aggregate_rows` (mean, standard deviation
+and t interval per configuration; paired differences against ``baseline`` over the seeds both
+finished). Whether the recipes really matched is the caller's to know: the rows carry only the
+swept dimensions.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from training.tune.results import CONFIG_COLUMNS, aggregate_rows
+
+_ROW_KEYS = ("key", "config_key", "seed", "top1", "top5", *CONFIG_COLUMNS)
+
+
+def read_sweep_rows(path: str | Path) -> list[dict[str, Any]]:
+    """The trial rows of one ``jobs.tune --json`` file; errors name the file."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no such sweep file") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not JSON ({exc.msg}, line {exc.lineno})") from None
+    rows = data.get("rows") if isinstance(data, dict) else None
+    if not isinstance(rows, list) or not rows:
+        raise ValueError(f"{path}: no trial rows (expected the output of jobs.tune --json)")
+    for i, row in enumerate(rows):
+        missing = [k for k in _ROW_KEYS if k not in row]
+        if missing:
+            raise ValueError(f"{path}: rows[{i}] lacks {missing}")
+    return rows
+
+
+def combine_sweeps(
+    paths: Sequence[str | Path], baseline: str | None = None, level: float = 0.95
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """``(rows, aggregated)`` of the sweeps in ``paths`` (see the module docstring).
+
+    ``baseline``: the configuration key to pair against (``None``: ``slow_only`` when present,
+    else no differences); it must be one of the combined configurations.
+    """
+    rows: list[dict[str, Any]] = []
+    owner: dict[tuple[str, Any], Path] = {}
+    for path in map(Path, paths):
+        for row in read_sweep_rows(path):
+            trial = (row["config_key"], row["seed"])
+            if trial in owner:
+                raise ValueError(
+                    f"{path}: trial {row['config_key']} seed {row['seed']} is also in "
+                    f"{owner[trial]}; combine each trial once"
+                )
+            owner[trial] = path
+            rows.append(row)
+    keys = list(dict.fromkeys(r["config_key"] for r in rows))
+    if baseline is not None and baseline not in keys:
+        raise ValueError(f"--baseline: {baseline!r} is not a configuration of the sweeps {keys}")
+    if baseline is None and "slow_only" in keys:
+        baseline = "slow_only"
+    return rows, aggregate_rows(rows, baseline, level)
