@@ -9,7 +9,8 @@
 - :mod:`pipelines.sampling` (index math), :mod:`pipelines.frame_table`,
   :mod:`pipelines.decode`, :mod:`pipelines.transforms`, :mod:`pipelines.views` — decoding and
   cutting the views of a clip;
-- :mod:`pipelines.loader` — clip records to a Ray Dataset of decoded, augmented clips.
+- :mod:`pipelines.record_source`, :mod:`pipelines.loader` — a split's clip records in epoch
+  order, then a Ray Dataset of decoded, augmented clips.
 
 Nothing is imported here: importing one module does not pull PyAV or Ray into a process that
 does not need them (the training workers normalise batches without either).

@@ -1,8 +1,8 @@
 """Clip records -> Ray Dataset of decoded, augmented ``(fast, label)`` rows.
 
-``build_clip_dataset`` reads the clip-record Parquet written by :mod:`pipelines.ingest`
-(``<root>/clips``, split filter pushed down to the Parquet reader), then decodes and augments
-clips in ``map_batches`` tasks (:class:`DecodeOptions`: one CPU each by default, optionally
+``build_clip_dataset`` takes a split's clip records in epoch order, cut into blocks of
+``DecodeOptions.batch_size`` records (:mod:`pipelines.record_source`), then decodes and augments
+them in ``map_batches`` tasks (:class:`DecodeOptions`: one CPU each by default, optionally
 pinned to decode nodes by a custom resource). Rows are uint8 so they travel through the object
 store 4x smaller than floats; the training side normalises them on its device.
 
@@ -23,7 +23,7 @@ recomputed at load time from each record's ``num_frames``/``fps`` with the spec'
   iteration of the dataset (every epoch) draws new windows: from fresh OS entropy per task, or,
   when ``seed`` is given, as a fixed function of ``(seed, iteration, video_id, clip_index)``
   where ``iteration`` counts the executions of the dataset (Ray Data's execution index, the one
-  its seeded ``random()`` expression uses). A seeded dataset also orders its blocks by the seed
+  its seeded ``random()`` expression uses). A seeded dataset also orders its files by the seed
   (again per iteration) and hands rows out in that order (``preserve_order``): the same seed
   gives the same epochs, row for row. Ray Train replaces a dataset's execution options with its
   ``DataConfig``'s: pass :func:`seeded_execution_options` there.
@@ -31,7 +31,8 @@ recomputed at load time from each record's ``num_frames``/``fps`` with the spec'
   ``test_short_side``, centre crop.
 - ``test``: as ``val`` but the ``num_test_crops`` test views, one output row per (clip, crop).
 
-Shuffling: ``train`` randomises block order; add ``local_shuffle_buffer_size=...`` to
+Shuffling: ``train`` reads the record files in a new random order every epoch
+(:mod:`pipelines.record_source`); add ``local_shuffle_buffer_size=...`` to
 ``iter_torch_batches``/``iter_batches`` for row-level mixing (no full ``random_shuffle``).
 
 A record that fails to decode fails its task unless the dataset was built with ``errors`` (a
@@ -52,6 +53,7 @@ import numpy as np
 from pipelines import sampling
 from pipelines.decode import decode_clip
 from pipelines.decode_errors import DecodeErrorSink
+from pipelines.record_source import record_blocks
 from pipelines.views import (
     pathway_columns,
     spatial_views,
@@ -59,29 +61,9 @@ from pipelines.views import (
     window_indices,
     window_span,
 )
-from raysf import storage
 from raysf.clip_spec import ClipSpec
-from raysf.runtime import read_manifest, resolve_filesystem
 
 MODES = ("train", "val", "test")
-
-#: Record columns the loader reads (``frame_pts``/``keyframes``/``width``/``height`` are used
-#: when present).
-RECORD_COLUMNS = (
-    "video_id",
-    "label_id",
-    "clip_index",
-    "fps",
-    "num_frames",
-    "start_frame",
-    "span",
-    "content",
-    "frame_pts",
-    "keyframes",
-    "width",
-    "height",
-)
-_REQUIRED = ("video_id", "label_id", "clip_index", "fps", "num_frames", "start_frame", "content")
 
 
 @dataclass(frozen=True)
@@ -163,23 +145,22 @@ def build_clip_dataset(
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     spec.require_resolved("build_clip_dataset")
-    ds = _records(source, split, endpoint_url)
-    if limit is not None:
-        ds = ds.limit(int(limit))
-    if mode == "train":
-        ds = ds.randomize_block_order(seed=_per_iteration(seed))
+    ds = record_blocks(
+        source,
+        split,
+        shuffled=mode == "train",
+        seed=seed,
+        block_rows=decode.batch_size,
+        endpoint_url=endpoint_url,
+        limit=limit,
+    )
+    udf_args = dict(spec=spec, mode=mode, seed=seed, errors=errors)
+    udf_args.update(threads=decode.decoder_threads, crop_first=decode.crop_first)
     ds = ds.map_batches(
         decode_batch,
         batch_size=decode.batch_size,
         batch_format="numpy",
-        fn_kwargs={
-            "spec": spec,
-            "mode": mode,
-            "seed": seed,
-            "threads": decode.decoder_threads,
-            "crop_first": decode.crop_first,
-            "errors": errors,
-        },
+        fn_kwargs=udf_args,
         **decode.remote_args(),
     )
     if seed is not None:
@@ -198,15 +179,6 @@ def seeded_execution_options():
     return options
 
 
-def _per_iteration(seed: int | None):
-    """A block-order seed that changes with every execution of the dataset (None: unseeded)."""
-    if seed is None:
-        return None
-    from ray.data import RandomSeedConfig  # heavy; the decode functions work without it
-
-    return RandomSeedConfig(seed=int(seed), reseed_after_execution=True)
-
-
 def _iteration() -> int:
     """How many times the dataset being decoded has been executed before (0 on the first).
 
@@ -216,27 +188,6 @@ def _iteration() -> int:
     from ray.data.context import DataContext  # runs inside a Ray Data task
 
     return int(getattr(DataContext.get_current(), "_execution_idx", 0))
-
-
-def _records(source: Any, split: str, endpoint_url: str | None):
-    """The clip records of ``split`` (the columns the loader reads) as a Ray Dataset."""
-    # heavy; the decode functions below (what the Ray tasks run) work without them
-    import ray.data
-    from ray.data.expressions import col
-
-    if isinstance(source, ray.data.Dataset):
-        ds = source
-    else:
-        read_manifest(str(source), endpoint_url)  # fail early on a root that is not a dataset
-        fs, root = resolve_filesystem(str(source), endpoint_url)
-        ds = ray.data.read_parquet(storage.join(root, "clips"), filesystem=fs)
-    # An expression filter: Ray's optimizer pushes it down into the Parquet reader.
-    ds = ds.filter(expr=col("split") == split)
-    columns = [c for c in RECORD_COLUMNS if c in ds.schema().names]
-    missing = [c for c in _REQUIRED if c not in columns]
-    if missing:
-        raise ValueError(f"clip records lack required columns {missing}")
-    return ds.select_columns(columns)
 
 
 def record_rng(

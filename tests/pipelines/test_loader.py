@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import math
+import shutil
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
@@ -263,6 +266,35 @@ def test_seeded_train_draws_new_views_every_epoch_and_repeats_them_row_for_row(d
     changed = sum(not np.array_equal(by_video[0][v], by_video[1][v]) for v in by_video[0])
     assert changed >= len(by_video[0]) - 1  # epoch 2 re-draws (a window may repeat by chance)
     assert any(not np.array_equal(by_video[0][v], by_video[2][v]) for v in by_video[0])
+
+
+def test_train_reads_files_in_a_seeded_order_per_epoch_and_decodes_per_batch(
+    dataset, ray_local, tmp_path
+):
+    # One record per file: the train files are read in a new order every epoch (the same
+    # sequence of orders for the same seed), and the records are decoded ``batch_size`` per
+    # task (one-record read blocks combined), not a read block per task.
+    root, _ = dataset
+    sharded = tmp_path / "ds"
+    (sharded / "clips").mkdir(parents=True)
+    shutil.copy(root / "manifest.json", sharded / "manifest.json")
+    table = pq.read_table(root / "clips" / "part-00000.parquet")
+    train = table.filter(pc.equal(table["split"], "train"))
+    for i in range(train.num_rows):
+        pq.write_table(train.slice(i, 1), sharded / "clips" / f"part-{i:05d}.parquet")
+    kwargs = dict(
+        split="train",
+        mode="train",
+        spec=spec(alpha=2, crop_size=32, short_side_range=(40, 56), test_short_side=40),
+        decode=DecodeOptions(batch_size=2),
+    )
+    ds = build_clip_dataset(str(sharded), seed=5, **kwargs)
+    epochs = [[r["video_id"] for r in _rows(ds)] for _ in range(2)]
+    assert train.num_rows >= 4 and sorted(epochs[0]) == sorted(epochs[1])
+    assert epochs[0] != epochs[1]  # a new file order in the second epoch
+    assert f"decode_batch): {math.ceil(train.num_rows / 2)} tasks executed" in ds.stats()
+    again = build_clip_dataset(str(sharded), seed=5, **kwargs)
+    assert [[r["video_id"] for r in _rows(again)] for _ in range(2)] == epochs
 
 
 @pytest.mark.slow
