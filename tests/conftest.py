@@ -6,6 +6,9 @@ Fixtures (each starts its service only when a test asks for it):
   an :class:`infra.local.s3.S3Server` (``.endpoint``, ``.env``).
 - ``mlflow_server`` (session): MLflow server (SQLite backend, proxied artifacts in
   ``s3://<S3_BUCKET>/mlflow`` on ``s3_server``); ``.tracking_uri``, ``.env``.
+- ``smoke_data`` (session): the smoke SynthMotion dataset (``training.smoke.SMOKE_DATA``),
+  generated and ingested once per session; its root. Tests read it; one that damages records
+  copies it first.
 - ``ray_cluster_factory`` (session): ``factory(workers=..., head_resources=..., env=...)``
   returns a started :class:`infra.local.ray_cluster.RayCluster`; every cluster it made is
   stopped at the end of the session.
@@ -27,6 +30,7 @@ from infra.local.ray_cluster import (
     stop_ray,
 )
 from infra.local.s3 import S3Server, make_bucket, start_moto_server
+from training.smoke import smoke_dataset
 
 S3_BUCKET = "raysf-test"
 
@@ -65,6 +69,11 @@ def mlflow_server(
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def smoke_data(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return smoke_dataset(tmp_path_factory.mktemp("smoke-synth"))
 
 
 @pytest.fixture(scope="session")

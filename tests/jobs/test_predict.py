@@ -21,7 +21,7 @@ from raysf.config import with_overrides
 from training.checkpoints import load_state
 from training.config import load_train_config
 from training.evaluate import EvalRequest, evaluate_checkpoint
-from training.smoke import smoke_dataset, smoke_train_job
+from training.smoke import smoke_train_job
 from training.trainer import run_training
 
 TRAIN_YAML = Path(__file__).resolve().parents[2] / "jobs" / "train.yaml"
@@ -32,11 +32,11 @@ TINY = dict(alpha=2, num_classes=5)
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def trained(tmp_path_factory, smoke_data):
     import ray
 
     root = tmp_path_factory.mktemp("predict")
-    dataset = smoke_dataset(root)
+    dataset = smoke_data
     # A "published" checkpoint in PySlowFast's layout, with 5 classes.
     source_model = slowfast_model.create_model("slowfast_tiny", **TINY)
     external = root / "external_pyslowfast.pyth"

@@ -20,7 +20,6 @@ import pytest
 import yaml
 
 from tests.jobs.test_console_output import RAY_LOG_LINE
-from training.smoke import smoke_dataset
 
 pytestmark = pytest.mark.slow
 
@@ -29,8 +28,8 @@ FUSIONS = {"time_to_channel", "time_strided_sampling", "time_strided_conv"}
 
 
 @pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
-    return smoke_dataset(tmp_path_factory.mktemp("synth"))
+def dataset(smoke_data):
+    return smoke_data
 
 
 def _run(argv: list[str], env: dict[str, str], timeout: float) -> subprocess.CompletedProcess:

@@ -1,16 +1,22 @@
-"""A sweep survives a failed trial and an interruption, for real.
+"""A seeded sweep that survives a failed trial and an interruption, for real.
 
-``python -m jobs.tune --smoke-test`` runs three two-epoch trials one at a time against the real
-``mlflow server``. The test SIGKILLs the first trial's Ray Train worker once its first epoch is
-in MLflow (its Train run allows no restart, so the trial errors), lets the second trial finish,
-then interrupts the sweep with SIGINT (Ctrl-C) while the third runs. Running the same command
-again resumes the sweep: the third trial runs, the finished one is not rerun, the failed one
-stays reported with its error.
+``python -m jobs.tune --smoke-test`` runs TtoC and T-conv (alpha 2, beta 1/8) with seeds 0 and
+1 (four two-epoch trials, seed-major, one at a time) against the real ``mlflow server``. The test
+SIGKILLs the first trial's (TtoC, seed 0) Ray Train worker once its first epoch is in MLflow (its
+Train run allows no restart, so the trial errors), lets the second trial finish, then interrupts
+the sweep with SIGINT (Ctrl-C) while the third runs. Running the same command again resumes it:
+the two trials that never ended run, the finished one is not rerun, the failed one stays
+reported with its error.
+
+The aggregated table must then hold, from the trials' own results: T-conv with n = 2, their mean
+and the t interval of the two; TtoC with n = 1 (seed 0 missing, not a zero) and no interval; the
+paired difference TtoC - T-conv over seed 1 only (matched by seed).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -21,7 +27,7 @@ from pathlib import Path
 import pytest
 
 from infra.local.procs import find_pids
-from training.smoke import smoke_dataset
+from training.tune.stats import t_quantile
 
 pytestmark = pytest.mark.slow
 
@@ -31,11 +37,12 @@ TRAIN_WORKER = "ray::RayTrainWorker"
 
 REPO = Path(__file__).resolve().parents[2]
 EXPERIMENT = "tune-faults-test"
+TTC, TSC = "ttc-a2-b8-rgb", "tsc-a2-b8-rgb"
 
 
 @pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
-    return smoke_dataset(tmp_path_factory.mktemp("synth"))
+def dataset(smoke_data):
+    return smoke_data
 
 
 def _argv(dataset: str, tmp_path: Path, tracking_uri: str) -> list[str]:
@@ -49,10 +56,14 @@ def _argv(dataset: str, tmp_path: Path, tracking_uri: str) -> list[str]:
         f"train.mlflow.experiment={EXPERIMENT}",
         "train.failure.max_failures=0",
         "train.train.epochs=2",
+        "train.data.reproducible=true",
         "space.alpha=[2]",
-        "space.fusion=[time_to_channel, time_strided_sampling, time_strided_conv]",
+        "space.fusion=[time_to_channel, time_strided_conv]",
+        "space.seeds=[0, 1]",
         "search.mode=grid",
         "search.max_concurrent=1",
+        "search.asha.enabled=false",
+        f"report.baseline={TSC}",
         "sweep.name=faults",
         "sweep.resume=true",
         f"sweep.storage_path={tmp_path / 'tune'}",
@@ -61,12 +72,15 @@ def _argv(dataset: str, tmp_path: Path, tracking_uri: str) -> list[str]:
     ]
 
 
-def _children(client, status: str) -> list:
+def _runs(client) -> list:
     exp = client.get_experiment_by_name(EXPERIMENT)
-    if exp is None:
-        return []
-    runs = client.search_runs([exp.experiment_id], max_results=100)
-    return [r for r in runs if "mlflow.parentRunId" in r.data.tags and r.info.status == status]
+    return [] if exp is None else client.search_runs([exp.experiment_id], max_results=100)
+
+
+def _children(client, status: str) -> list:
+    return [
+        r for r in _runs(client) if "mlflow.parentRunId" in r.data.tags and r.info.status == status
+    ]
 
 
 def _mid_training(client) -> bool:
@@ -74,21 +88,14 @@ def _mid_training(client) -> bool:
     return any("val_top1" in r.data.metrics for r in _children(client, "RUNNING"))
 
 
-def test_failed_trial_is_reported_and_an_interrupted_sweep_resumes(
-    dataset, mlflow_server, tmp_path
-):
-    from mlflow.tracking import MlflowClient
-
-    env = {**os.environ, "PYTHONPATH": str(REPO), **mlflow_server.env}
-    env.pop("RAY_ADDRESS", None)
-    argv = _argv(dataset, tmp_path, mlflow_server.tracking_uri)
-    client = MlflowClient(mlflow_server.tracking_uri)
-    log1 = tmp_path / "first.log"
-
-    with open(log1, "w") as out:
+def _kill_then_interrupt(argv, env, client, log: Path) -> tuple[int, int | None, float | None]:
+    """Run the sweep; SIGKILL the first trial's Train worker (a descendant of this sweep's own
+    process, never another Ray on the machine) once its first epoch is in MLflow, then SIGINT
+    the sweep once a trial has finished."""
+    killed = interrupted = None
+    with open(log, "w") as out:
         proc = subprocess.Popen(argv, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
-        killed = interrupted = None
-        deadline = time.time() + 480
+        deadline = time.time() + 600
         try:
             while proc.poll() is None and time.time() < deadline and interrupted is None:
                 if killed is None:
@@ -104,47 +111,93 @@ def test_failed_trial_is_reported_and_an_interrupted_sweep_resumes(
         finally:
             if proc.poll() is None:
                 proc.kill()
+    return proc.returncode, killed, interrupted
+
+
+def test_failed_trial_is_missing_and_an_interrupted_seeded_sweep_resumes(
+    dataset, mlflow_server, tmp_path
+):
+    from mlflow.tracking import MlflowClient
+
+    env = {**os.environ, "PYTHONPATH": str(REPO), **mlflow_server.env}
+    env.pop("RAY_ADDRESS", None)
+    argv = _argv(dataset, tmp_path, mlflow_server.tracking_uri)
+    client = MlflowClient(mlflow_server.tracking_uri)
+    log1 = tmp_path / "first.log"
+    code, killed, interrupted = _kill_then_interrupt(argv, env, client, log1)
     first = log1.read_text()
     assert killed is not None and interrupted is not None, first[-4000:]
-    assert proc.returncode == 1, first[-4000:]  # interrupted: not a finished sweep
-    assert "interrupted with 1 trial(s) not run" in first, first[-4000:]
+    assert code == 1, first[-4000:]  # interrupted: not a finished sweep
+    assert "interrupted with 2 trial(s) not run" in first, first[-4000:]
     rows = {r["key"]: r for r in json.loads((tmp_path / "sweep.json").read_text())["rows"]}
-    statuses = sorted(r["status"] for r in rows.values())
-    assert statuses == ["error", "finished", "not run"], rows
-    exp = client.get_experiment_by_name(EXPERIMENT)
-    assert exp is not None
-    parents = [
-        r
-        for r in client.search_runs([exp.experiment_id], max_results=100)
-        if "mlflow.parentRunId" not in r.data.tags
-    ]
+    assert {k: r["status"] for k, r in rows.items()} == {
+        f"{TTC}-s0": "error",
+        f"{TSC}-s0": "finished",
+        f"{TTC}-s1": "not run",
+        f"{TSC}-s1": "not run",
+    }
+    parents = [r for r in _runs(client) if "mlflow.parentRunId" not in r.data.tags]
     assert len(parents) == 1 and parents[0].data.tags.get("sweep.status") == "interrupted"
-    finished_key = next(k for k, r in rows.items() if r["status"] == "finished")
 
-    # The same command again: resumes, runs only the trial that never ran.
-    second = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=420)
-    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
-    assert "resuming the sweep" in second.stdout
-    rows2 = {r["key"]: r for r in json.loads((tmp_path / "sweep.json").read_text())["rows"]}
-    assert set(rows2) == set(rows)
-    errored = [r for r in rows2.values() if r["status"] == "error"]
-    assert len(errored) == 1 and errored[0]["error"], rows2
-    assert "| error: " in second.stdout  # the table reports the failed trial with its error
-    assert sorted(r["status"] for r in rows2.values()) == ["error", "finished", "finished"]
-    assert rows2[finished_key]["top1"] == rows[finished_key]["top1"]
+    # The same command again: resumes, runs only the trials that never ended.
+    second = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    out = second.stdout
+    assert second.returncode == 0, out[-3000:] + second.stderr[-3000:]
+    assert "resuming the sweep" in out
+    summary = json.loads((tmp_path / "sweep.json").read_text())
+    rows2 = {r["key"]: r for r in summary["rows"]}
+    assert list(rows2) == [f"{TTC}-s0", f"{TSC}-s0", f"{TTC}-s1", f"{TSC}-s1"]  # seed-major
+    assert rows2[f"{TTC}-s0"]["status"] == "error" and rows2[f"{TTC}-s0"]["error"]
+    # killed in its second epoch: its row keeps what Tune had received before the kill (the
+    # first epoch, or nothing when the kill overtook the report); aggregated it is missing
+    assert rows2[f"{TTC}-s0"]["epochs"] <= 1
+    assert all(rows2[k]["status"] == "finished" for k in rows2 if k != f"{TTC}-s0")
+    assert "| error: " in out  # the table reports the failed trial with its error
+    assert rows2[f"{TSC}-s0"]["top1"] == rows[f"{TSC}-s0"]["top1"]  # not rerun
 
-    runs = client.search_runs([exp.experiment_id], max_results=100)
+    _check_aggregation(summary, rows2, out)
+    _check_mlflow(client)
+
+
+def _check_aggregation(summary: dict, rows: dict, out: str) -> None:
+    agg = {r["key"]: r for r in summary["aggregated"]}
+    # T-conv: both seeds, mean and t interval computed from the trials' results
+    t0, t1 = rows[f"{TSC}-s0"]["top1"], rows[f"{TSC}-s1"]["top1"]
+    tsc = agg[TSC]
+    assert tsc["n"] == 2 and tsc["seeds"] == [0, 1] and tsc["missing"] == []
+    assert tsc["top1_mean"] == pytest.approx((t0 + t1) / 2)
+    std = abs(t0 - t1) / math.sqrt(2)
+    assert tsc["top1_std"] == pytest.approx(std, abs=1e-12)
+    assert tsc["top1_ci"] == pytest.approx(t_quantile(0.95, 1) * std / math.sqrt(2), abs=1e-12)
+    assert tsc["is_baseline"] and "diff_n" not in tsc
+    # TtoC: the failed seed is missing, not a zero; one seed has no interval
+    ttc = agg[TTC]
+    s1 = rows[f"{TTC}-s1"]["top1"]
+    assert ttc["n"] == 1 and ttc["seeds"] == [1] and ttc["missing"] == [0]
+    assert ttc["top1_mean"] == pytest.approx(s1) and ttc["top1_ci"] is None
+    # paired by seed: only seed 1 ran for both
+    assert ttc["diff_n"] == 1 and ttc["diff_seeds"] == [1]
+    assert ttc["diff_top1_mean"] == pytest.approx(s1 - t1)
+    assert "| SlowFast α=2 β=1/8 TtoC | 1 |" in out and "(n=1, no interval)" in out
+
+
+def _check_mlflow(client) -> None:
+    runs = _runs(client)
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     assert len(parents) == 1  # the resumed sweep continued its parent run
     parent = parents[0]
     assert parent.info.status == "FINISHED"
-    assert parent.data.metrics["num_trials"] == 3 and parent.data.metrics["num_errors"] == 1
+    metrics = parent.data.metrics
+    assert metrics["num_trials"] == 4 and metrics["num_errors"] == 1
+    assert metrics[f"seeds.{TSC}.n"] == 2 and metrics[f"seeds.{TTC}.n"] == 1
+    artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert {"ablation_seeds.md", "ablation_seeds.csv", "accuracy_vs_gflops_seeds.png"} <= artifacts
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
-    by_key = {}
-    for child in children:
-        by_key.setdefault(child.data.tags["raysf.run_key"], []).append(child)
+    seeds = sorted((r.data.params["tune.config_key"], r.data.params["tune.seed"]) for r in children)
+    assert seeds == [(TSC, "0"), (TSC, "1"), (TTC, "0"), (TTC, "1")]
+    assert {r.data.params["train.seed"] for r in children} == {"0", "1"}
     # the trial finished before the interruption has one run with two epochs: it was not rerun
-    done = by_key[f"faults.{finished_key}"]
+    done = [r for r in children if r.data.tags["raysf.run_key"] == f"faults.{TSC}-s0"]
     assert len(done) == 1
     history = client.get_metric_history(done[0].info.run_id, "val_top1")
     assert [m.step for m in history] == [0, 1]

@@ -14,7 +14,7 @@ import pytest
 
 from raysf.config import with_overrides
 from training.config import load_train_config
-from training.smoke import smoke_dataset, smoke_train_job
+from training.smoke import smoke_train_job
 from training.trainer import run_training
 
 TRAIN_YAML = Path(__file__).resolve().parents[2] / "jobs" / "train.yaml"
@@ -23,8 +23,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
-    return smoke_dataset(tmp_path_factory.mktemp("synth"))
+def dataset(smoke_data):
+    return smoke_data
 
 
 @pytest.fixture(scope="module")

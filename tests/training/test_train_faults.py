@@ -18,7 +18,6 @@ import torch
 
 import slowfast_model
 from jobs import train as train_job
-from pipelines.synth_dataset import SMOKE_DATA, ensure_synth_dataset
 from raysf.config import ConfigError, dump_yaml, with_overrides
 from training.checkpoints import load_state
 from training.config import load_train_config
@@ -33,8 +32,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def dataset(tmp_path_factory) -> str:
-    return ensure_synth_dataset(tmp_path_factory.mktemp("synth"), SMOKE_DATA)
+def dataset(smoke_data) -> str:
+    return smoke_data
 
 
 @pytest.fixture(scope="module")
