@@ -25,22 +25,7 @@ from typing import Any
 from raysf import storage
 from raysf.runtime import read_manifest, resolve_filesystem
 
-#: Record columns the loader reads (``frame_pts``/``keyframes``/``width``/``height`` are used
-#: when present).
-RECORD_COLUMNS = (
-    "video_id",
-    "label_id",
-    "clip_index",
-    "fps",
-    "num_frames",
-    "start_frame",
-    "span",
-    "content",
-    "frame_pts",
-    "keyframes",
-    "width",
-    "height",
-)
+#: Record columns the loader cannot do without.
 REQUIRED_COLUMNS = (
     "video_id",
     "label_id",
@@ -50,6 +35,8 @@ REQUIRED_COLUMNS = (
     "start_frame",
     "content",
 )
+#: Every record column the loader reads (the optional ones are used when present).
+RECORD_COLUMNS = (*REQUIRED_COLUMNS, "span", "frame_pts", "keyframes", "width", "height")
 
 
 def record_blocks(
