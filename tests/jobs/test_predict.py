@@ -59,7 +59,8 @@ def trained(tmp_path_factory, smoke_data):
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         outcome = run_training(job)
-        yield root, dataset, outcome.checkpoint_uri, source_model
+        # the smoke set's root: its videos (videos/<split>/) next to the ingested dataset
+        yield Path(dataset).parent, dataset, outcome.checkpoint_uri, source_model
     finally:
         ray.shutdown()
 
