@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from training.tune.results import CONFIG_COLUMNS, aggregate_rows
+from training.tune.results import CONFIG_COLUMNS, aggregate_rows, default_baseline
 
 _ROW_KEYS = ("key", "config_key", "seed", "top1", "top5", *CONFIG_COLUMNS)
 
@@ -61,9 +61,5 @@ def combine_sweeps(
                 )
             owner[trial] = path
             rows.append(row)
-    keys = list(dict.fromkeys(r["config_key"] for r in rows))
-    if baseline is not None and baseline not in keys:
-        raise ValueError(f"--baseline: {baseline!r} is not a configuration of the sweeps {keys}")
-    if baseline is None and "slow_only" in keys:
-        baseline = "slow_only"
+    baseline = default_baseline(rows, baseline, option="--baseline")
     return rows, aggregate_rows(rows, baseline, level)

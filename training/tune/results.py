@@ -203,15 +203,16 @@ def _row(pp: PreparedPoint, metrics: dict, epochs: int, status: str, error: str 
     }
 
 
-def default_baseline(rows: list[dict[str, Any]], baseline: str | None) -> str | None:
+def default_baseline(
+    rows: list[dict[str, Any]], baseline: str | None, option: str = "report.baseline"
+) -> str | None:
     """The configuration key paired differences are taken against: ``baseline`` (which must be
-    one of the sweep's configurations), else ``slow_only`` when it was swept, else ``None``."""
+    one of the sweep's configurations; the error names ``option``), else ``slow_only`` when it
+    was swept, else ``None``."""
     keys = list(dict.fromkeys(r["config_key"] for r in rows))
     if baseline is not None:
         if baseline not in keys:
-            raise ValueError(
-                f"report.baseline: {baseline!r} is not a configuration of the sweep {keys}"
-            )
+            raise ValueError(f"{option}: {baseline!r} is not a configuration of the sweep {keys}")
         return baseline
     return "slow_only" if "slow_only" in keys else None
 
