@@ -5,7 +5,7 @@ Each file is what ``python -m jobs.tune ... --json FILE`` wrote. Sweeps that sha
 configuration's n, mean and t interval, and the paired difference against ``--baseline``
 (default: Slow-only when present). See :mod:`training.tune.combine` and docs/tune.md.
 
-    python -m jobs.ablation_table a.json b.json [--baseline KEY] [--out DIR]
+    python -m jobs.ablation_table a.json b.json [--baseline KEY] [--configs K1,K2] [--out DIR]
     python -m jobs.ablation_table --smoke-test   # two generated sweep files (2 configs, 3 seeds)
 
 With ``--out`` it also writes ``ablation_seeds.md``/``.csv`` (the aggregated table),
@@ -34,6 +34,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     console.add_console_arguments(parser)
     parser.add_argument("--baseline", default=None, help="configuration key to pair against")
+    parser.add_argument(
+        "--configs",
+        default=None,
+        help="comma-separated configuration keys to keep (default: every one in the files)",
+    )
     parser.add_argument("--level", type=float, default=0.95, help="confidence level")
     parser.add_argument("--out", default=None, help="folder for the table, CSVs and plot")
     parser.add_argument("--title", default="", help="the plot's title")
@@ -76,7 +81,8 @@ def _table(args: argparse.Namespace) -> int:
     if not 0 < args.level < 1:
         raise ValueError(f"--level must be in (0, 1), got {args.level}")
     sweeps = args.sweeps or smoke_sweeps(Path(tempfile.mkdtemp(prefix="raysf-table-")))
-    rows, agg = combine_sweeps(sweeps, args.baseline, args.level)
+    configs = [k.strip() for k in args.configs.split(",") if k.strip()] if args.configs else None
+    rows, agg = combine_sweeps(sweeps, args.baseline, args.level, configs)
     table = format_aggregate_table(agg)
     console.line(table)
     if args.out:

@@ -97,3 +97,24 @@ def test_the_command_prints_and_writes_the_table(tmp_path, capfd):
     assert (out / "accuracy_vs_gflops_seeds.png").read_bytes()[:4] == b"\x89PNG"
     code = ablation_table.main([str(a), str(a), "--log-dir", str(tmp_path)])
     assert code == 2 and "is also in" in capfd.readouterr().err
+
+
+def test_configs_keeps_only_the_named_configurations(tmp_path):
+    """A row shared with another table (e.g. the fusion sweep's T-conv, which is also the Fast
+    input table's time-difference row) is taken from that sweep without its other rows."""
+    shared = _write(
+        tmp_path / "fusion.json",
+        [_row(k, s, v) for k, v in (("slow_only", 0.1), ("tsc", 0.5)) for s in range(3)],
+    )
+    new = _write(tmp_path / "input.json", [_row("rgb", s, 0.2 + 0.1 * s) for s in range(3)])
+    rows, agg = combine_sweeps([shared, new], baseline="rgb", configs=["tsc", "rgb"])
+    assert len(rows) == 6 and {r["key"] for r in agg} == {"tsc", "rgb"}
+    tsc = next(r for r in agg if r["key"] == "tsc")
+    assert tsc["diff_seeds"] == [0, 1, 2] and tsc["diff_top1_mean"] == pytest.approx(0.2)
+    with pytest.raises(ValueError, match=r"--configs: \['gray'\] in none of the sweep files"):
+        combine_sweeps([shared, new], configs=["tsc", "gray"])
+    code = ablation_table.main(
+        [str(shared), str(new), "--configs", "tsc,rgb", "--baseline", "rgb",
+         "--log-dir", str(tmp_path)]
+    )  # fmt: skip
+    assert code == 0

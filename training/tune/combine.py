@@ -42,17 +42,26 @@ def read_sweep_rows(path: str | Path) -> list[dict[str, Any]]:
 
 
 def combine_sweeps(
-    paths: Sequence[str | Path], baseline: str | None = None, level: float = 0.95
+    paths: Sequence[str | Path],
+    baseline: str | None = None,
+    level: float = 0.95,
+    configs: Sequence[str] | None = None,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """``(rows, aggregated)`` of the sweeps in ``paths`` (see the module docstring).
 
     ``baseline``: the configuration key to pair against (``None``: ``slow_only`` when present,
     else no differences); it must be one of the combined configurations.
+    ``configs``: keep only these configuration keys (e.g. the one row that another table's
+    sweep shares with this one); each must be found in some file.
     """
     rows: list[dict[str, Any]] = []
     owner: dict[tuple[str, Any], Path] = {}
+    found: set[str] = set()
     for path in map(Path, paths):
         for row in read_sweep_rows(path):
+            found.add(row["config_key"])
+            if configs is not None and row["config_key"] not in configs:
+                continue
             trial = (row["config_key"], row["seed"])
             if trial in owner:
                 raise ValueError(
@@ -61,5 +70,10 @@ def combine_sweeps(
                 )
             owner[trial] = path
             rows.append(row)
+    unknown = [key for key in configs or () if key not in found]
+    if unknown:
+        raise ValueError(
+            f"--configs: {unknown} in none of the sweep files (they hold {sorted(found)})"
+        )
     baseline = default_baseline(rows, baseline, option="--baseline")
     return rows, aggregate_rows(rows, baseline, level)
