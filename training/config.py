@@ -47,6 +47,10 @@ class DataConfig:
     # Records that fail to decode are dropped and counted (decode_errors per epoch); above this
     # share of an epoch's train (or val) records the run stops with an error.
     max_decode_error_fraction: float = 0.001
+    # Keep the validation batches of the first epoch in each worker's memory when every
+    # worker's share fits in this many MiB, and validate later epochs from them (no Ray Data
+    # execution); 0 = decode the val split every epoch (training/val_cache.py).
+    val_cache_mb: int = 512
 
     def validate(self) -> None:
         if self.decode_cpus <= 0:
@@ -59,6 +63,8 @@ class DataConfig:
             raise ValueError("data.decode_threads must be >= 1 or null")
         if not 0.0 <= self.max_decode_error_fraction <= 1.0:
             raise ValueError("data.max_decode_error_fraction must be in [0, 1]")
+        if self.val_cache_mb < 0:
+            raise ValueError(f"data.val_cache_mb must be >= 0, got {self.val_cache_mb}")
 
     @property
     def decode(self) -> DecodeOptions:

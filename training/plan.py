@@ -159,6 +159,7 @@ RESUME_FREE_KEYS = (
     "data.decode_batch_size",
     "data.decode_resources",
     "data.max_decode_error_fraction",
+    "data.val_cache_mb",
     "train.compile",
     "train.channels_last",
     "train.log_param_digest",

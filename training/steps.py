@@ -319,3 +319,12 @@ def _all_reduce(tensor: torch.Tensor) -> torch.Tensor:
     if _distributed():
         dist.all_reduce(tensor)
     return tensor
+
+
+def all_ranks_agree(flag: bool, device: torch.device) -> bool:
+    """True when ``flag`` is true on every rank (a MIN all-reduce; ``flag`` alone when not
+    distributed). Every rank must call it."""
+    tensor = torch.tensor([int(flag)], dtype=torch.int32, device=device)
+    if _distributed():
+        dist.all_reduce(tensor, op=dist.ReduceOp.MIN)
+    return bool(tensor.item())

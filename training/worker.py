@@ -12,7 +12,8 @@ the MLflow run, pretrained weights) and goes through four steps:
 3. **epoch** — train on this worker's shard (uint8 batches pinned by Ray Data's fetch threads
    on CUDA, copied to the device one batch ahead on a side stream, sums read once per epoch),
    broadcast rank 0's BatchNorm buffers, validate (sums and the confusion matrix all-reduced
-   across ranks);
+   across ranks; from memory after the first epoch when the val split fits
+   ``data.val_cache_mb`` on every worker, :mod:`training.val_cache`);
 4. **report** — rank 0 logs the epoch to MLflow and writes the checkpoint; every rank reports
    to Ray Train; rank 0 reports the epoch to the driver's console (:mod:`training.progress`).
 
@@ -46,6 +47,7 @@ from training.schedule import lr_factor
 from training.steps import (
     DecodeErrorStats,
     StepSettings,
+    all_ranks_agree,
     build_param_groups,
     param_digest,
     sync_buffers,
@@ -53,6 +55,7 @@ from training.steps import (
     validate,
 )
 from training.tracking import RunTarget
+from training.val_cache import ValCache
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,7 @@ class WorkerState:
     scheduler: torch.optim.lr_scheduler.LRScheduler
     step: StepSettings
     feed: DeviceFeed  # host batches -> normalised device tensors, one batch ahead on CUDA
+    val_cache: ValCache  # the val batches, kept after a pass when every rank's share fits
     rank: int
     world: int
 
@@ -150,6 +154,7 @@ def build_worker(setup: WorkerSetup) -> WorkerState:
         scheduler=torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(setup.plan)),
         step=step,
         feed=step.feed(),
+        val_cache=ValCache(job.data.val_cache_mb * 2**20),
         rank=ctx.get_world_rank(),
         world=ctx.get_world_size(),
     )
@@ -218,12 +223,21 @@ def run_epoch(
     steps = int(stats.steps)
     summed = stats.all_reduce(worker.step.device)
     sync_buffers(worker.model)
-    val_batches = ray.train.get_dataset_shard("val").iter_torch_batches(
-        batch_size=job.train.batch_size, **host
+    val_batches = worker.val_cache.batches(
+        lambda: ray.train.get_dataset_shard("val").iter_torch_batches(
+            batch_size=job.train.batch_size, **host
+        )
     )
+    cached = worker.val_cache.active
     val, confusion = validate(
         unwrap_model(worker.model), val_batches, worker.step, plan.model.num_classes, worker.feed
     )
+    later_epochs = epoch + 1 < job.train.epochs
+    if not cached and later_epochs and worker.val_cache.settle(_agree(worker)) and worker.rank == 0:
+        report_note(
+            f"validation clips kept in memory ({worker.val_cache.kept_bytes / 2**20:.1f} MiB "
+            "per worker): later epochs validate without decoding (data.val_cache_mb)"
+        )
     metrics = {
         "epoch": epoch,
         **summed.metrics(worker.world),
@@ -231,10 +245,16 @@ def run_epoch(
         "steps": steps,
         "world_size": worker.world,
         **val.metrics(),
+        "val_from_memory": float(cached),  # 1: validated from the kept batches, no decode
     }
     if job.train.log_param_digest:
         metrics["param_digest"] = param_digest(worker.model)
     return metrics, confusion
+
+
+def _agree(worker: WorkerState):
+    """``fits -> fits on every rank`` (an all-reduce on the worker's device)."""
+    return lambda fits: all_ranks_agree(fits, worker.step.device)
 
 
 def _host_batches(worker: WorkerState, prefetch_batches: int) -> dict[str, Any]:

@@ -49,6 +49,7 @@ def test_overrides_are_typed():
         ("train.precision=bf16", "bf16 autocast needs scaling.use_gpu"),
         ("train.compile=always", "train.compile: 'always' matches none of"),
         ("data.prefetch_batches=-1", "data.prefetch_batches must be >= 0"),
+        ("data.val_cache_mb=-1", "data.val_cache_mb must be >= 0"),
         ("scaling.num_workers=0", "scaling.num_workers must be >= 1"),
     ],
 )

@@ -88,6 +88,15 @@ def test_two_worker_ddp_keeps_ranks_identical(dataset, local_ray, tmp_path, mlfl
         # DDP's all-reduce keeps parameters (and broadcast buffers) bit-identical across ranks.
         assert ranks[0]["param_digest"] == ranks[1]["param_digest"]
         assert ranks[0]["steps"] >= 1
+        # validation is summed over the ranks: the same figures on both
+        assert ranks[0]["val_clips"] == ranks[1]["val_clips"] > 0
+    # both ranks kept their val shares after epoch 0 (one all-reduced decision) and validated
+    # epoch 1 from memory, over as many clips as the decoded pass
+    assert [[m["val_from_memory"] for m in r["rank_metrics"]] for r in reports] == [
+        [0.0, 0.0],
+        [1.0, 1.0],
+    ]
+    assert reports[0]["rank_metrics"][0]["val_clips"] == reports[1]["rank_metrics"][0]["val_clips"]
     # the weights changed between epochs: training really stepped
     assert (
         reports[0]["rank_metrics"][0]["param_digest"]
