@@ -10,7 +10,10 @@ Fixtures (each starts its service only when a test asks for it):
   generated and ingested once per session; its root. Tests read it; one that damages records
   copies it first.
 - ``ray_cluster_factory`` (session): ``factory(workers=..., head_resources=..., env=...)``
-  returns a started :class:`infra.local.ray_cluster.RayCluster`; every cluster it made is
+  returns a started :class:`infra.local.ray_cluster.RayCluster`, stopped at the end of the
+  test module that made it (an idle cluster's log monitors, raylets and dashboard keep using
+  CPU that later tests need); ``shared=True`` leaves it to its maker to stop (the cluster
+  package's four-node cluster, stopped at the end of that package). Whatever is left is
   stopped at the end of the session.
 """
 
@@ -86,13 +89,13 @@ def ray_cluster_factory(
     name, num_cpus, resources, labels), ``head_num_cpus`` (default 1), ``head_resources``,
     ``env`` (extra environment for every node, e.g. ``s3_server.env``).
     """
-    clusters: list[RayCluster] = []
 
     def factory(
         workers: Sequence[WorkerSpec] = (),
         head_num_cpus: int = 1,
         head_resources: Mapping[str, float] | None = None,
         env: Mapping[str, str] | None = None,
+        shared: bool = False,
     ) -> RayCluster:
         cluster = start_ray_head(
             tmp_path_factory.mktemp("ray"),
@@ -100,7 +103,7 @@ def ray_cluster_factory(
             resources=head_resources,
             env=env,
         )
-        clusters.append(cluster)
+        (_SHARED_CLUSTERS if shared else _MODULE_CLUSTERS).append(cluster)
         for spec in workers:
             start_ray_worker(cluster, **spec)  # type: ignore[arg-type]
         return cluster
@@ -108,13 +111,31 @@ def ray_cluster_factory(
     try:
         yield factory
     finally:
-        for cluster in reversed(clusters):
-            stop_ray(cluster)
+        _stop_clusters(_MODULE_CLUSTERS)
+        _stop_clusters(_SHARED_CLUSTERS)
+
+
+#: Clusters the factory made: stopped at the end of the current module / by their maker.
+_MODULE_CLUSTERS: list[RayCluster] = []
+_SHARED_CLUSTERS: list[RayCluster] = []
+
+
+def _stop_clusters(clusters: list[RayCluster]) -> None:
+    while clusters:
+        stop_ray(clusters.pop())
+
+
+def stop_shared_cluster(cluster: RayCluster) -> None:
+    """Stop a cluster made with ``shared=True`` (its maker's teardown)."""
+    if cluster in _SHARED_CLUSTERS:
+        _SHARED_CLUSTERS.remove(cluster)
+    stop_ray(cluster)
 
 
 @pytest.fixture(scope="module", autouse=True)
 def _no_ray_left_behind() -> Iterator[None]:
-    """Shut down an in-process Ray a test module left running, so the next module can start its own.
+    """Shut down an in-process Ray a test module left running, so the next module can start its own,
+    and stop the clusters the module made (``ray_cluster_factory``).
 
     Entry points such as ``run_ingest`` start a local Ray when none is connected and leave it up
     for the caller; in a test session that would leak into the next module's ``ray.init``.
@@ -125,3 +146,4 @@ def _no_ray_left_behind() -> Iterator[None]:
 
         if ray.is_initialized():
             ray.shutdown()
+    _stop_clusters(_MODULE_CLUSTERS)

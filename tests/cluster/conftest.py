@@ -1,8 +1,9 @@
 """A four-node local Ray cluster with S3 (moto) for the placement and fault tests.
 
 One cluster serves the whole ``tests/cluster`` package (starting a node costs ~15 s on two
-cores): ``head`` (1 CPU: job drivers, the Train controller, Parquet reads), ``decode-1``
-(2 CPUs, ``decode_node``) and ``train-1``, ``train-2`` (1 CPU each, ``train_node``). Every node
+cores) and is stopped when the package ends: ``head`` (1 CPU: job drivers, the Train
+controller, Parquet reads), ``decode-1`` (2 CPUs, ``decode_node``) and ``train-1``,
+``train-2`` (1 CPU each, ``train_node``). Every node
 gets the moto S3 environment. Jobs run with their driver on the head
 (:func:`infra.local.e2e.submit`), so killing a worker node never kills the driver.
 
@@ -18,10 +19,11 @@ import pytest
 
 from infra.local.e2e import upload_tree
 from tests.cluster.cluster_helpers import CLEAN_DATASET, RAW, S3_BUCKET, SYNTH, Env, ingest_argv
+from tests.conftest import stop_shared_cluster
 
 
-@pytest.fixture(scope="session")
-def env(ray_cluster_factory, s3_server) -> Env:
+@pytest.fixture(scope="package")
+def env(ray_cluster_factory, s3_server) -> Iterator[Env]:
     cluster = ray_cluster_factory(
         workers=[
             {"name": "decode-1", "num_cpus": 2, "resources": {"decode_node": 100}},
@@ -30,11 +32,13 @@ def env(ray_cluster_factory, s3_server) -> Env:
         ],
         head_num_cpus=1,
         env=s3_server.env,
+        shared=True,  # every module of the package uses it; stopped when the package ends
     )
-    return Env(cluster=cluster, s3_endpoint=s3_server.endpoint)
+    yield Env(cluster=cluster, s3_endpoint=s3_server.endpoint)
+    stop_shared_cluster(cluster)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def raw_videos(env: Env, tmp_path_factory: pytest.TempPathFactory) -> str:
     """SynthMotion files uploaded to :data:`RAW`; returns that URI."""
     from pipelines.synth import generate
@@ -45,7 +49,7 @@ def raw_videos(env: Env, tmp_path_factory: pytest.TempPathFactory) -> str:
     return RAW
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def clean_dataset(env: Env, raw_videos: str) -> str:
     """:data:`CLEAN_DATASET`, ingested on the cluster straight from moto."""
     env.run(ingest_argv(raw_videos, CLEAN_DATASET))
