@@ -145,6 +145,8 @@ def test_smoke_sweep_logs_parent_children_table_and_a_trainable_best_config(
             f"data.dataset={dataset}",
             f"storage.path={tmp_path / 'retrain'}",
             "mlflow.enabled=false",
+            "train.epochs=1",  # that it trains is the point: one epoch, no test protocol
+            "eval.after_training=false",
         ],
         env,
         timeout=300,
