@@ -16,6 +16,9 @@ video's length):
 - ``loader``: :func:`pipelines.views.train_clip`, what a loader task runs per training clip
   (random short side in [256, 320], random 224 crop, flip), one decoder thread;
   ``loader_crop_first`` the same with ``DecodeOptions.crop_first``;
+- ``loader_2_per_decode`` / ``loader_crop_first_2_per_decode``: the same with
+  ``data.clips_per_decode=2`` (:func:`pipelines.views.train_clips`: two training clips, each its
+  own crop and flip, from one decode of the window), counted as two clips;
 - ``legacy_loader``: the loader as it was before this change (FFmpeg's automatic frame
   threads, decode until the last needed frame comes out, every packet decoded, one swscale
   context per frame);
@@ -55,7 +58,7 @@ from pipelines.decode import decode_av_frames  # noqa: E402
 from pipelines.frame_table import read_frame_table  # noqa: E402
 from pipelines.segment import REENCODE_PROFILES  # noqa: E402
 from pipelines.transforms import random_crop, random_horizontal_flip  # noqa: E402
-from pipelines.views import train_clip, window_indices, window_span  # noqa: E402
+from pipelines.views import train_clip, train_clips, window_indices, window_span  # noqa: E402
 from raysf.clip_spec import ClipSpec  # noqa: E402
 
 SAMPLINGS = {
@@ -158,12 +161,20 @@ PATHS = {
     "loader_crop_first": lambda r, f, s, spec, rng: train_clip(
         r, f, s, spec, rng, crop_first=True, threads=1
     ),
+    "loader_2_per_decode": lambda r, f, s, spec, rng: train_clips(
+        r, f, s, spec, rng, count=2, threads=1
+    ),
+    "loader_crop_first_2_per_decode": lambda r, f, s, spec, rng: train_clips(
+        r, f, s, spec, rng, count=2, crop_first=True, threads=1
+    ),
     "legacy_loader": legacy_train_clip,
     "decode_ceiling": lambda r, f, s, spec, rng: decode_av_frames(
         r["content"], np.union1d(f, s), frame_pts=r["frame_pts"], keyframes=r["keyframes"],
         threads=1,
     ),
 }  # fmt: skip
+#: Training clips one call of a path yields (the others: one).
+CLIPS_PER_CALL = {"loader_2_per_decode": 2, "loader_crop_first_2_per_decode": 2}
 
 
 def check_same_pixels(records: list[dict], spec: ClipSpec) -> None:
@@ -190,7 +201,8 @@ def run_interleaved(cells: list[dict]) -> None:
                 cell["fn"](record, fast, slow, cell["spec"], cell["rng"])
                 cell["cpu"] += time.process_time() - start
     for cell in cells:
-        cell["rate"] = round(len(cell["jobs"]) / cell["cpu"], 2)
+        clips = len(cell["jobs"]) * CLIPS_PER_CALL.get(cell["path"], 1)
+        cell["rate"] = round(clips / cell["cpu"], 2)
 
 
 def cells_for(label: str, records: list[dict], clips: int, paths, samplings) -> list[dict]:
@@ -249,6 +261,11 @@ def profile_entry(contents: list[bytes], raws: list[bytes] | None, r: dict) -> d
     loader, crop, ceiling = r["loader"], r["loader_crop_first"], r["decode_ceiling"]
     entry["loader_vs_ceiling"] = {s: round(loader[s] / ceiling[s], 3) for s in loader}
     entry["loader_crop_first_vs_ceiling"] = {s: round(crop[s] / ceiling[s], 3) for s in crop}
+    for k2, base in (
+        ("loader_2_per_decode", "loader"),
+        ("loader_crop_first_2_per_decode", "loader_crop_first"),
+    ):
+        entry[f"{k2}_vs_{base}"] = {s: round(r[k2][s] / r[base][s], 3) for s in r[base]}
     entry["cores_per_gpu_at_250"] = {s: round(GPU_CLIPS_PER_S / loader[s], 1) for s in loader}
     entry["cores_per_gpu_at_250_crop_first"] = {
         s: round(GPU_CLIPS_PER_S / crop[s], 1) for s in crop

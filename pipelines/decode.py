@@ -42,6 +42,7 @@ __all__ = [
     "DecodeError",
     "decode_av_frames",
     "decode_clip",
+    "decode_clip_boxes",
     "decode_frames",
     "scaled_size",
 ]
@@ -93,14 +94,18 @@ def decode_frames(
     frames = decode_av_frames(
         content, wanted, frame_pts=frame_pts, keyframes=keyframes, threads=threads, name=name
     )
-    label = name or describe_source(content)
-    try:
-        out = np.stack([convert(frame) for frame in frames])
-    except ValueError as exc:
-        raise ValueError(f"{label}: {exc}") from exc
+    out = _converted(frames, convert, name or describe_source(content))
     if np.array_equal(idx, wanted):  # sorted, unique: no second copy
         return out
     return out[np.searchsorted(wanted, idx)]
+
+
+def _converted(frames: list[av.VideoFrame], convert: FrameConverter, label: str) -> np.ndarray:
+    """The frames through ``convert``, stacked; a conversion error names the video."""
+    try:
+        return np.stack([convert(frame) for frame in frames])
+    except ValueError as exc:
+        raise ValueError(f"{label}: {exc}") from exc
 
 
 def decode_av_frames(
@@ -241,9 +246,7 @@ def decode_clip(
     Returns:
         ``(slow, fast)``: uint8 ``(T, H, W, 3)`` and ``(alpha*T, H, W, 3)``, no augmentation.
     """
-    fast = np.asarray(record["fast_idx"] if fast_idx is None else fast_idx, dtype=np.int64)
-    slow = np.asarray(record["slow_idx"] if slow_idx is None else slow_idx, dtype=np.int64)
-    union = np.union1d(fast, slow)
+    fast, slow, union = _clip_indices(record, fast_idx, slow_idx)
     frames = decode_frames(
         record["content"],
         union,
@@ -253,7 +256,60 @@ def decode_clip(
         short_side=short_side,
         box=box,
         threads=threads,
-        name=str(record.get("video_id") or "") or None,
+        name=_record_name(record),
     )
+    return _split(frames, union, fast, slow)
+
+
+def decode_clip_boxes(
+    record: Mapping[str, Any],
+    *,
+    fast_idx: Sequence[int] | np.ndarray,
+    slow_idx: Sequence[int] | np.ndarray,
+    size: tuple[int, int],
+    boxes: Sequence[Box],
+    threads: int = 0,
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Several regions of one clip from one decode: the union of its Slow and Fast frames is
+    decoded once and each of ``boxes`` is converted at ``size`` (as ``decode_clip(...,
+    size=size, box=box)`` would, pixel for pixel).
+
+    Returns:
+        one ``(slow, fast)`` pair per box, in the order of ``boxes``.
+    """
+    fast, slow, union = _clip_indices(record, fast_idx, slow_idx)
+    name = _record_name(record)
+    frames = decode_av_frames(
+        record["content"],
+        union,
+        frame_pts=record.get("frame_pts"),
+        keyframes=record.get("keyframes"),
+        threads=threads,
+        name=name,
+    )
+    label = name or describe_source(record["content"])
+    return [
+        _split(_converted(frames, FrameConverter(size=size, box=box), label), union, fast, slow)
+        for box in boxes
+    ]
+
+
+def _clip_indices(
+    record: Mapping[str, Any], fast_idx, slow_idx
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(fast, slow, union)``: the given indices (else the record's) and their sorted union."""
+    fast = np.asarray(record["fast_idx"] if fast_idx is None else fast_idx, dtype=np.int64)
+    slow = np.asarray(record["slow_idx"] if slow_idx is None else slow_idx, dtype=np.int64)
+    return fast, slow, np.union1d(fast, slow)
+
+
+def _record_name(record: Mapping[str, Any]) -> str | None:
+    return str(record.get("video_id") or "") or None
+
+
+def _split(
+    frames: np.ndarray, union: np.ndarray, fast: np.ndarray, slow: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(slow, fast)`` frames out of the frames of ``union``."""
     fast_frames = frames if np.array_equal(fast, union) else frames[np.searchsorted(union, fast)]
     return frames[np.searchsorted(union, slow)], fast_frames

@@ -19,7 +19,8 @@ recomputed at load time from each record's ``num_frames``/``fps`` with the spec'
 (``manifest.json``): a sweep over ``alpha`` or ``tau`` never re-ingests.
 
 - ``train``: random window (temporal jitter), then the training view of
-  :mod:`pipelines.views` (random short side at decode, random crop, random flip). Every
+  :mod:`pipelines.views` (random short side at decode, random crop, random flip);
+  ``DecodeOptions.clips_per_decode`` views per record, cut from one decode. Every
   iteration of the dataset (every epoch) draws new windows: from fresh OS entropy per task, or,
   when ``seed`` is given, as a fixed function of ``(seed, iteration, video_id, clip_index)``
   where ``iteration`` counts the executions of the dataset (Ray Data's execution index, the one
@@ -57,7 +58,7 @@ from pipelines.record_source import record_blocks
 from pipelines.views import (
     pathway_columns,
     spatial_views,
-    train_clip,
+    train_clips,
     window_indices,
     window_span,
 )
@@ -80,6 +81,10 @@ class DecodeOptions:
         crop_first: train mode scales only the crop's source region (2-3x fewer pixels
             through swscale; see :mod:`pipelines.views`). Off: the whole frame is scaled, then
             cropped, bit-identical to earlier versions.
+        clips_per_decode: train mode cuts this many rows (each its own random crop and flip,
+            one window and short side) from each record's one decode; an epoch then has this
+            many times the records' rows (:func:`pipelines.views.train_clips`). Val and test
+            are unchanged.
     """
 
     num_cpus: float = 1.0
@@ -87,6 +92,7 @@ class DecodeOptions:
     resources: Mapping[str, float] = field(default_factory=dict)
     threads: int | None = None
     crop_first: bool = False
+    clips_per_decode: int = 1
 
     def __post_init__(self) -> None:
         if self.num_cpus <= 0:
@@ -95,6 +101,10 @@ class DecodeOptions:
             raise ValueError(f"DecodeOptions.batch_size must be >= 1, got {self.batch_size!r}")
         if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
             raise ValueError(f"DecodeOptions.threads must be >= 1 or None, got {self.threads!r}")
+        if not isinstance(self.clips_per_decode, int) or self.clips_per_decode < 1:
+            raise ValueError(
+                f"DecodeOptions.clips_per_decode must be an int >= 1, got {self.clips_per_decode!r}"
+            )
 
     @property
     def decoder_threads(self) -> int:
@@ -155,7 +165,11 @@ def build_clip_dataset(
         limit=limit,
     )
     udf_args = dict(spec=spec, mode=mode, seed=seed, errors=errors)
-    udf_args.update(threads=decode.decoder_threads, crop_first=decode.crop_first)
+    udf_args.update(
+        threads=decode.decoder_threads,
+        crop_first=decode.crop_first,
+        clips_per_decode=decode.clips_per_decode,
+    )
     ds = ds.map_batches(
         decode_batch,
         batch_size=decode.batch_size,
@@ -225,20 +239,31 @@ def record_views(
     *,
     threads: int = 1,
     crop_first: bool = False,
+    clips_per_decode: int = 1,
     iteration: int = 0,
 ) -> list[tuple[list[np.ndarray], int]]:
-    """The ``(view, spatial_index)`` pairs one record yields: one in train/val, the
-    ``num_test_crops`` test views in test mode (see :mod:`pipelines.views`). A view holds the
-    ``pathways`` asked for, in that order (the loader asks for :func:`pathway_columns`);
-    ``threads`` and ``crop_first`` as in :class:`DecodeOptions`; ``iteration`` (the dataset's
-    execution, i.e. the epoch) changes a seeded record's draws every epoch."""
+    """The ``(view, spatial_index)`` pairs one record yields: ``clips_per_decode`` in train,
+    one in val, the ``num_test_crops`` test views in test mode (see :mod:`pipelines.views`).
+    A view holds the ``pathways`` asked for, in that order (the loader asks for
+    :func:`pathway_columns`); ``threads``, ``crop_first`` and ``clips_per_decode`` as in
+    :class:`DecodeOptions`; ``iteration`` (the dataset's execution, i.e. the epoch) changes a
+    seeded record's draws every epoch."""
     rng = record_rng(seed, str(record["video_id"]), int(record["clip_index"]), iteration)
     fast_idx, slow_idx = clip_window(record, spec, mode, rng)
     if mode == "train":
-        slow, fast = train_clip(
-            record, fast_idx, slow_idx, spec, rng, crop_first=crop_first, threads=threads
+        clips = train_clips(
+            record,
+            fast_idx,
+            slow_idx,
+            spec,
+            rng,
+            count=clips_per_decode,
+            crop_first=crop_first,
+            threads=threads,
         )
-        return [([{"slow": slow, "fast": fast}[name] for name in pathways], -1)]
+        return [
+            ([{"slow": slow, "fast": fast}[name] for name in pathways], -1) for slow, fast in clips
+        ]
     slow, fast = decode_clip(
         record,
         fast_idx=fast_idx,
@@ -286,6 +311,7 @@ def decode_batch(
     *,
     threads: int = 1,
     crop_first: bool = False,
+    clips_per_decode: int = 1,
     errors: DecodeErrorSink | None = None,
 ):
     """``map_batches`` UDF: records -> decoded, augmented rows (see module docstring)."""
@@ -304,6 +330,7 @@ def decode_batch(
             pathways=pathways,
             threads=threads,
             crop_first=crop_first,
+            clips_per_decode=clips_per_decode,
             iteration=iteration,
         )
         for view in views_of:

@@ -129,8 +129,13 @@ def horizontal_flip(clip: Sequence[np.ndarray]) -> list[np.ndarray]:
     return [a[:, :, ::-1] for a in clip]
 
 
+def draw_flip(rng: np.random.Generator, p: float = 0.5) -> bool:
+    """Whether a clip is flipped: one draw, true with probability ``p``."""
+    return bool(rng.random() < p)
+
+
 def random_horizontal_flip(
     clip: Sequence[np.ndarray], rng: np.random.Generator, p: float = 0.5
 ) -> list[np.ndarray]:
     """With probability ``p`` flip *all* pathways of the clip (one draw per clip)."""
-    return horizontal_flip(clip) if rng.random() < p else list(clip)
+    return horizontal_flip(clip) if draw_flip(rng, p) else list(clip)

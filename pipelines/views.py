@@ -7,7 +7,8 @@ a whole video file — one home for the crops of the loader, the evaluation and 
   the decoder scales only the crop's source region (:func:`pipelines.transforms.source_box`):
   the same crop of the same scaled picture from the same random draws, 2-3x fewer pixels
   through swscale, not bit-identical when the short side differs from the stored one (see
-  :mod:`pipelines.convert`).
+  :mod:`pipelines.convert`). :func:`train_clips` cuts several such views (each its own crop
+  and flip, one short side) from one decode of the window.
 - **test**: the window at ``spec.test_short_side``, cut into ``num_crops`` crops along the
   long side (left/top, centre, right/bottom; a single crop is the centre one, index 1).
 - **a video file** (prediction): its ``spec.num_test_clips`` uniform windows, decoded once,
@@ -31,10 +32,12 @@ import numpy as np
 
 from pipelines import sampling
 from pipelines.convert import scaled_size
-from pipelines.decode import decode_clip, decode_frames
+from pipelines.decode import decode_clip, decode_clip_boxes, decode_frames
 from pipelines.frame_table import VideoSource, read_frame_table
 from pipelines.transforms import (
     crop_origin,
+    draw_flip,
+    horizontal_flip,
     random_crop,
     random_horizontal_flip,
     random_short_side,
@@ -76,21 +79,50 @@ def train_clip(
     swscale computes, not the draws. ``threads``: decoder threads
     (:func:`pipelines.decode.decode_frames`).
     """
+    return train_clips(
+        record, fast_idx, slow_idx, spec, rng, count=1, crop_first=crop_first, threads=threads
+    )[0]
+
+
+def train_clips(
+    record: Mapping[str, Any],
+    fast_idx: np.ndarray,
+    slow_idx: np.ndarray,
+    spec: ClipSpec,
+    rng: np.random.Generator,
+    *,
+    count: int = 1,
+    crop_first: bool = False,
+    threads: int = 1,
+) -> list[Clip]:
+    """``count`` training views of one window from one decode: one short side for all, then
+    each view's own crop and flip (draws in that order: short side, then crop and flip of the
+    first view, of the second...; ``count=1`` is :func:`train_clip`). Without ``crop_first``
+    the window is scaled once and cropped ``count`` times; with it, the decoded frames are
+    kept and each view's region is converted (:func:`pipelines.decode.decode_clip_boxes`)."""
+    if count < 1:
+        raise ValueError(f"count must be >= 1, got {count}")
     short = random_short_side(rng, *spec.short_side_range)
     if not crop_first:
         clip = decode_clip(
             record, fast_idx=fast_idx, slow_idx=slow_idx, short_side=short, threads=threads
         )
-        return train_view(list(clip), spec, rng)
+        return [train_view(list(clip), spec, rng) for _ in range(count)]
     width, height = _frame_size(record)
     scaled = scaled_size(width, height, short)
-    y, x = crop_origin(rng, scaled[1], scaled[0], spec.crop_size)
-    box = source_box(width, height, scaled, y, x, spec.crop_size)
+    boxes, flips = [], []
+    for _ in range(count):
+        y, x = crop_origin(rng, scaled[1], scaled[0], spec.crop_size)
+        boxes.append(source_box(width, height, scaled, y, x, spec.crop_size))
+        flips.append(spec.flip and draw_flip(rng))
     size = (spec.crop_size, spec.crop_size)
-    clip = decode_clip(
-        record, fast_idx=fast_idx, slow_idx=slow_idx, size=size, box=box, threads=threads
+    clips = decode_clip_boxes(
+        record, fast_idx=fast_idx, slow_idx=slow_idx, size=size, boxes=boxes, threads=threads
     )
-    return random_horizontal_flip(list(clip), rng) if spec.flip else list(clip)
+    return [
+        horizontal_flip(clip) if flip else list(clip)
+        for clip, flip in zip(clips, flips, strict=True)
+    ]
 
 
 def _frame_size(record: Mapping[str, Any]) -> tuple[int, int]:

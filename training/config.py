@@ -37,6 +37,9 @@ class DataConfig:
     # scale only their crop (pipelines.loader.DecodeOptions).
     decode_threads: int | None = None
     decode_crop_first: bool = False
+    # Training rows cut from each record's one decode (own crop and flip each); an epoch has
+    # this many times the split's clips, and steps per epoch count them (training.plan).
+    clips_per_decode: int = 1
     shuffle_buffer: int = 64
     # Batches Ray Data's fetch threads prepare (and pin, on a GPU) ahead of the training step.
     prefetch_batches: int = 2
@@ -63,6 +66,12 @@ class DataConfig:
             raise ValueError("data.decode_threads must be >= 1 or null")
         if not 0.0 <= self.max_decode_error_fraction <= 1.0:
             raise ValueError("data.max_decode_error_fraction must be in [0, 1]")
+        if isinstance(self.clips_per_decode, bool) or not isinstance(self.clips_per_decode, int):
+            raise ValueError(
+                f"data.clips_per_decode must be an integer >= 1, got {self.clips_per_decode!r}"
+            )
+        if self.clips_per_decode < 1:
+            raise ValueError(f"data.clips_per_decode must be >= 1, got {self.clips_per_decode}")
         if self.val_cache_mb < 0:
             raise ValueError(f"data.val_cache_mb must be >= 0, got {self.val_cache_mb}")
 
@@ -75,6 +84,7 @@ class DataConfig:
             self.decode_resources,
             threads=self.decode_threads,
             crop_first=self.decode_crop_first,
+            clips_per_decode=self.clips_per_decode,
         )
 
 

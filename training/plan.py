@@ -127,13 +127,16 @@ def plan_training(job: TrainJobConfig, manifest: Manifest | None = None) -> Trai
         raise ConfigError(str(exc)) from exc
     clip = resolve_clip(job, model, manifest)
     n_train = manifest.clips_in(job.data.train_split)
+    rows = n_train * job.data.clips_per_decode  # an epoch's training rows
     global_batch = job.train.batch_size * job.scaling.num_workers
-    if n_train < global_batch:
+    if rows < global_batch:
+        per = f" x data.clips_per_decode {job.data.clips_per_decode}"
         raise ConfigError(
-            f"train split {job.data.train_split!r} has {n_train} clips, fewer than the global "
+            f"train split {job.data.train_split!r} has {n_train} clips"
+            f"{per if job.data.clips_per_decode > 1 else ''}, fewer than the global "
             f"batch {global_batch} (train.batch_size x scaling.num_workers)"
         )
-    steps = max(1, n_train // global_batch)
+    steps = max(1, rows // global_batch)
     if job.train.max_steps_per_epoch:
         steps = min(steps, job.train.max_steps_per_epoch)
     return TrainingPlan(

@@ -1,5 +1,5 @@
-"""views.train_clip in both modes, and the loader's DecodeOptions (threads, crop_first) reaching
-the decode tasks' function."""
+"""views.train_clip(s) in both modes, and the loader's DecodeOptions (threads, crop_first,
+clips_per_decode) reaching the decode tasks' function."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from pipelines.decode import decode_frames
 from pipelines.frame_table import read_frame_table
 from pipelines.loader import DecodeOptions, decode_batch
 from pipelines.synth import encode_mp4, render_frames, sample_spec
-from pipelines.views import train_clip, window_indices
+from pipelines import views
+from pipelines.views import train_clip, train_clips, window_indices
 from raysf.clip_spec import ClipSpec
 
 W, H = 128, 72
@@ -108,3 +109,68 @@ def test_val_mode_threads_one_is_exact(record):
     full = decode_frames(record["content"], fast, short_side=48)
     x = (full.shape[2] - 48) // 2
     np.testing.assert_array_equal(out["fast"][0], full[:, :, x : x + 48])
+
+
+@pytest.mark.parametrize("crop_first", [False, True])
+def test_one_of_train_clips_is_train_clip(record, crop_first):
+    spec = _spec()
+    fast, slow = window_indices(spec, 20, record["num_frames"], record["fps"])
+    a_rng, b_rng = np.random.default_rng(4), np.random.default_rng(4)
+    [many] = train_clips(record, fast, slow, spec, a_rng, count=1, crop_first=crop_first)
+    one = train_clip(record, fast, slow, spec, b_rng, crop_first=crop_first)
+    for a, b in zip(many, one, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert a_rng.integers(1 << 30) == b_rng.integers(1 << 30)
+
+
+@pytest.mark.parametrize("crop_first", [False, True])
+def test_train_clips_decode_once_and_each_view_is_a_train_clip(record, crop_first, monkeypatch):
+    """Three views from one decode: each is the view train_clip gives for the same short side
+    and its own crop and flip draws; the decoder runs once."""
+    spec = _spec()
+    fast, slow = window_indices(spec, 20, record["num_frames"], record["fps"])
+    calls = []
+    real = views.decode_clip_boxes if crop_first else views.decode_clip
+    name = "decode_clip_boxes" if crop_first else "decode_clip"
+    monkeypatch.setattr(views, name, lambda *a, **k: calls.append(1) or real(*a, **k))
+    clips = train_clips(record, fast, slow, spec, np.random.default_rng(9), count=3,
+                        crop_first=crop_first)  # fmt: skip
+    assert len(calls) == 1 and len(clips) == 3
+    assert all([x.shape for x in c] == [(4, 48, 48, 3), (16, 48, 48, 3)] for c in clips)
+    assert not np.array_equal(clips[0][1], clips[1][1])  # their own crops (or flips)
+    monkeypatch.undo()
+    # Replay the draws: the short side once, then each view's crop and flip.
+    rng = np.random.default_rng(9)
+    short = views.random_short_side(rng, *spec.short_side_range)
+    fixed = spec.replace(short_side_range=(short, short))
+    for clip in clips:
+        state = rng.bit_generator.state
+        replay = np.random.default_rng()
+        replay.bit_generator.state = state
+        replay.integers(short, short + 1)  # stands in for the short-side draw
+        expected = train_clip(record, fast, slow, fixed, replay, crop_first=crop_first)
+        for a, b in zip(clip, expected, strict=True):
+            np.testing.assert_array_equal(a, b)
+        rng = replay  # past this view's crop and flip
+
+
+def test_train_clips_needs_a_positive_count(record):
+    spec = _spec()
+    fast, slow = window_indices(spec, 20, record["num_frames"], record["fps"])
+    with pytest.raises(ValueError, match="count must be >= 1"):
+        train_clips(record, fast, slow, spec, np.random.default_rng(0), count=0)
+    with pytest.raises(ValueError, match="clips_per_decode must be an int >= 1"):
+        DecodeOptions(clips_per_decode=0)
+
+
+def test_decode_batch_cuts_clips_per_decode_rows_per_record(record):
+    batch = {k: np.array([record[k], record[k]], dtype=object) for k in record}
+    batch["clip_index"] = np.array([0, 1], dtype=object)
+    out = decode_batch(batch, _spec(), "train", 11, threads=1, clips_per_decode=3)
+    assert out["fast"].shape == (6, 16, 48, 48, 3)
+    assert out["clip_index"].tolist() == [0, 0, 0, 1, 1, 1]
+    assert out["label"].tolist() == [2] * 6 and out["spatial_index"].tolist() == [-1] * 6
+    one = decode_batch(batch, _spec(), "train", 11, threads=1)
+    np.testing.assert_array_equal(out["fast"][[0, 3]], one["fast"])  # first view: K=1's row
+    val = decode_batch(batch, _spec(), "val", None, threads=1, clips_per_decode=3)
+    assert val["fast"].shape[0] == 2  # val and test: one row per record as before

@@ -50,6 +50,8 @@ def test_overrides_are_typed():
         ("train.compile=always", "train.compile: 'always' matches none of"),
         ("data.prefetch_batches=-1", "data.prefetch_batches must be >= 0"),
         ("data.val_cache_mb=-1", "data.val_cache_mb must be >= 0"),
+        ("data.clips_per_decode=0", "data.clips_per_decode must be >= 1"),
+        ("data.clips_per_decode=1.5", "data.clips_per_decode: expected an integer"),
         ("scaling.num_workers=0", "scaling.num_workers must be >= 1"),
     ],
 )
