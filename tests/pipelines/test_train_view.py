@@ -6,11 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from pipelines import views
 from pipelines.decode import decode_frames
 from pipelines.frame_table import read_frame_table
 from pipelines.loader import DecodeOptions, decode_batch
 from pipelines.synth import encode_mp4, render_frames, sample_spec
-from pipelines import views
 from pipelines.views import train_clip, train_clips, window_indices
 from raysf.clip_spec import ClipSpec
 
