@@ -6,6 +6,7 @@ configuration's n, mean and t interval, and the paired difference against ``--ba
 (default: Slow-only when present). See :mod:`training.tune.combine` and docs/tune.md.
 
     python -m jobs.ablation_table a.json b.json [--baseline KEY] [--configs K1,K2] [--out DIR]
+        [--tag b.json=k2]   # b.json's configuration keys become KEY-k2 (same configs, other recipe)
     python -m jobs.ablation_table --smoke-test   # two generated sweep files (2 configs, 3 seeds)
 
 With ``--out`` it also writes ``ablation_seeds.md``/``.csv`` (the aggregated table),
@@ -38,6 +39,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--configs",
         default=None,
         help="comma-separated configuration keys to keep (default: every one in the files)",
+    )
+    parser.add_argument(
+        "--tag",
+        action="append",
+        default=[],
+        metavar="FILE=TAG",
+        help="append -TAG to the configuration keys of FILE (one of the sweep files; repeatable)",
     )
     parser.add_argument("--level", type=float, default=0.95, help="confidence level")
     parser.add_argument("--out", default=None, help="folder for the table, CSVs and plot")
@@ -82,7 +90,13 @@ def _table(args: argparse.Namespace) -> int:
         raise ValueError(f"--level must be in (0, 1), got {args.level}")
     sweeps = args.sweeps or smoke_sweeps(Path(tempfile.mkdtemp(prefix="raysf-table-")))
     configs = [k.strip() for k in args.configs.split(",") if k.strip()] if args.configs else None
-    rows, agg = combine_sweeps(sweeps, args.baseline, args.level, configs)
+    tags = {}
+    for item in args.tag:
+        path, sep, tag = item.rpartition("=")
+        if not sep or not path:
+            raise ValueError(f"--tag: expected FILE=TAG, got {item!r}")
+        tags[path] = tag
+    rows, agg = combine_sweeps(sweeps, args.baseline, args.level, configs, tags)
     table = format_aggregate_table(agg)
     console.line(table)
     if args.out:

@@ -118,3 +118,25 @@ def test_configs_keeps_only_the_named_configurations(tmp_path):
          "--log-dir", str(tmp_path)]
     )  # fmt: skip
     assert code == 0
+
+
+def test_a_tagged_file_pairs_the_same_configurations_under_another_recipe(tmp_path):
+    """The same configuration trained with two recipes (e.g. data.clips_per_decode 1 and 2):
+    the tagged file's keys get -TAG, and its trials pair with the other's by seed."""
+    one = _write(tmp_path / "k1.json", [_row("tsc", s, 0.5 + 0.1 * s) for s in range(3)])
+    two = _write(tmp_path / "k2.json", [_row("tsc", s, 0.45 + 0.1 * s) for s in range(3)])
+    rows, agg = combine_sweeps([one, two], baseline="tsc", tags={str(two): "k2"})
+    assert sorted(r["config_key"] for r in rows) == ["tsc"] * 3 + ["tsc-k2"] * 3
+    k2 = next(r for r in agg if r["key"] == "tsc-k2")
+    assert k2["configuration"] == "SlowFast tsc (k2)"
+    assert k2["diff_seeds"] == [0, 1, 2] and k2["diff_top1_mean"] == pytest.approx(-0.05)
+    assert k2["diff_top1_ci"] == pytest.approx(0.0, abs=1e-9)  # the same gap on every seed
+    with pytest.raises(ValueError, match=r"--tag: .*other\.json is not one of the sweep files"):
+        combine_sweeps([one, two], tags={str(tmp_path / "other.json"): "k2"})
+    with pytest.raises(ValueError, match=r"--tag: the tag of .* must be a non-empty word"):
+        combine_sweeps([one, two], tags={str(two): "k 2"})
+    code = ablation_table.main(
+        [str(one), str(two), "--tag", f"{two}=k2", "--baseline", "tsc", "--log-dir", str(tmp_path)]
+    )
+    assert code == 0
+    assert ablation_table.main([str(one), str(two), "--log-dir", str(tmp_path)]) == 2
