@@ -69,10 +69,12 @@ def prepare(cfg: TuneJobConfig, source: str = "tune config") -> list[PreparedPoi
     the ``space.*`` or ``train.*`` key of the first invalid one."""
     base = cfg.train
     manifest = runtime.read_manifest(resolve_path(base.data.dataset), base.data.endpoint_url)
-    if manifest.clips_in(base.data.train_split) < base.train.batch_size * base.scaling.num_workers:
+    clips = manifest.clips_in(base.data.train_split)
+    if clips * base.data.clips_per_decode < base.train.batch_size * base.scaling.num_workers:
+        per = f" (x data.clips_per_decode {base.data.clips_per_decode})"
         raise ConfigError(
-            f"{source}: train.train.batch_size: the train split has "
-            f"{manifest.clips_in(base.data.train_split)} clips, fewer than one global batch"
+            f"{source}: train.train.batch_size: the train split has {clips} clips"
+            f"{per if base.data.clips_per_decode > 1 else ''}, fewer than one global batch"
         )
     prepared, seen = [], set()
     configurations = select_points(make_points(cfg.space, base), cfg.search)
