@@ -111,6 +111,14 @@ class DecodeOptions:
         """Decoder threads per task (``threads``, or one per reserved CPU)."""
         return self.threads if self.threads is not None else max(1, int(self.num_cpus))
 
+    def task_args(self) -> dict[str, Any]:
+        """The decode function's keyword arguments that come from these options."""
+        return dict(
+            threads=self.decoder_threads,
+            crop_first=self.crop_first,
+            clips_per_decode=self.clips_per_decode,
+        )
+
     def remote_args(self) -> dict[str, Any]:
         """The decode task's Ray resource arguments (``num_cpus``, custom ``resources``)."""
         remote: dict[str, Any] = {"num_cpus": self.num_cpus}
@@ -164,12 +172,7 @@ def build_clip_dataset(
         endpoint_url=endpoint_url,
         limit=limit,
     )
-    udf_args = dict(spec=spec, mode=mode, seed=seed, errors=errors)
-    udf_args.update(
-        threads=decode.decoder_threads,
-        crop_first=decode.crop_first,
-        clips_per_decode=decode.clips_per_decode,
-    )
+    udf_args = dict(spec=spec, mode=mode, seed=seed, errors=errors, **decode.task_args())
     ds = ds.map_batches(
         decode_batch,
         batch_size=decode.batch_size,

@@ -215,6 +215,26 @@ def test_train_batches_shapes_labels_and_frame_accuracy(dataset, ray_local):
 
 
 @pytest.mark.slow
+def test_clips_per_decode_yields_that_many_rows_of_one_window(dataset, ray_local):
+    """DecodeOptions.clips_per_decode reaches the decode tasks: two rows per record, and with
+    crop == frame the two are one window, unflipped or mirrored (their own flip draws)."""
+    root, rows = dataset
+    ds = build_clip_dataset(
+        str(root),
+        split="train",
+        mode="train",
+        spec=spec(crop_size=SIDE, short_side_range=(SIDE, SIDE), test_short_side=SIDE),
+        decode=DecodeOptions(batch_size=2, clips_per_decode=2),
+    )
+    by_clip: dict[tuple, list[np.ndarray]] = {}
+    for r in _rows(ds):
+        by_clip.setdefault((r["video_id"], int(r["clip_index"])), []).append(r["fast"])
+    assert len(by_clip) == len(_records(rows, "train")) == 6
+    for a, b in by_clip.values():
+        assert np.array_equal(a, b) or np.array_equal(a, b[:, :, ::-1])
+
+
+@pytest.mark.slow
 def test_seeded_train_is_deterministic_and_torch_batches(dataset, ray_local):
     root, _ = dataset
     kwargs = dict(
