@@ -246,19 +246,8 @@ def decode_clip(
     Returns:
         ``(slow, fast)``: uint8 ``(T, H, W, 3)`` and ``(alpha*T, H, W, 3)``, no augmentation.
     """
-    fast, slow, union = _clip_indices(record, fast_idx, slow_idx)
-    frames = decode_frames(
-        record["content"],
-        union,
-        frame_pts=record.get("frame_pts"),
-        keyframes=record.get("keyframes"),
-        size=size,
-        short_side=short_side,
-        box=box,
-        threads=threads,
-        name=_record_name(record),
-    )
-    return _split(frames, union, fast, slow)
+    convert = FrameConverter(size=size, short_side=short_side, box=box)
+    return _decode_clip_views(record, fast_idx, slow_idx, [convert], threads)[0]
 
 
 def decode_clip_boxes(
@@ -277,8 +266,20 @@ def decode_clip_boxes(
     Returns:
         one ``(slow, fast)`` pair per box, in the order of ``boxes``.
     """
+    converters = [FrameConverter(size=size, box=box) for box in boxes]
+    return _decode_clip_views(record, fast_idx, slow_idx, converters, threads)
+
+
+def _decode_clip_views(
+    record: Mapping[str, Any],
+    fast_idx,
+    slow_idx,
+    converters: Sequence[FrameConverter],
+    threads: int,
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The union of a clip's frames decoded once, then ``(slow, fast)`` through each converter."""
     fast, slow, union = _clip_indices(record, fast_idx, slow_idx)
-    name = _record_name(record)
+    name = str(record.get("video_id") or "") or None
     frames = decode_av_frames(
         record["content"],
         union,
@@ -288,10 +289,7 @@ def decode_clip_boxes(
         name=name,
     )
     label = name or describe_source(record["content"])
-    return [
-        _split(_converted(frames, FrameConverter(size=size, box=box), label), union, fast, slow)
-        for box in boxes
-    ]
+    return [_split(_converted(frames, c, label), union, fast, slow) for c in converters]
 
 
 def _clip_indices(
@@ -301,10 +299,6 @@ def _clip_indices(
     fast = np.asarray(record["fast_idx"] if fast_idx is None else fast_idx, dtype=np.int64)
     slow = np.asarray(record["slow_idx"] if slow_idx is None else slow_idx, dtype=np.int64)
     return fast, slow, np.union1d(fast, slow)
-
-
-def _record_name(record: Mapping[str, Any]) -> str | None:
-    return str(record.get("video_id") or "") or None
 
 
 def _split(
