@@ -66,11 +66,7 @@ class DataConfig:
             raise ValueError("data.decode_threads must be >= 1 or null")
         if not 0.0 <= self.max_decode_error_fraction <= 1.0:
             raise ValueError("data.max_decode_error_fraction must be in [0, 1]")
-        if isinstance(self.clips_per_decode, bool) or not isinstance(self.clips_per_decode, int):
-            raise ValueError(
-                f"data.clips_per_decode must be an integer >= 1, got {self.clips_per_decode!r}"
-            )
-        if self.clips_per_decode < 1:
+        if self.clips_per_decode < 1:  # the config loader has checked that it is an integer
             raise ValueError(f"data.clips_per_decode must be >= 1, got {self.clips_per_decode}")
         if self.val_cache_mb < 0:
             raise ValueError(f"data.val_cache_mb must be >= 0, got {self.val_cache_mb}")

@@ -116,6 +116,13 @@ def run_name_of(job: TrainJobConfig, now: float | None = None) -> str:
     return name
 
 
+def epoch_rows(job: TrainJobConfig, manifest: Manifest) -> tuple[int, str]:
+    """An epoch's training rows (the train split's clips x ``data.clips_per_decode``) and the
+    words for them in an error (``"20 clips"``, ``"20 clips x data.clips_per_decode 2"``)."""
+    clips, per = manifest.clips_in(job.data.train_split), job.data.clips_per_decode
+    return clips * per, f"{clips} clips" + (f" x data.clips_per_decode {per}" if per > 1 else "")
+
+
 def plan_training(job: TrainJobConfig, manifest: Manifest | None = None) -> TrainingPlan:
     """The plan of ``job`` (reads the dataset manifest unless given); ``ConfigError`` when the
     dataset cannot serve it (too few clips for one global batch, a contradicting clip spec)."""
@@ -126,14 +133,11 @@ def plan_training(job: TrainJobConfig, manifest: Manifest | None = None) -> Trai
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
     clip = resolve_clip(job, model, manifest)
-    n_train = manifest.clips_in(job.data.train_split)
-    rows = n_train * job.data.clips_per_decode  # an epoch's training rows
+    rows, described = epoch_rows(job, manifest)
     global_batch = job.train.batch_size * job.scaling.num_workers
     if rows < global_batch:
-        per = f" x data.clips_per_decode {job.data.clips_per_decode}"
         raise ConfigError(
-            f"train split {job.data.train_split!r} has {n_train} clips"
-            f"{per if job.data.clips_per_decode > 1 else ''}, fewer than the global "
+            f"train split {job.data.train_split!r} has {described}, fewer than the global "
             f"batch {global_batch} (train.batch_size x scaling.num_workers)"
         )
     steps = max(1, rows // global_batch)

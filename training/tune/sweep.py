@@ -23,7 +23,7 @@ from raysf import console, runtime
 from raysf.config import ConfigError, dump_yaml, flatten, to_dict
 from training import tracking
 from training.config import TrainJobConfig, recorded_job, resolve_path
-from training.plan import model_summary
+from training.plan import epoch_rows, model_summary
 from training.tune.config import TuneJobConfig
 from training.tune.progress import SweepProgress, ignore_trial_events
 from training.tune.report import best_row, write_summary
@@ -69,12 +69,11 @@ def prepare(cfg: TuneJobConfig, source: str = "tune config") -> list[PreparedPoi
     the ``space.*`` or ``train.*`` key of the first invalid one."""
     base = cfg.train
     manifest = runtime.read_manifest(resolve_path(base.data.dataset), base.data.endpoint_url)
-    clips = manifest.clips_in(base.data.train_split)
-    if clips * base.data.clips_per_decode < base.train.batch_size * base.scaling.num_workers:
-        per = f" (x data.clips_per_decode {base.data.clips_per_decode})"
+    rows, described = epoch_rows(base, manifest)
+    if rows < base.train.batch_size * base.scaling.num_workers:
         raise ConfigError(
-            f"{source}: train.train.batch_size: the train split has {clips} clips"
-            f"{per if base.data.clips_per_decode > 1 else ''}, fewer than one global batch"
+            f"{source}: train.train.batch_size: the train split has {described}, "
+            "fewer than one global batch"
         )
     prepared, seen = [], set()
     configurations = select_points(make_points(cfg.space, base), cfg.search)
