@@ -66,8 +66,8 @@ def combine_sweeps(
     owner: dict[tuple[str, Any], Path] = {}
     found: set[str] = set()
     for path in map(Path, paths):
+        tag = tag_of.get(path)
         for row in read_sweep_rows(path):
-            tag = tag_of.get(path)
             if tag:
                 row = _tagged(row, tag)
             found.add(row["config_key"])
