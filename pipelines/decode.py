@@ -101,11 +101,22 @@ def decode_frames(
 
 
 def _converted(frames: list[av.VideoFrame], convert: FrameConverter, label: str) -> np.ndarray:
-    """The frames through ``convert``, stacked; a conversion error names the video."""
+    """The frames through ``convert``, in one array; a conversion error names the video.
+
+    Each converted frame is copied into the output as soon as it is made and its swscale
+    buffer freed before the next one is converted, so one buffer is reused (stacking a list
+    of converted frames keeps every buffer alive: fresh memory, page faults and a second
+    pass over the pixels)."""
     try:
-        return np.stack([convert(frame) for frame in frames])
+        first = convert(frames[0])
+        out = np.empty((len(frames), *first.shape), dtype=first.dtype)
+        out[0] = first
+        del first
+        for i in range(1, len(frames)):
+            out[i] = convert(frames[i])
     except ValueError as exc:
         raise ValueError(f"{label}: {exc}") from exc
+    return out
 
 
 def decode_av_frames(
@@ -304,6 +315,17 @@ def _clip_indices(
 def _split(
     frames: np.ndarray, union: np.ndarray, fast: np.ndarray, slow: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``(slow, fast)`` frames out of the frames of ``union``."""
-    fast_frames = frames if np.array_equal(fast, union) else frames[np.searchsorted(union, fast)]
-    return frames[np.searchsorted(union, slow)], fast_frames
+    """``(slow, fast)`` frames out of the frames of ``union``: views of ``frames`` where the
+    indices are every k-th frame of the union (the Fast frames are the union and the Slow
+    ones every alpha-th of them for both index rules), copies otherwise."""
+    return _pick(frames, union, slow), _pick(frames, union, fast)
+
+
+def _pick(frames: np.ndarray, union: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """The frames of ``idx`` (a sorted subset of ``union``): a strided view when they are
+    evenly spaced in ``union``, else a copy."""
+    pos = np.searchsorted(union, idx)
+    step = int(pos[1] - pos[0]) if pos.size > 1 else 1
+    if pos.size and step > 0 and np.array_equal(pos, pos[0] + step * np.arange(pos.size)):
+        return frames[int(pos[0]) :: step][: pos.size]
+    return frames[pos]

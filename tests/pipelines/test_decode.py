@@ -109,6 +109,26 @@ def test_decode_clip_returns_slow_subset_of_fast(video):
     assert s.shape == (4, 64, 96, 3) and f.shape == (16, 64, 96, 3)
     np.testing.assert_array_equal(s, reference[slow])
     np.testing.assert_array_equal(f, reference[fast])
+    # every 4th Fast frame: the Slow frames are a view of the Fast ones, not a second copy
+    assert np.shares_memory(s, f)
+
+
+@pytest.mark.parametrize(
+    "fast, slow",
+    [
+        ([60, 62, 64, 66, 68, 70, 72, 74], [61, 65, 69, 73]),  # Slow frames between Fast ones
+        ([60, 62, 64, 66, 68, 68, 68, 68], [60, 64, 68, 68]),  # the window runs off the end
+        ([60, 62, 64, 66, 68, 70, 72, 74], [60, 62, 70, 74]),  # not evenly spaced
+        ([60, 61, 64, 66, 69, 70, 72, 74], [74]),
+    ],
+)
+def test_decode_clip_picks_each_pathway_frames_whatever_their_spacing(video, fast, slow):
+    _, content, reference = video
+    record = {"content": content, "fast_idx": np.array(fast), "slow_idx": np.array(slow)}
+    s, f = decode_clip(record, size=(48, 32))
+    expected = _sequential(content, size=(48, 32))
+    np.testing.assert_array_equal(s, expected[slow])
+    np.testing.assert_array_equal(f, expected[fast])
 
 
 def test_errors_name_the_video(video):
