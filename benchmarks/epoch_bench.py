@@ -33,7 +33,7 @@ import time
 import ray
 
 from pipelines.loader import DecodeOptions, build_clip_dataset, decode_batch
-from pipelines.record_source import RECORD_COLUMNS
+from pipelines.record_source import RECORD_COLUMNS, read_record_files
 from raysf.runtime import read_manifest
 from training.smoke import smoke_dataset
 
@@ -43,7 +43,7 @@ def read_blocks_dataset(root: str, spec, decode: DecodeOptions, seed: int):
     from ray.data import RandomSeedConfig
     from ray.data.expressions import col
 
-    ds = ray.data.read_parquet(os.path.join(root, "clips"))
+    ds = read_record_files(os.path.join(root, "clips"))  # the reader the loader uses
     ds = ds.filter(expr=col("split") == "train")
     ds = ds.select_columns([c for c in RECORD_COLUMNS if c in ds.schema().names])
     ds = ds.randomize_block_order(seed=RandomSeedConfig(seed=seed, reseed_after_execution=True))
@@ -103,11 +103,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
+    # before the smoke set's ingest, which runs on the Ray it finds
+    ray.init(num_cpus=args.cpus, include_dashboard=False, log_to_driver=False)
     root = args.dataset or smoke_dataset(tempfile.mkdtemp(prefix="epoch-bench-"))
     spec = read_manifest(str(root), None).clip_spec.replace(
         crop_size=args.crop, short_side_range=(args.crop + 8, args.crop + 16)
     )
-    ray.init(num_cpus=args.cpus, include_dashboard=False, log_to_driver=False)
     decode = DecodeOptions(batch_size=args.decode_batch)
     variants = {
         "streaming": build_clip_dataset(
