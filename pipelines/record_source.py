@@ -108,14 +108,13 @@ def _records(source: Any, split: str, endpoint_url: str | None, shuffle: Any):
 
 
 def read_record_files(path: str, filesystem: Any = None, shuffle: Any = None):
-    """The record files under ``path``: ``ray.data.read_parquet`` through Ray Data's first Parquet datasource (see the module
-    docstring); the process's ``DataContext`` is left as it was."""
+    """The record files under ``path``: ``ray.data.read_parquet`` through Ray Data's first
+    Parquet datasource (see the module docstring); the process's ``DataContext`` is left as it
+    was."""
     import ray.data  # heavy; the decode tasks never need it
 
     context = ray.data.DataContext.get_current()
-    previous = getattr(context, "use_datasource_v2", None)
-    if previous is None:  # a Ray without DataSourceV2
-        return ray.data.read_parquet(path, filesystem=filesystem, shuffle=shuffle)
+    previous = getattr(context, "use_datasource_v2", False)  # False: a Ray without DataSourceV2
     context.use_datasource_v2 = False
     try:
         return ray.data.read_parquet(path, filesystem=filesystem, shuffle=shuffle)
