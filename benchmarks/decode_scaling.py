@@ -6,7 +6,8 @@ as Ray's decode tasks would be, one decoder thread each) run the loader's traini
 random 224 crop, flip) over videos of the training re-encode profile, for a fixed time, all
 started together, first with one process, then with N. Reported per process count and decode
 mode (``exact``: whole frame scaled then cropped, the default; ``crop_first``:
-``DecodeOptions.crop_first``): clips/s of all processes together (wall), clips per CPU-second
+``DecodeOptions.crop_first``; ``planes``: ``DecodeOptions.convert_on_device``, the crop's
+4:2:0 planes cut with no conversion, :func:`pipelines.views.train_planes`): clips/s of all processes together (wall), clips per CPU-second
 per process, and the 250 clips/s target; ``aggregate_clips_per_s`` sums it up and
 ``scaling`` is N processes' clips/s over N times one process's.
 
@@ -37,11 +38,12 @@ from kinetics_sources import RAW_SOURCES, raw_video, reencoded  # noqa: E402
 
 from pipelines.frame_table import read_frame_table  # noqa: E402
 from pipelines.segment import REENCODE_PROFILES  # noqa: E402
-from pipelines.views import train_clip, window_indices, window_span  # noqa: E402
+from pipelines.views import train_clip, train_planes, window_indices, window_span  # noqa: E402
 from raysf.clip_spec import ClipSpec  # noqa: E402
 
 SPEC = ClipSpec(slow_frames=8, tau=8, alpha=4, target_fps=30.0, num_val_clips=1, num_test_clips=10)
 TARGET_CLIPS_PER_S = 250.0
+MODES = ("exact", "crop_first", "planes")
 
 
 def _make_video(args: tuple[int, str | None]) -> bytes:
@@ -50,7 +52,7 @@ def _make_video(args: tuple[int, str | None]) -> bytes:
     return reencoded(raw, REENCODE_PROFILES["train"], cache=cache)
 
 
-def _worker(contents, crop_first, seed, barrier, deadline_box, queue) -> None:
+def _worker(contents, mode, seed, barrier, deadline_box, queue) -> None:
     """Decode training clips until the shared deadline; report (clips, cpu_s, wall_s)."""
     records = []
     for i, content in enumerate(contents):
@@ -67,7 +69,10 @@ def _worker(contents, crop_first, seed, barrier, deadline_box, queue) -> None:
         span = window_span(SPEC, record["fps"])
         start = int(rng.integers(0, max(record["num_frames"] - span, 0) + 1))
         fast, slow = window_indices(SPEC, start, record["num_frames"], record["fps"])
-        train_clip(record, fast, slow, SPEC, rng, crop_first=crop_first, threads=1)
+        if mode == "planes":
+            train_planes(record, fast, slow, SPEC, rng, pathways=("fast",), threads=1)
+        else:
+            train_clip(record, fast, slow, SPEC, rng, crop_first=mode == "crop_first", threads=1)
 
     for _ in range(3):  # warm-up: imports, first allocations
         one()
@@ -79,13 +84,13 @@ def _worker(contents, crop_first, seed, barrier, deadline_box, queue) -> None:
     queue.put((clips, time.process_time() - cpu0, time.perf_counter() - wall0))
 
 
-def run_mode(contents: list[bytes], processes: int, seconds: float, crop_first: bool) -> dict:
+def run_mode(contents: list[bytes], processes: int, seconds: float, mode: str) -> dict:
     ctx = mp.get_context("fork")
     barrier = ctx.Barrier(processes + 1)
     deadline = ctx.RawValue("d", 0.0)  # 0: not set yet (the workers keep going)
     queue = ctx.Queue()
     procs = [
-        ctx.Process(target=_worker, args=(contents, crop_first, k, barrier, deadline, queue))
+        ctx.Process(target=_worker, args=(contents, mode, k, barrier, deadline, queue))
         for k in range(processes)
     ]
     for p in procs:
@@ -115,7 +120,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30.0, help="timed run per mode")
     parser.add_argument("--videos", type=int, default=4, help="training-profile videos")
     parser.add_argument("--cache", default=None, help="folder keeping the generated videos")
+    parser.add_argument("--modes", default=",".join(MODES), help="comma-separated decode modes")
     args = parser.parse_args()
+    modes = args.modes.split(",")
+    if set(modes) - set(MODES):
+        parser.error(f"--modes: {sorted(set(modes) - set(MODES))} not among {MODES}")
     if args.processes < 1 or args.videos < 1 or args.seconds <= 0:
         parser.error("--processes and --videos must be >= 1, --seconds > 0")
     t0 = time.perf_counter()
@@ -123,10 +132,7 @@ def main() -> None:
         contents = pool.map(_make_video, [(i, args.cache) for i in range(args.videos)])
     generate_s = time.perf_counter() - t0
     runs = {
-        str(n): {
-            name: run_mode(contents, n, args.seconds, crop_first)
-            for name, crop_first in (("exact", False), ("crop_first", True))
-        }
+        str(n): {mode: run_mode(contents, n, args.seconds, mode) for mode in modes}
         for n in sorted({1, args.processes})
     }
     one, many = runs["1"], runs[str(args.processes)]

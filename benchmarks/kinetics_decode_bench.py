@@ -15,7 +15,9 @@ video's length):
 
 - ``loader``: :func:`pipelines.views.train_clip`, what a loader task runs per training clip
   (random short side in [256, 320], random 224 crop, flip), one decoder thread;
-  ``loader_crop_first`` the same with ``DecodeOptions.crop_first``;
+  ``loader_crop_first`` the same with ``DecodeOptions.crop_first``; ``loader_planes`` the
+  same with ``DecodeOptions.convert_on_device`` (:func:`pipelines.views.train_planes`: the
+  crop's 4:2:0 planes copied out, scaling and colour conversion left to the training device);
 - ``loader_2_per_decode`` / ``loader_crop_first_2_per_decode``: the same with
   ``data.clips_per_decode=2`` (:func:`pipelines.views.train_clips`: two training clips, each its
   own crop and flip, from one decode of the window), counted as two clips;
@@ -58,7 +60,13 @@ from pipelines.decode import decode_av_frames  # noqa: E402
 from pipelines.frame_table import read_frame_table  # noqa: E402
 from pipelines.segment import REENCODE_PROFILES  # noqa: E402
 from pipelines.transforms import random_crop, random_horizontal_flip  # noqa: E402
-from pipelines.views import train_clip, train_clips, window_indices, window_span  # noqa: E402
+from pipelines.views import (  # noqa: E402
+    train_clip,
+    train_clips,
+    train_planes,
+    window_indices,
+    window_span,
+)
 from raysf.clip_spec import ClipSpec  # noqa: E402
 
 SAMPLINGS = {
@@ -161,6 +169,9 @@ PATHS = {
     "loader_crop_first": lambda r, f, s, spec, rng: train_clip(
         r, f, s, spec, rng, crop_first=True, threads=1
     ),
+    "loader_planes": lambda r, f, s, spec, rng: train_planes(
+        r, f, s, spec, rng, pathways=("fast",), threads=1
+    ),
     "loader_2_per_decode": lambda r, f, s, spec, rng: train_clips(
         r, f, s, spec, rng, count=2, threads=1
     ),
@@ -259,8 +270,10 @@ def profile_entry(contents: list[bytes], raws: list[bytes] | None, r: dict) -> d
     for path in PATHS:
         entry[f"{path}_clips_per_cpu_s"] = r[path]
     loader, crop, ceiling = r["loader"], r["loader_crop_first"], r["decode_ceiling"]
+    planes = r["loader_planes"]
     entry["loader_vs_ceiling"] = {s: round(loader[s] / ceiling[s], 3) for s in loader}
     entry["loader_crop_first_vs_ceiling"] = {s: round(crop[s] / ceiling[s], 3) for s in crop}
+    entry["loader_planes_vs_ceiling"] = {s: round(planes[s] / ceiling[s], 3) for s in planes}
     for k2, base in (
         ("loader_2_per_decode", "loader"),
         ("loader_crop_first_2_per_decode", "loader_crop_first"),
@@ -269,6 +282,9 @@ def profile_entry(contents: list[bytes], raws: list[bytes] | None, r: dict) -> d
     entry["cores_per_gpu_at_250"] = {s: round(GPU_CLIPS_PER_S / loader[s], 1) for s in loader}
     entry["cores_per_gpu_at_250_crop_first"] = {
         s: round(GPU_CLIPS_PER_S / crop[s], 1) for s in crop
+    }
+    entry["cores_per_gpu_at_250_planes"] = {
+        s: round(GPU_CLIPS_PER_S / planes[s], 1) for s in planes
     }
     return entry
 
@@ -313,6 +329,7 @@ def ratios(profiles: dict) -> dict:
 
     loader, legacy = "loader_clips_per_cpu_s", "legacy_loader_clips_per_cpu_s"
     crop = "loader_crop_first_clips_per_cpu_s"
+    planes = "loader_planes_clips_per_cpu_s"
     out: dict = {}
     for s in SAMPLINGS:
         out.setdefault("speedup_vs_today_same_size", {})[s] = r(
@@ -332,6 +349,12 @@ def ratios(profiles: dict) -> dict:
         )
         out.setdefault("speedup_train_profile_vs_raw_crop_first", {})[s] = r(
             "train-profile", crop, "k400-raw-360p", crop, s
+        )
+        out.setdefault("speedup_vs_today_same_size_planes", {})[s] = r(
+            "train-profile", planes, "archive", legacy, s
+        )
+        out.setdefault("speedup_train_profile_vs_raw_planes", {})[s] = r(
+            "train-profile", planes, "k400-raw-360p", planes, s
         )
         out.setdefault("speedup_train_profile_vs_raw_legacy_loader", {})[s] = r(
             "train-profile", loader, "k400-raw-360p", legacy, s
@@ -366,7 +389,7 @@ def main() -> None:
     for name, videos in contents.items():
         clips = max(4, args.clips // 2) if name == "k400-raw-720p" else args.clips
         cells += cells_for(name, make_records(videos), clips, list(PATHS), SAMPLINGS)
-    choice_paths = ["loader", "loader_crop_first", "decode_ceiling"]
+    choice_paths = ["loader", "loader_crop_first", "loader_planes", "decode_ceiling"]
     for name, videos in choices.items():
         cells += cells_for(
             f"choice:{name}", make_records(videos), args.choice_clips, choice_paths,

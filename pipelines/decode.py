@@ -16,7 +16,9 @@ Strategy (one pass per clip, :func:`decode_av_frames`):
    an earlier keyframe, counting silently shifts the clip.
 5. Convert to RGB only the frames that are needed, scaling inside libswscale straight to the
    output size (no full-resolution RGB frame is ever built and resized in Python), with one
-   swscale context and one swscale thread per call (:mod:`pipelines.convert`).
+   swscale context and one swscale thread per call (:mod:`pipelines.convert`); or, for
+   training views converted on the device, copy out the crop's box of the 4:2:0 planes
+   (:func:`decode_clip_planes`, :mod:`pipelines.planes`).
 
 Decoder threads: ``threads=1`` decodes on the calling thread (the loader's choice: its tasks
 already fill the cores, and frame threads only add start-up latency and synchronisation to a
@@ -33,6 +35,7 @@ import numpy as np
 from pipelines.convert import Box, FrameConverter, scaled_size
 from pipelines.frame_table import VideoSource, describe_source, open_container, read_frame_table
 from pipelines.h264 import avcc_length_size, is_non_reference
+from pipelines.planes import PlaneCutter
 
 if TYPE_CHECKING:
     import av
@@ -43,6 +46,7 @@ __all__ = [
     "decode_av_frames",
     "decode_clip",
     "decode_clip_boxes",
+    "decode_clip_planes",
     "decode_frames",
     "scaled_size",
 ]
@@ -281,6 +285,47 @@ def decode_clip_boxes(
     return _decode_clip_views(record, fast_idx, slow_idx, converters, threads)
 
 
+def decode_clip_planes(
+    record: Mapping[str, Any],
+    *,
+    fast_idx: Sequence[int] | np.ndarray,
+    slow_idx: Sequence[int] | np.ndarray,
+    cutters: Sequence[PlaneCutter],
+    threads: int = 0,
+) -> list[tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray], int]]:
+    """Several boxes of one clip from one decode, as 4:2:0 planes (no colour conversion; see
+    :mod:`pipelines.planes`).
+
+    Returns:
+        one ``((slow_y, slow_uv), (fast_y, fast_uv), yuv_code)`` per cutter, in their order.
+    """
+    fast, slow, union = _clip_indices(record, fast_idx, slow_idx)
+    frames = _record_frames(record, union, threads)
+    out = []
+    for cutter in cutters:
+        try:
+            y, uv, code = cutter.cut(frames)
+        except ValueError as exc:
+            label = str(record.get("video_id") or "") or describe_source(record["content"])
+            raise ValueError(f"{label}: {exc}") from exc
+        slow_y, fast_y = _split(y, union, fast, slow)
+        slow_uv, fast_uv = _split(uv, union, fast, slow)
+        out.append(((slow_y, slow_uv), (fast_y, fast_uv), code))
+    return out
+
+
+def _record_frames(record: Mapping[str, Any], union: np.ndarray, threads: int) -> list:
+    """The decoded frames of ``union`` (sorted, unique) of a clip record."""
+    return decode_av_frames(
+        record["content"],
+        union,
+        frame_pts=record.get("frame_pts"),
+        keyframes=record.get("keyframes"),
+        threads=threads,
+        name=str(record.get("video_id") or "") or None,
+    )
+
+
 def _decode_clip_views(
     record: Mapping[str, Any],
     fast_idx,
@@ -290,16 +335,8 @@ def _decode_clip_views(
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """The union of a clip's frames decoded once, then ``(slow, fast)`` through each converter."""
     fast, slow, union = _clip_indices(record, fast_idx, slow_idx)
-    name = str(record.get("video_id") or "") or None
-    frames = decode_av_frames(
-        record["content"],
-        union,
-        frame_pts=record.get("frame_pts"),
-        keyframes=record.get("keyframes"),
-        threads=threads,
-        name=name,
-    )
-    label = name or describe_source(record["content"])
+    frames = _record_frames(record, union, threads)
+    label = str(record.get("video_id") or "") or describe_source(record["content"])
     return [_split(_converted(frames, c, label), union, fast, slow) for c in converters]
 
 

@@ -20,7 +20,9 @@ recomputed at load time from each record's ``num_frames``/``fps`` with the spec'
 
 - ``train``: random window (temporal jitter), then the training view of
   :mod:`pipelines.views` (random short side at decode, random crop, random flip);
-  ``DecodeOptions.clips_per_decode`` views per record, cut from one decode. Every
+  ``DecodeOptions.clips_per_decode`` views per record, cut from one decode; with
+  ``DecodeOptions.convert_on_device`` as 4:2:0 planes of the crop's region, which the
+  training device scales and converts (:mod:`pipelines.planes`). Every
   iteration of the dataset (every epoch) draws new windows: from fresh OS entropy per task, or,
   when ``seed`` is given, as a fixed function of ``(seed, iteration, video_id, clip_index)``
   where ``iteration`` counts the executions of the dataset (Ray Data's execution index, the one
@@ -54,11 +56,13 @@ import numpy as np
 from pipelines import sampling
 from pipelines.decode import decode_clip
 from pipelines.decode_errors import DecodeErrorSink
+from pipelines.planes import PlaneView, empty_plane_rows, plane_rows
 from pipelines.record_source import record_blocks
 from pipelines.views import (
     pathway_columns,
     spatial_views,
     train_clips,
+    train_planes,
     window_indices,
     window_span,
 )
@@ -85,6 +89,10 @@ class DecodeOptions:
             one window and short side) from each record's one decode; an epoch then has this
             many times the records' rows (:func:`pipelines.views.train_clips`). Val and test
             are unchanged.
+        convert_on_device: train mode ships each view's source box as 4:2:0 planes, with no
+            scaling or colour conversion on the CPU (:mod:`pipelines.planes`); the training
+            device turns them into the view (:mod:`training.planes`). The same draws as
+            ``crop_first``, which it replaces. Val and test rows stay RGB.
     """
 
     num_cpus: float = 1.0
@@ -93,6 +101,7 @@ class DecodeOptions:
     threads: int | None = None
     crop_first: bool = False
     clips_per_decode: int = 1
+    convert_on_device: bool = False
 
     def __post_init__(self) -> None:
         if self.num_cpus <= 0:
@@ -104,6 +113,11 @@ class DecodeOptions:
         if not isinstance(self.clips_per_decode, int) or self.clips_per_decode < 1:
             raise ValueError(
                 f"DecodeOptions.clips_per_decode must be an int >= 1, got {self.clips_per_decode!r}"
+            )
+        if self.crop_first and self.convert_on_device:
+            raise ValueError(
+                "DecodeOptions: crop_first and convert_on_device are alternatives (the device "
+                "conversion already scales only the crop's region); set one of them"
             )
 
     @property
@@ -117,6 +131,7 @@ class DecodeOptions:
             threads=self.decoder_threads,
             crop_first=self.crop_first,
             clips_per_decode=self.clips_per_decode,
+            convert_on_device=self.convert_on_device,
         )
 
     def remote_args(self) -> dict[str, Any]:
@@ -159,6 +174,9 @@ def build_clip_dataset(
         int64, ``video_id`` str, ``clip_index`` int32, ``spatial_index`` int32 (-1 for train's
         random crop); plus ``slow`` uint8 ``(T, crop, crop, 3)`` only for a rule whose Slow
         frames are not positions of the Fast ones (:func:`~pipelines.views.pathway_columns`).
+        Train rows of ``decode.convert_on_device`` carry ``<pathway>_y``, ``<pathway>_uv``,
+        ``region``, ``flip`` and ``yuv`` instead of the RGB pathways
+        (:func:`pipelines.planes.plane_rows`).
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -243,16 +261,29 @@ def record_views(
     threads: int = 1,
     crop_first: bool = False,
     clips_per_decode: int = 1,
+    convert_on_device: bool = False,
     iteration: int = 0,
-) -> list[tuple[list[np.ndarray], int]]:
+) -> list[tuple[list[np.ndarray], int]] | list[PlaneView]:
     """The ``(view, spatial_index)`` pairs one record yields: ``clips_per_decode`` in train,
     one in val, the ``num_test_crops`` test views in test mode (see :mod:`pipelines.views`).
     A view holds the ``pathways`` asked for, in that order (the loader asks for
-    :func:`pathway_columns`); ``threads``, ``crop_first`` and ``clips_per_decode`` as in
+    :func:`pathway_columns`); ``threads``, ``crop_first``, ``clips_per_decode`` and
+    ``convert_on_device`` (train views as :class:`~pipelines.planes.PlaneView`) as in
     :class:`DecodeOptions`; ``iteration`` (the dataset's execution, i.e. the epoch) changes a
     seeded record's draws every epoch."""
     rng = record_rng(seed, str(record["video_id"]), int(record["clip_index"]), iteration)
     fast_idx, slow_idx = clip_window(record, spec, mode, rng)
+    if mode == "train" and convert_on_device:
+        return train_planes(
+            record,
+            fast_idx,
+            slow_idx,
+            spec,
+            rng,
+            count=clips_per_decode,
+            pathways=pathways,
+            threads=threads,
+        )
     if mode == "train":
         clips = train_clips(
             record,
@@ -315,11 +346,13 @@ def decode_batch(
     threads: int = 1,
     crop_first: bool = False,
     clips_per_decode: int = 1,
+    convert_on_device: bool = False,
     errors: DecodeErrorSink | None = None,
 ):
     """``map_batches`` UDF: records -> decoded, augmented rows (see module docstring)."""
     pathways = pathway_columns(spec)
-    views: list[tuple[list[np.ndarray], int]] = []
+    planes = convert_on_device and mode == "train"
+    views: list = []
     meta: dict[str, list] = {"label": [], "video_id": [], "clip_index": []}
     iteration = _iteration() if seed is not None and mode == "train" else 0
     for i in range(len(batch["video_id"])):
@@ -334,6 +367,7 @@ def decode_batch(
             threads=threads,
             crop_first=crop_first,
             clips_per_decode=clips_per_decode,
+            convert_on_device=planes,
             iteration=iteration,
         )
         for view in views_of:
@@ -341,6 +375,8 @@ def decode_batch(
             meta["label"].append(int(record["label_id"]))
             meta["video_id"].append(str(record["video_id"]))
             meta["clip_index"].append(int(record["clip_index"]))
+    if planes:
+        return plane_rows(views, pathways, meta) if views else empty_plane_rows(spec, pathways)
     if not views:
         return empty_rows(spec, pathways)
     return view_rows(views, pathways, meta)

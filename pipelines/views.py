@@ -32,8 +32,9 @@ import numpy as np
 
 from pipelines import sampling
 from pipelines.convert import scaled_size
-from pipelines.decode import decode_clip, decode_clip_boxes, decode_frames
+from pipelines.decode import decode_clip, decode_clip_boxes, decode_clip_planes, decode_frames
 from pipelines.frame_table import VideoSource, read_frame_table
+from pipelines.planes import PlaneCutter, PlaneView, plane_side
 from pipelines.transforms import (
     crop_origin,
     draw_flip,
@@ -108,13 +109,7 @@ def train_clips(
             record, fast_idx=fast_idx, slow_idx=slow_idx, short_side=short, threads=threads
         )
         return [train_view(list(clip), spec, rng) for _ in range(count)]
-    width, height = _frame_size(record)
-    scaled = scaled_size(width, height, short)
-    boxes, flips = [], []
-    for _ in range(count):
-        y, x = crop_origin(rng, scaled[1], scaled[0], spec.crop_size)
-        boxes.append(source_box(width, height, scaled, y, x, spec.crop_size))
-        flips.append(spec.flip and draw_flip(rng))
+    boxes, flips = _boxes_and_flips(record, spec, short, count, rng)
     size = (spec.crop_size, spec.crop_size)
     clips = decode_clip_boxes(
         record, fast_idx=fast_idx, slow_idx=slow_idx, size=size, boxes=boxes, threads=threads
@@ -123,6 +118,52 @@ def train_clips(
         horizontal_flip(clip) if flip else list(clip)
         for clip, flip in zip(clips, flips, strict=True)
     ]
+
+
+def train_planes(
+    record: Mapping[str, Any],
+    fast_idx: np.ndarray,
+    slow_idx: np.ndarray,
+    spec: ClipSpec,
+    rng: np.random.Generator,
+    *,
+    count: int = 1,
+    pathways: tuple[str, ...] = ("slow", "fast"),
+    threads: int = 1,
+) -> list[PlaneView]:
+    """``count`` training views of one window in plane form (:mod:`pipelines.planes`): the
+    draws of :func:`train_clips` with ``crop_first`` (short side, then each view's crop and
+    flip), each view's source box copied out of the decoded 4:2:0 planes; the training device
+    scales, flips and converts them (:mod:`training.planes`)."""
+    if count < 1:
+        raise ValueError(f"count must be >= 1, got {count}")
+    short = random_short_side(rng, *spec.short_side_range)
+    boxes, flips = _boxes_and_flips(record, spec, short, count, rng)
+    side = plane_side(spec.crop_size, spec.short_side_range)
+    cutters = [PlaneCutter(box, side) for box in boxes]
+    cut = decode_clip_planes(
+        record, fast_idx=fast_idx, slow_idx=slow_idx, cutters=cutters, threads=threads
+    )
+    views = []
+    for (slow, fast, code), cutter, flip in zip(cut, cutters, flips, strict=True):
+        planes = {"slow": slow, "fast": fast}
+        views.append(PlaneView({p: planes[p] for p in pathways}, cutter.region, flip, code))
+    return views
+
+
+def _boxes_and_flips(
+    record: Mapping[str, Any], spec: ClipSpec, short: int, count: int, rng: np.random.Generator
+) -> tuple[list[tuple[int, int, int, int]], list[bool]]:
+    """The source boxes and flips of ``count`` views at short side ``short`` (draws: crop,
+    then flip, view after view)."""
+    width, height = _frame_size(record)
+    scaled = scaled_size(width, height, short)
+    boxes, flips = [], []
+    for _ in range(count):
+        y, x = crop_origin(rng, scaled[1], scaled[0], spec.crop_size)
+        boxes.append(source_box(width, height, scaled, y, x, spec.crop_size))
+        flips.append(bool(spec.flip and draw_flip(rng)))
+    return boxes, flips
 
 
 def _frame_size(record: Mapping[str, Any]) -> tuple[int, int]:

@@ -37,6 +37,9 @@ class DataConfig:
     # scale only their crop (pipelines.loader.DecodeOptions).
     decode_threads: int | None = None
     decode_crop_first: bool = False
+    # Training clips leave the decode task as the crop's 4:2:0 planes and are scaled, flipped
+    # and converted to RGB on the training device (pipelines.planes, training.planes).
+    convert_on_device: bool = False
     # Training rows cut from each record's one decode (own crop and flip each); an epoch has
     # this many times the split's clips, and steps per epoch count them (training.plan).
     clips_per_decode: int = 1
@@ -70,6 +73,11 @@ class DataConfig:
             raise ValueError(f"data.clips_per_decode must be >= 1, got {self.clips_per_decode}")
         if self.val_cache_mb < 0:
             raise ValueError(f"data.val_cache_mb must be >= 0, got {self.val_cache_mb}")
+        if self.decode_crop_first and self.convert_on_device:
+            raise ValueError(
+                "data.decode_crop_first and data.convert_on_device are alternatives (the device "
+                "conversion already scales only the crop's region): set one of them"
+            )
 
     @property
     def decode(self) -> DecodeOptions:
@@ -81,6 +89,7 @@ class DataConfig:
             threads=self.decode_threads,
             crop_first=self.decode_crop_first,
             clips_per_decode=self.clips_per_decode,
+            convert_on_device=self.convert_on_device,
         )
 
 

@@ -13,6 +13,9 @@ frames (:func:`pipelines.views.pathway_columns`; both index rules). On the devic
    layout itself, so that format costs no extra copy).
 
 A batch that carries ``slow`` (a rule whose Slow frames are not a subset) is used as it is.
+A training batch in plane form (``fast_y``, ``fast_uv``, ...: ``data.convert_on_device``,
+:mod:`pipelines.planes`) is scaled, flipped and converted to RGB here
+(:class:`training.planes.PlaneConverter`), then its Slow frames are taken from the Fast ones.
 
 :class:`DeviceFeed` wraps an iterable of host batches. On CUDA it copies batch ``i+1`` (pinned
 by Ray Data's ``iter_torch_batches(pin_memory=True)``) and normalises it on a side stream while
@@ -31,7 +34,9 @@ import numpy as np
 import torch
 
 from pipelines import sampling
+from pipelines.planes import PER_ROW
 from raysf.clip_spec import KINETICS_MEAN, KINETICS_STD, ClipSpec
+from training.planes import PlaneConverter
 
 Batch = tuple[list[torch.Tensor], torch.Tensor]
 
@@ -49,6 +54,7 @@ class DeviceInputs:
         slow_positions: positions of the Slow frames among the Fast ones; ``None`` when
             batches carry their own ``slow``.
         channels_last: return tensors in ``torch.channels_last_3d`` memory format.
+        crop_size: output side of batches in plane form (None: such batches are refused).
     """
 
     def __init__(
@@ -58,6 +64,7 @@ class DeviceInputs:
         std: Sequence[float] = KINETICS_STD,
         slow_positions: Sequence[int] | np.ndarray | None = None,
         channels_last: bool = False,
+        crop_size: int | None = None,
     ):
         if len(mean) != 3 or len(std) != 3 or any(s <= 0 for s in std):
             raise ValueError(f"mean and std need 3 values (std > 0), got {mean}, {std}")
@@ -73,12 +80,15 @@ class DeviceInputs:
             self.positions = torch.from_numpy(pos).to(self.device)
             self._frames_needed = int(pos.max()) + 1  # a host int: checking it never syncs
         self.memory_format = torch.channels_last_3d if channels_last else torch.contiguous_format
+        self.planes = None
+        if crop_size is not None:
+            self.planes = PlaneConverter(crop_size, self.scale, self.bias, self.memory_format)
 
     @classmethod
     def for_spec(cls, spec: ClipSpec, device: Any, channels_last: bool = False) -> DeviceInputs:
         """The feeding of clips cut as ``spec`` says: its mean, std and Slow positions."""
         positions = sampling.slow_positions(spec.slow_frames, spec.alpha, spec.rule)
-        return cls(device, spec.mean, spec.std, positions, channels_last)
+        return cls(device, spec.mean, spec.std, positions, channels_last, spec.crop_size)
 
     def uint8_pathways(self, batch: Mapping[str, Any]) -> list[torch.Tensor]:
         """``[slow, fast]`` uint8 ``(B, T, H, W, 3)`` on the device, the Slow frames taken from
@@ -110,7 +120,31 @@ class DeviceInputs:
 
     def inputs(self, batch: Mapping[str, Any]) -> list[torch.Tensor]:
         """The normalised ``[slow, fast]`` float32 tensors of ``batch`` on the device."""
+        if "fast_y" in batch:
+            return self.plane_inputs(batch)
         return [self.normalise(x) for x in self.uint8_pathways(batch)]
+
+    def plane_inputs(self, batch: Mapping[str, Any]) -> list[torch.Tensor]:
+        """:meth:`inputs` of a batch in plane form (see the module docstring)."""
+        if self.planes is None:
+            raise ValueError(
+                "batch is in plane form (data.convert_on_device) but these inputs were made "
+                "without a crop_size: build them with DeviceInputs.for_spec"
+            )
+        meta = {k: _as_tensor(batch[k]).to(self.device, non_blocking=True) for k in PER_ROW}
+        out = {}
+        for name in ("slow", "fast"):
+            if f"{name}_y" in batch:
+                y = _as_tensor(batch[f"{name}_y"]).to(self.device, non_blocking=True)
+                uv = _as_tensor(batch[f"{name}_uv"]).to(self.device, non_blocking=True)
+                out[name] = self.planes(y, uv, **meta)
+        fast = out["fast"]
+        if "slow" in out:
+            return [out["slow"], fast]
+        if self.positions is None:
+            raise ValueError("batch has no 'slow_y' entry and no Slow positions were given")
+        slow = fast.index_select(2, self.positions)
+        return [slow.contiguous(memory_format=self.memory_format), fast]
 
     def labels(self, batch: Mapping[str, Any]) -> torch.Tensor:
         """The int64 labels of ``batch`` on the device (copied without blocking)."""

@@ -21,6 +21,7 @@ from typing import Any
 import slowfast_model
 from pipelines.decode_errors import DecodeErrorSink, start_decode_error_log
 from pipelines.loader import build_clip_dataset, seeded_execution_options
+from pipelines.planes import plane_columns
 from pipelines.views import pathway_columns
 from raysf import console, runtime, storage
 from raysf.config import ConfigError
@@ -157,7 +158,8 @@ def open_run(plan: TrainingPlan, tracking_uri: str | None) -> tracking.RunTarget
 
 def build_datasets(plan: TrainingPlan, errors: Any = None) -> dict[str, Any]:
     """The streaming train (augmented) and val (centre view) datasets of the run: the pathway
-    columns the loader ships (``fast``, and ``slow`` only where it is no subset) and labels;
+    columns the loader ships (``fast``, and ``slow`` only where it is no subset; the train
+    split's plane columns with ``data.convert_on_device``) and labels;
     with the ``errors`` log actor, records that fail to decode are dropped and counted there."""
     data = plan.job.data
     common = dict(spec=plan.clip, decode=data.decode, endpoint_url=data.endpoint_url)
@@ -176,7 +178,10 @@ def build_datasets(plan: TrainingPlan, errors: Any = None) -> dict[str, Any]:
         plan.dataset_uri, split=data.val_split, mode="val", errors=val_sink, **common
     )
     cols = [*pathway_columns(plan.clip), "label"]
-    return {"train": train.select_columns(cols), "val": val.select_columns(cols)}
+    train_cols = (
+        [*plane_columns(pathway_columns(plan.clip)), "label"] if data.convert_on_device else cols
+    )
+    return {"train": train.select_columns(train_cols), "val": val.select_columns(cols)}
 
 
 def build_trainer(setup: WorkerSetup, datasets: dict[str, Any], callbacks: list):

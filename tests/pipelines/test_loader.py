@@ -360,3 +360,43 @@ def test_bad_arguments_are_named():
         build_clip_dataset("/nowhere", split="train", mode="train", spec=spec())
     with pytest.raises(ValueError, match="batch_size"):
         DecodeOptions(batch_size=0)
+
+
+@pytest.mark.slow
+def test_convert_on_device_rows_through_ray_data_show_the_seeded_rgb_rows(dataset, ray_local):
+    """Plane rows (DecodeOptions.convert_on_device) go through Ray Data and the device feed, and
+    show what the RGB rows of the same seed show (the same draws), as closely as crop-first."""
+    import torch
+
+    from training.inputs import DeviceInputs
+
+    root, _ = dataset
+    kwargs = dict(
+        split="train",
+        mode="train",
+        spec=spec(crop_size=48, short_side_range=(48, 64), test_short_side=48),
+        seed=7,
+    )
+
+    def rows(**options) -> dict[str, np.ndarray]:
+        ds = build_clip_dataset(str(root), decode=DecodeOptions(batch_size=2, **options), **kwargs)
+        return {r["video_id"]: r["fast"].astype(np.float32) for r in _rows(ds)}
+
+    exact, crop_first = rows(), rows(crop_first=True)
+    planes = build_clip_dataset(
+        str(root), decode=DecodeOptions(batch_size=2, convert_on_device=True), **kwargs
+    )
+    inputs = DeviceInputs(mean=(0, 0, 0), std=(1 / 255,) * 3, slow_positions=[0], crop_size=48)
+    seen = 0
+    for batch in planes.iter_batches(batch_size=4, batch_format="numpy"):  # epoch 0, as above
+        assert batch["fast_y"].shape[1:] == (4 * T, 66, 66)  # 48 * 64 / 48 + 2
+        _, fast = inputs.inputs(batch)
+        for i, video_id in enumerate(batch["video_id"]):
+            picture = fast[i].permute(1, 2, 3, 0).numpy()
+            error = np.abs(picture - exact[video_id]).mean()
+            assert error < np.abs(crop_first[video_id] - exact[video_id]).mean() + 2.0
+            seen += 1
+    assert seen == len(exact) == 6
+    torch_batch = next(iter(planes.drop_columns(["video_id"]).iter_torch_batches(batch_size=4)))
+    assert torch_batch["fast_uv"].dtype == torch.uint8 and "fast" not in torch_batch
+    assert tuple(inputs.inputs(torch_batch)[1].shape) == (4, 3, 4 * T, 48, 48)

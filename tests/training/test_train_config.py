@@ -62,6 +62,16 @@ def test_bad_values_name_the_key(override, fragment):
     assert str(TRAIN_YAML) in str(info.value)
 
 
+def test_crop_first_and_convert_on_device_are_alternatives():
+    cfg = load_train_config(TRAIN_YAML, ["data.convert_on_device=true"])
+    assert cfg.data.decode.convert_on_device and not cfg.data.decode.crop_first
+    with pytest.raises(ConfigError) as info:
+        load_train_config(
+            TRAIN_YAML, ["data.convert_on_device=true", "data.decode_crop_first=true"]
+        )
+    assert "data.decode_crop_first and data.convert_on_device are alternatives" in str(info.value)
+
+
 def test_missing_file_names_it(tmp_path):
     with pytest.raises(ConfigError, match="nope.yaml"):
         load_train_config(tmp_path / "nope.yaml")
