@@ -12,16 +12,17 @@ converts them in one batched resampling (:mod:`training.planes`).
 
 A view in plane form (:class:`PlaneView`) holds, per pathway, ``y`` uint8 ``(T, S, S)`` and
 ``uv`` uint8 ``(T, 2, S/2, S/2)``, where ``S`` is :func:`plane_side` (fixed by the clip spec,
-so rows of any source size stack into one batch); the box sits at the top-left of the buffer
-and ``region = (x, y, w, h)`` says where in it the box is (``x, y``: 0 or 1, the box's offset
-from the even pixel the copy starts at). A box larger than ``S`` (a source whose
-short side is above the top of the scale jitter) is first scaled down to fit, in 4:2:0, by
-libswscale: the only CPU resampling left, and only for such sources. 8-bit 4:2:0 is shipped as
-it is; other pixel formats are converted to it first.
+so rows of any source size stack into one batch). The copy sits at the buffers' top-left and
+``region = (x, y, w, h)`` says where in it the box is (``x, y``: 0 or 1, the box's offset from
+the even pixel the copy starts at). A box larger than ``S`` (a source whose short side is above
+the top of the scale jitter) is first scaled down to fit, in 4:2:0, by libswscale: the only CPU
+resampling left, and only for such sources. 8-bit 4:2:0 is shipped as it is; other pixel
+formats are converted to it first.
 
 The colour matrix and range travel with the row (``yuv``, :data:`YUV_CODES`), read from the
-frame's tags as libswscale reads them: BT.709 when tagged so, else BT.601; full range for
-``yuvj`` formats or a ``jpeg`` range tag, else limited.
+frame's tags: BT.709 when tagged so, else BT.601 (libswscale's default; its rarer matrices,
+such as BT.2020, are not carried); full range for ``yuvj`` formats or a ``jpeg`` range tag,
+else limited.
 """
 
 from __future__ import annotations

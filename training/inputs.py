@@ -86,7 +86,8 @@ class DeviceInputs:
 
     @classmethod
     def for_spec(cls, spec: ClipSpec, device: Any, channels_last: bool = False) -> DeviceInputs:
-        """The feeding of clips cut as ``spec`` says: its mean, std and Slow positions."""
+        """The feeding of clips cut as ``spec`` says: its mean, std, Slow positions and crop
+        size (for batches in plane form)."""
         positions = sampling.slow_positions(spec.slow_frames, spec.alpha, spec.rule)
         return cls(device, spec.mean, spec.std, positions, channels_last, spec.crop_size)
 

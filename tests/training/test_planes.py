@@ -110,3 +110,18 @@ def test_device_inputs_plane_batch_takes_slow_from_fast_in_the_memory_format():
     torch.testing.assert_close(slow, fast[:, :, [0, 2]])
     with pytest.raises(ValueError, match="without a crop_size"):
         DeviceInputs().inputs(batch)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_the_cuda_conversion_matches_the_cpu_one():
+    p = _plane_batch(b=3, t=4, side=24, seed=3)
+    p["uv"] = torch.from_numpy(
+        np.random.default_rng(4).integers(16, 241, (3, 4, 2, 12, 12), np.uint8)
+    )
+    region = torch.tensor([[1, 0, 21, 17], [0, 1, 12, 12], [0, 0, 22, 22]], dtype=torch.int32)
+    flip, yuv = torch.tensor([True, False, True]), torch.tensor([0, 2, 3], dtype=torch.int8)
+    cpu = _converter(16)(p["y"], p["uv"], region, flip, yuv)
+    inputs = DeviceInputs("cuda", **IDENTITY, crop_size=16, channels_last=True)
+    cuda = inputs.planes(*(x.cuda() for x in (p["y"], p["uv"], region, flip, yuv)))
+    assert cuda.is_contiguous(memory_format=torch.channels_last_3d)
+    torch.testing.assert_close(cuda.cpu(), cpu, atol=1e-2, rtol=0)
