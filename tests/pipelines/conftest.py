@@ -1,6 +1,7 @@
-"""Fixtures that write tiny real videos (good and broken) for the ingest tests.
+"""Fixtures that write tiny real videos (good and broken) for the ingest tests, and the clip
+record of the training-view tests.
 
-Names are prefixed ``ingest_`` to stay clear of the loader's fixtures.
+The ingest fixtures' names are prefixed ``ingest_`` to stay clear of the loader's fixtures.
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+
+from pipelines.frame_table import read_frame_table
+from pipelines.synth import encode_mp4, render_frames, sample_spec
 
 
 def ingest_frame(index: int, width: int, height: int) -> np.ndarray:
@@ -284,3 +288,30 @@ def ingest_media():
         corrupt_avcc=corrupt_avcc,
         rot_middle=rot_middle,
     )
+
+
+#: Size of :func:`orbit_record`'s video.
+ORBIT_W, ORBIT_H = 128, 72
+
+
+@pytest.fixture(scope="session")
+def orbit_record() -> dict:
+    """One clip record of an 80-frame 128x72 SynthMotion "orbit" video (GOP 40, 3 B-frames),
+    with its frame tables and size: the training-view tests' input."""
+    spec = sample_spec(np.random.default_rng(5), "orbit", num_frames=80, size=(ORBIT_W, ORBIT_H))
+    content = encode_mp4(render_frames(spec), 30, gop=40, bframes=3)
+    table = read_frame_table(content)
+    return {
+        "content": content,
+        "video_id": "vid",
+        "clip_index": 0,
+        "label_id": 2,
+        "fps": table.fps,
+        "num_frames": table.num_frames,
+        "start_frame": 10,
+        "span": 32,
+        "frame_pts": table.pts,
+        "keyframes": table.keyframes,
+        "width": ORBIT_W,
+        "height": ORBIT_H,
+    }

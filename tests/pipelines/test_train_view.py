@@ -8,34 +8,16 @@ import pytest
 
 from pipelines import views
 from pipelines.decode import decode_frames
-from pipelines.frame_table import read_frame_table
 from pipelines.loader import DecodeOptions, decode_batch
-from pipelines.synth import encode_mp4, render_frames, sample_spec
 from pipelines.views import train_clip, train_clips, window_indices
 from raysf.clip_spec import ClipSpec
 
-W, H = 128, 72
+W, H = 128, 72  # the orbit_record fixture's video (conftest.py)
 
 
-@pytest.fixture(scope="module")
-def record() -> dict:
-    spec = sample_spec(np.random.default_rng(5), "orbit", num_frames=80, size=(W, H))
-    content = encode_mp4(render_frames(spec), 30, gop=40, bframes=3)
-    table = read_frame_table(content)
-    return {
-        "content": content,
-        "video_id": "vid",
-        "clip_index": 0,
-        "label_id": 2,
-        "fps": table.fps,
-        "num_frames": table.num_frames,
-        "start_frame": 10,
-        "span": 32,
-        "frame_pts": table.pts,
-        "keyframes": table.keyframes,
-        "width": W,
-        "height": H,
-    }
+@pytest.fixture
+def record(orbit_record) -> dict:
+    return orbit_record
 
 
 def _spec(**changes) -> ClipSpec:
