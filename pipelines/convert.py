@@ -134,7 +134,7 @@ class FrameConverter:
         return self._rgb(frame, (full_w, full_h))[y0 : y0 + out_h, x0 : x0 + out_w]
 
 
-def _plane(plane) -> np.ndarray:
+def plane_array(plane) -> np.ndarray:
     """A frame plane as a ``(height, line_size)`` uint8 view (no copy)."""
     count = plane.line_size * plane.height
     return np.frombuffer(plane, dtype=np.uint8, count=count).reshape(plane.height, -1)
@@ -156,7 +156,7 @@ class _SubFrame:
             like.color_range,
         )
         self.size = (w, h)
-        self._planes = [_plane(p) for p in self.frame.planes]
+        self._planes = [plane_array(p) for p in self.frame.planes]
 
     def fits(self, frame: av.VideoFrame) -> bool:
         return (frame.format.name, frame.colorspace, frame.color_range) == (
@@ -168,7 +168,7 @@ class _SubFrame:
     def cut(self, frame: av.VideoFrame, x: int, y: int) -> av.VideoFrame:
         """The ``(x, y)`` box of ``frame`` (even ``x``, ``y``), copied into this frame."""
         w, h = self.size
-        luma, cb, cr = (_plane(p) for p in frame.planes[:3])
+        luma, cb, cr = (plane_array(p) for p in frame.planes[:3])
         self._planes[0][:h, :w] = luma[y : y + h, x : x + w]
         cy, cx, ch, cw = y // 2, x // 2, h // 2, w // 2
         self._planes[1][:ch, :cw] = cb[cy : cy + ch, cx : cx + cw]

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pipelines.convert import Box
+from pipelines.convert import Box, plane_array
 from raysf.clip_spec import ClipSpec
 
 if TYPE_CHECKING:
@@ -134,7 +134,7 @@ class PlaneCutter:
             frame = frame.reformat(format="yuv420p", threads=1)
         x, y, w, h = self.cut_box
         w, h = min(w, frame.width - x), min(h, frame.height - y)  # an odd frame's last pixel
-        luma, cb, cr = (_plane(p) for p in frame.planes[:3])
+        luma, cb, cr = (plane_array(p) for p in frame.planes[:3])
         cx, cy, cw, ch = x // 2, y // 2, (w + 1) // 2, (h + 1) // 2
         planes = (luma[y : y + h, x : x + w], cb[cy : cy + ch, cx : cx + cw],
                   cr[cy : cy + ch, cx : cx + cw])  # fmt: skip
@@ -152,20 +152,14 @@ class PlaneCutter:
             self._scratch = av.VideoFrame(w, h, "yuv420p")
             self._scratch.colorspace, self._scratch.color_range = like.colorspace, like.color_range
             self._scaler = VideoReformatter()
-        dst = [_plane(p) for p in self._scratch.planes[:3]]
+        dst = [plane_array(p) for p in self._scratch.planes[:3]]
         sizes = ((h, w), (h // 2, w // 2), (h // 2, w // 2))
         for d, s, (ph, pw) in zip(dst, planes, sizes, strict=True):
             d[:ph, :pw] = s[:ph, :pw]
         _, _, rw, rh = self.region
         scaled = self._scaler.reformat(self._scratch, width=rw, height=rh, threads=1)
-        luma, cb, cr = (_plane(p) for p in scaled.planes[:3])
+        luma, cb, cr = (plane_array(p) for p in scaled.planes[:3])
         return luma[:rh, :rw], cb[: rh // 2, : rw // 2], cr[: rh // 2, : rw // 2]
-
-
-def _plane(plane) -> np.ndarray:
-    """A frame plane as a ``(height, line_size)`` uint8 view (no copy)."""
-    count = plane.line_size * plane.height
-    return np.frombuffer(plane, dtype=np.uint8, count=count).reshape(plane.height, -1)
 
 
 def plane_columns(pathways: tuple[str, ...]) -> list[str]:
