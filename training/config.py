@@ -258,6 +258,19 @@ class TrainJobConfig:
             dataset=ClipSpec(),
         )
 
+    def notes(self) -> list[str]:
+        """Settings that are valid but probably not what this job wants, one line each (the
+        train entry point prints them before it starts)."""
+        notes = []
+        if self.data.convert_on_device and not self.scaling.use_gpu:
+            notes.append(
+                "data.convert_on_device with CPU workers: the scaling and colour conversion move "
+                "from the decode tasks into the training process, where they cost about twice "
+                "the RGB feed's normalisation; CPU-only training should leave it off "
+                "(docs/data-loading.md)"
+            )
+        return notes
+
 
 def load_train_config(
     path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()

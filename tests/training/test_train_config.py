@@ -72,6 +72,14 @@ def test_crop_first_and_convert_on_device_are_alternatives():
     assert "data.decode_crop_first and data.convert_on_device are alternatives" in str(info.value)
 
 
+def test_convert_on_device_on_cpu_workers_gets_a_note():
+    assert load_train_config(TRAIN_YAML).notes() == []
+    gpu = load_train_config(TRAIN_YAML, ["data.convert_on_device=true", "scaling.use_gpu=true"])
+    assert gpu.notes() == []
+    (note,) = load_train_config(TRAIN_YAML, ["data.convert_on_device=true"]).notes()
+    assert note.startswith("data.convert_on_device with CPU workers")
+
+
 def test_missing_file_names_it(tmp_path):
     with pytest.raises(ConfigError, match="nope.yaml"):
         load_train_config(tmp_path / "nope.yaml")
