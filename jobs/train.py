@@ -65,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _train(args: argparse.Namespace) -> int:
     job = load_job(args)
+    for note in job.notes():
+        console.line(f"[train] note: {note}")
     outcome = run_training(job, address=args.address, metrics_log=args.metrics_log)
     summary = {
         "checkpoint": outcome.checkpoint_uri,

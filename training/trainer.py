@@ -69,8 +69,6 @@ def run_training(
     (:class:`training.callbacks.MetricsLogCallback`); ``callbacks``: extra Ray Train callbacks;
     ``evaluate_after``: override ``eval.after_training``.
     """
-    for note in job.notes():
-        console.line(f"[train] note: {note}")
     tracking_uri = check_services(job)
     plan = plan_training(job)
     init_state = pretrained_state(job, plan.model)
