@@ -23,7 +23,7 @@ TRAIN_YAML = Path(__file__).resolve().parents[1] / "jobs" / "train.yaml"
 
 def run(workers: int, global_batch: int, dataset: str, root: Path, epochs: int, crop: int):
     from training.config import load_train_config
-    from training.trainer import run_training
+    from training.run.trainer import run_training
 
     log = root / f"w{workers}.jsonl"
     job = load_train_config(
@@ -73,7 +73,7 @@ def main() -> int:
 
     import ray
 
-    from pipelines.synth_dataset import SynthDataset, ensure_synth_dataset
+    from pipelines.synth.dataset import SynthDataset, ensure_synth_dataset
     from raysf.clip_spec import ClipSpec
 
     ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)

@@ -36,8 +36,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [HERE, os.path.dirname(HERE)]  # benchmarks/ and the repository root
 from kinetics_sources import RAW_SOURCES, raw_video, reencoded  # noqa: E402
 
-from pipelines.frame_table import read_frame_table  # noqa: E402
-from pipelines.segment import REENCODE_PROFILES  # noqa: E402
+from pipelines.decode.frame_table import read_frame_table  # noqa: E402
+from pipelines.ingest.segment import REENCODE_PROFILES  # noqa: E402
 from pipelines.views import train_clip, train_planes, window_indices, window_span  # noqa: E402
 from raysf.clip_spec import ClipSpec  # noqa: E402
 

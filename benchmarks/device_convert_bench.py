@@ -1,14 +1,14 @@
 """What converting training clips on the training device costs there: the device feed of one
 batch in plane form (``data.convert_on_device``: 4:2:0 planes of the crop's region, scaled,
-flipped and converted to RGB by :class:`training.planes.PlaneConverter`) against the feed of the
+flipped and converted to RGB by :class:`training.device.yuv_to_rgb.PlaneConverter`) against the feed of the
 same batch as RGB (the loader's default rows: uint8 crops, normalised only), measured in the same
 run on the same device.
 
-Per feed: milliseconds per batch of :meth:`training.inputs.DeviceInputs.inputs` (the host-to-
+Per feed: milliseconds per batch of :meth:`training.device.inputs.DeviceInputs.inputs` (the host-to-
 device copy from pinned memory included, both pathways out, the device synchronised after each
 batch), bytes per clip shipped, and the share of a training step at ``--step-rate`` clips/s
 (250: slowfast_8x8_r50 compiled on an H200, docs/performance.md) that the feed takes if it ran
-on the compute stream (the loop's :class:`training.inputs.DeviceFeed` runs it on a side stream).
+on the compute stream (the loop's :class:`training.device.inputs.DeviceFeed` runs it on a side stream).
 
 Batches are the training profile's case (``--source-short`` 256 stored, scale jitter
 256-320, crop 224): each row's box is ``224 * 256 / short`` pixels for a random short side,
@@ -30,9 +30,9 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from pipelines.planes import plane_side  # noqa: E402
+from pipelines.decode.planes import plane_side  # noqa: E402
 from raysf.clip_spec import ClipSpec  # noqa: E402
-from training.inputs import DeviceInputs  # noqa: E402
+from training.device.inputs import DeviceInputs  # noqa: E402
 
 SPEC = ClipSpec(slow_frames=8, tau=8, alpha=4, target_fps=30.0, num_val_clips=1, num_test_clips=10)
 

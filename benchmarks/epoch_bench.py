@@ -1,10 +1,10 @@
 """One training epoch through the Ray Data loader: the streaming layout against the earlier one.
 
 Both variants read the same clip records and decode them with the same UDF
-(:func:`pipelines.loader.decode_batch`, seeded train mode); they differ only in how records
+(:func:`pipelines.loader.dataset.decode_batch`, seeded train mode); they differ only in how records
 reach the decode tasks:
 
-- ``streaming`` (:func:`pipelines.loader.build_clip_dataset` today): the record files are read
+- ``streaming`` (:func:`pipelines.loader.dataset.build_clip_dataset` today): the record files are read
   in a new seeded order every epoch and cut into blocks of ``--decode-batch`` records, so the
   decode tasks of an epoch run in parallel and the first rows arrive after one task.
 - ``read_blocks`` (the loader before): one decode task per read block (a read block holds up to
@@ -32,10 +32,10 @@ import time
 
 import ray
 
-from pipelines.loader import DecodeOptions, build_clip_dataset, decode_batch
-from pipelines.record_source import RECORD_COLUMNS, read_record_files
+from pipelines.loader.blocks import RECORD_COLUMNS, read_record_files
+from pipelines.loader.dataset import DecodeOptions, build_clip_dataset, decode_batch
 from raysf.runtime import read_manifest
-from training.smoke import smoke_dataset
+from training.recipes.smoke import smoke_dataset
 
 
 def read_blocks_dataset(root: str, spec, decode: DecodeOptions, seed: int):

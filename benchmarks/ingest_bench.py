@@ -21,7 +21,7 @@ import time
 _CHILD = r"""
 import json, sys, time
 import ray
-from pipelines import ingest
+from pipelines.ingest import run as ingest
 cfg = ingest.load_ingest_config(None, json.loads(sys.argv[1]))
 ray.init(address="local", num_cpus=cfg.resources.num_cpus, include_dashboard=False,
          log_to_driver=False)
@@ -58,7 +58,7 @@ def main() -> int:
     parser.add_argument("--reencode", action="store_true", help="also re-encode (x264)")
     parser.add_argument("--out", help="also write the JSON here")
     args = parser.parse_args()
-    from pipelines.synth import generate
+    from pipelines.synth.generate import generate
 
     with tempfile.TemporaryDirectory(prefix="ingest-bench-") as tmp:
         videos = os.path.join(tmp, "videos")

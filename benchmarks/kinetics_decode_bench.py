@@ -24,7 +24,7 @@ video's length):
 - ``legacy_loader``: the loader as it was before this change (FFmpeg's automatic frame
   threads, decode until the last needed frame comes out, every packet decoded, one swscale
   context per frame);
-- ``decode_ceiling``: :func:`pipelines.decode.decode_av_frames`, libavcodec decoding exactly
+- ``decode_ceiling``: :func:`pipelines.decode.frames.decode_av_frames`, libavcodec decoding exactly
   the packets the window needs, no colour conversion, no scaling, one thread.
 
 Rates are clips per CPU-second (process CPU time, all threads), so other load on the machine
@@ -55,10 +55,10 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from kinetics_sources import RAW_SOURCES, raw_video, reencoded  # noqa: E402
 
-from pipelines.convert import scaled_size  # noqa: E402
-from pipelines.decode import decode_av_frames  # noqa: E402
-from pipelines.frame_table import read_frame_table  # noqa: E402
-from pipelines.segment import REENCODE_PROFILES  # noqa: E402
+from pipelines.decode.convert import scaled_size  # noqa: E402
+from pipelines.decode.frame_table import read_frame_table  # noqa: E402
+from pipelines.decode.frames import decode_av_frames  # noqa: E402
+from pipelines.ingest.segment import REENCODE_PROFILES  # noqa: E402
 from pipelines.transforms import random_crop, random_horizontal_flip  # noqa: E402
 from pipelines.views import (  # noqa: E402
     train_clip,
@@ -99,7 +99,7 @@ CHOICES = {
 
 
 def legacy_decode(record: dict, wanted: np.ndarray, short_side: int) -> list[np.ndarray]:
-    """The loader's decode before this change (pipelines/decode.py at e0069f1), condensed."""
+    """The loader's decode before this change (pipelines/decode/frames.py at e0069f1), condensed."""
     pts_table, keys = record["frame_pts"], record["keyframes"]
     k = int(np.searchsorted(keys, int(wanted[0]), side="right")) - 1
     seek = int(keys[k]) if k >= 0 else 0

@@ -11,8 +11,8 @@ video instead:
   ``faster`` with CABAC, deblocking, 3 B-frames with pyramid, at an average bit rate of
   600 kbit/s for 640x360 and 1800 kbit/s for 1280x720 (Kinetics-400 averages ~1.2 Mbit/s),
   keyframes every 2-5 s, 25 or 30 fps.
-- **re-encodes**: :func:`pipelines.segment.reencode_video` of the raw videos with the settings
-  of a profile (:data:`pipelines.ingest_config.REENCODE_PROFILES`) or of one encoding choice.
+- **re-encodes**: :func:`pipelines.ingest.segment.reencode_video` of the raw videos with the settings
+  of a profile (:data:`pipelines.ingest.config.REENCODE_PROFILES`) or of one encoding choice.
 
 Everything is a function of the seed (x264 runs single-threaded, without mb-tree). Rendering
 and encoding take about a minute on one core; ``cache`` keeps the bytes in a folder so that a
@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass
 import av
 import numpy as np
 
-from pipelines.segment import EncodeSettings, reencode_video
+from pipelines.ingest.segment import EncodeSettings, reencode_video
 
 
 @dataclass(frozen=True)

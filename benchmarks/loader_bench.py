@@ -1,6 +1,6 @@
 """Loader decode-path throughput against two baselines, measured in one run; prints JSON.
 
-- ``loader``: :func:`pipelines.decode.decode_clip` as the loader's tasks run it (keyframe seek,
+- ``loader``: :func:`pipelines.decode.frames.decode_clip` as the loader's tasks run it (keyframe seek,
   packets up to the window's last one, unshown non-reference frames skipped, one decoder
   thread, swscale straight to the output size, only needed frames converted) + random crop.
 - ``sequential``: the ceiling of a plain PyAV decode of the same frames: decode from the
@@ -27,9 +27,9 @@ import av
 import numpy as np
 
 from pipelines import sampling
-from pipelines.decode import decode_clip, scaled_size
-from pipelines.frame_table import read_frame_table
-from pipelines.synth import encode_mp4, render_frames, sample_spec
+from pipelines.decode.frame_table import read_frame_table
+from pipelines.decode.frames import decode_clip, scaled_size
+from pipelines.synth.generate import encode_mp4, render_frames, sample_spec
 from pipelines.transforms import random_crop
 
 T, TAU, ALPHA = 8, 8, 4  # span 64 native frames, 32 fast frames at stride 2

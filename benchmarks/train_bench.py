@@ -2,13 +2,13 @@
 
 One run, one model, the device settings ``auto`` resolves to (or the flags), ratios from one run:
 
-(a) ``ceiling``: :func:`training.steps.train_step` on normalised inputs already on the device;
-(b) ``loop``: :func:`training.steps.train_one_epoch` fed uint8 host batches the way
+(a) ``ceiling``: :func:`training.worker.steps.train_step` on normalised inputs already on the device;
+(b) ``loop``: :func:`training.worker.steps.train_one_epoch` fed uint8 host batches the way
     ``iter_torch_batches`` hands them to the worker (pinned on CUDA), through the worker's feed
     (next batch copied on a side stream); ``loop_same_stream`` is the same loop with the copy
     on the compute stream (what ``iter_torch_batches(device=...)`` does);
-(c) ``trainer``: the real ``TorchTrainer`` path (:func:`training.trainer.build_trainer`,
-    :func:`training.worker.train_func`), one worker, on a materialised Ray Dataset of
+(c) ``trainer``: the real ``TorchTrainer`` path (:func:`training.run.trainer.build_trainer`,
+    :func:`training.worker.loop.train_func`), one worker, on a materialised Ray Dataset of
     pre-decoded synthetic uint8 clips (decode is out of the picture; nothing imports PyAV);
     epoch 0 warms up (compile), epoch 1 is timed as the worker reports it;
 (d) ``ptv``: PyTorchVideo's ``create_slowfast`` eager in its best setting (bf16 +
@@ -47,11 +47,13 @@ from pipelines.views import pathway_columns  # noqa: E402
 from raysf import runtime  # noqa: E402
 from raysf.clip_spec import ClipSpec  # noqa: E402
 from raysf.manifest import Manifest  # noqa: E402
-from training.callbacks import MetricsLogCallback  # noqa: E402
 from training.config import TrainJobConfig  # noqa: E402
-from training.device import DeviceSettings, resolve_device_settings  # noqa: E402
+from training.device.settings import DeviceSettings, resolve_device_settings  # noqa: E402
 from training.plan import plan_training  # noqa: E402
-from training.steps import (  # noqa: E402
+from training.run.callbacks import MetricsLogCallback  # noqa: E402
+from training.run.trainer import build_trainer  # noqa: E402
+from training.worker.loop import WorkerSetup  # noqa: E402
+from training.worker.steps import (  # noqa: E402
     DeviceSums,
     StepSettings,
     build_param_groups,
@@ -59,8 +61,6 @@ from training.steps import (  # noqa: E402
     train_step,
     train_steps,
 )
-from training.trainer import build_trainer  # noqa: E402
-from training.worker import WorkerSetup  # noqa: E402
 
 T0 = time.perf_counter()
 

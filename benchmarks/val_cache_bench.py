@@ -5,7 +5,7 @@ SlowFast: width 16, alpha 4, beta 1/4, time-difference Fast input, 48-pixel crop
 ``--epochs`` epochs on the same dataset with the same seed (``data.reproducible: true``); they
 differ only in ``data.val_cache_mb``: ``0`` (every epoch's validation pass is a Ray Data
 execution that decodes the val split) or the default (the first pass is kept in the worker's
-memory and later epochs validate from it, :mod:`training.val_cache`). The variants alternate
+memory and later epochs validate from it, :mod:`training.worker.val_cache`). The variants alternate
 (``--repeats`` rounds), so both see the same machine load. Prints JSON: wall seconds of each
 run, the ratio streamed / from memory, and whether both gave the same validation top-1 in every
 epoch (they must: the same weights see the same clips).
@@ -28,8 +28,8 @@ import ray
 
 from raysf.config import with_overrides
 from training.config import load_train_config
-from training.smoke import smoke_dataset
-from training.trainer import run_training
+from training.recipes.smoke import smoke_dataset
+from training.run.trainer import run_training
 
 TRAIN_YAML = Path(__file__).resolve().parents[1] / "jobs" / "train.yaml"
 ABLATION_RECIPE = [

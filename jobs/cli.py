@@ -5,7 +5,7 @@
     raysf evaluate CHECKPOINT [key=value ...]                         (jobs.evaluate)
     raysf predict  CHECKPOINT VIDEO... | FOLDER | DATASET_URI         (jobs.predict)
     raysf tune     [CONFIG] [key=value ...]                           (jobs.tune)
-    raysf table    SWEEP.json... [--baseline KEY] [--out DIR]         (jobs.ablation_table)
+    raysf table    SWEEP.json... [--baseline KEY] [--out DIR]         (jobs.table)
     raysf export   CHECKPOINT --format torchscript|exported-program|onnx [--out PATH]
     raysf demo                                                        (jobs.demo)
 
@@ -21,17 +21,22 @@ from __future__ import annotations
 
 import sys
 
-from jobs import ablation_table, demo, evaluate, export, ingest, predict, train, tune
+from jobs import demo, evaluate, export, ingest, predict, table, train, tune
 
+#: The entry points in the order ``raysf --help`` lists them, each with its one-line summary.
+#: ``raysf COMMAND`` is the module ``jobs/COMMAND.py``: the name is taken from the module.
+_ENTRY_POINTS = (
+    (ingest, "videos -> clip records (Ray Data)"),
+    (train, "train SlowFast with Ray Train DDP"),
+    (evaluate, "the 10x3-view test protocol on a checkpoint"),
+    (predict, "top-5 for video files, a folder or a dataset"),
+    (tune, "Ray Tune ablation sweeps (alpha, beta, fusion, ...)"),
+    (table, "one seeded table from several sweeps' --json files"),
+    (export, "a checkpoint as TorchScript, ExportedProgram or ONNX"),
+    (demo, "the README's demo, end to end"),
+)
 COMMANDS = {
-    "ingest": (ingest.main, "videos -> clip records (Ray Data)"),
-    "train": (train.main, "train SlowFast with Ray Train DDP"),
-    "evaluate": (evaluate.main, "the 10x3-view test protocol on a checkpoint"),
-    "predict": (predict.main, "top-5 for video files, a folder or a dataset"),
-    "tune": (tune.main, "Ray Tune ablation sweeps (alpha, beta, fusion, ...)"),
-    "table": (ablation_table.main, "one seeded table from several sweeps' --json files"),
-    "export": (export.main, "a checkpoint as TorchScript, ExportedProgram or ONNX"),
-    "demo": (demo.main, "the README's demo, end to end"),
+    module.__name__.rpartition(".")[2]: (module.main, about) for module, about in _ENTRY_POINTS
 }
 
 

@@ -1,7 +1,7 @@
 """The README's main command (``make demo``): SynthMotion -> Ray Data ingest -> Ray Train of
 SlowFast and Slow-only -> test-view evaluation -> a Ray Tune ablation -> MLflow.
 
-See :mod:`training.demo` for the steps and their sizes.
+See :mod:`training.recipes.demo` for the steps and their sizes.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 
 from raysf import console
 from training.config import load_train_config
-from training.demo import SMOKE_OPTIONS, DemoOptions, run_demo
+from training.recipes.demo import SMOKE_OPTIONS, DemoOptions, run_demo
 from training.tune.config import load_tune_config
 
 HERE = Path(__file__).parent

@@ -1,10 +1,10 @@
 """The test-view protocol on a checkpoint: ``raysf evaluate CHECKPOINT [key=value ...]``.
 
-The ``key=value`` overrides set the fields of :class:`training.evaluate.EvalRequest` (``split``,
+The ``key=value`` overrides set the fields of :class:`training.inference.evaluate.EvalRequest` (``split``,
 ``dataset``, ``num_crops``, ``batch_size``, ``concurrency``, ``use_gpu``, ``endpoint_url``,
 ``decode_cpus``), checked like a config; the flags below are the same settings.
 
-See :mod:`training.evaluate`: every test video's uniform windows x spatial crops are scored as
+See :mod:`training.inference.evaluate`: every test video's uniform windows x spatial crops are scored as
 Ray Data batch inference and averaged per video.
 """
 
@@ -20,8 +20,8 @@ from raysf import console
 from raysf.config import with_overrides
 from raysf.errors import run_entry_point
 from training.config import load_train_config
-from training.evaluate import EvalRequest, evaluate_checkpoint
-from training.smoke import smoke_checkpoint
+from training.inference.evaluate import EvalRequest, evaluate_checkpoint
+from training.recipes.smoke import smoke_checkpoint
 
 TRAIN_CONFIG = Path(__file__).with_name("train.yaml")
 

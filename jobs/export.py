@@ -3,7 +3,7 @@
 Formats: ``torchscript``, ``exported-program`` (``torch.export``) and ``onnx`` (the ``onnx``
 extra). The model takes the normalised ``slow`` and ``fast`` tensors and returns logits; the clip
 spec, the classes and the input shapes go beside it in ``PATH.json``. See
-:mod:`training.export`.
+:mod:`training.inference.export`.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from pathlib import Path
 
 from raysf import console
 from training.config import load_train_config
-from training.export import FORMATS, export_checkpoint
-from training.smoke import smoke_checkpoint
+from training.inference.export import FORMATS, export_checkpoint
+from training.recipes.smoke import smoke_checkpoint
 
 TRAIN_CONFIG = Path(__file__).with_name("train.yaml")
 

@@ -11,7 +11,7 @@ positional ``CONFIG``, default ``jobs/ingest.yaml``.)
 ``demo_output/synth-NAME``; the dataset is ``ROOT/dataset``), reusing both when they exist:
 the data of the smoke tests, the demo and the ablation sweeps (``jobs/ablations/``).
 
-See :mod:`pipelines.ingest` and docs/data.md.
+See :mod:`pipelines.ingest.run` and docs/data.md.
 """
 
 from __future__ import annotations
@@ -24,11 +24,11 @@ import sys
 import tempfile
 from dataclasses import replace
 
-from pipelines.ingest import run_ingest
-from pipelines.ingest_config import DEFAULT_CONFIG, IngestConfig, load_ingest_config
-from pipelines.sources import FORMATS
-from pipelines.synth import generate
-from pipelines.synth_dataset import ABLATION_DATA, SMOKE_DATA, SynthDataset, ensure_synth_dataset
+from pipelines.ingest.config import DEFAULT_CONFIG, IngestConfig, load_ingest_config
+from pipelines.ingest.run import run_ingest
+from pipelines.ingest.sources import FORMATS
+from pipelines.synth.dataset import ABLATION_DATA, SMOKE_DATA, SynthDataset, ensure_synth_dataset
+from pipelines.synth.generate import generate
 from raysf import console, runtime
 from raysf.clip_spec import ClipSpec
 from raysf.config import (
@@ -37,7 +37,7 @@ from raysf.config import (
     with_overrides,
 )
 from raysf.errors import run_entry_point
-from training.demo import DEMO_DATA
+from training.recipes.demo import DEMO_DATA
 
 #: The SynthMotion sets ``--synth`` generates.
 SYNTH_SETS: dict[str, SynthDataset] = {

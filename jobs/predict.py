@@ -1,7 +1,7 @@
 """Top-5 predictions: ``raysf predict CHECKPOINT VIDEO... | FOLDER | DATASET_URI``.
 
 Video files print one JSON line each; a folder or an ingested dataset (``--split``) runs as Ray
-Data batch inference and writes a Parquet file (``--out``). See :mod:`training.predict`.
+Data batch inference and writes a Parquet file (``--out``). See :mod:`training.inference.predict`.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from pathlib import Path
 from raysf import console
 from raysf.errors import run_entry_point
 from training.config import load_train_config
-from training.evaluate import EvalRequest
-from training.predict import (
+from training.inference.evaluate import EvalRequest
+from training.inference.predict import (
     ModelSource,
     failed_rows,
     is_dataset,
@@ -25,7 +25,7 @@ from training.predict import (
     predict_folder,
     score_video,
 )
-from training.smoke import smoke_checkpoint, smoke_videos
+from training.recipes.smoke import smoke_checkpoint, smoke_videos
 
 TRAIN_CONFIG = Path(__file__).with_name("train.yaml")
 

@@ -1,7 +1,7 @@
 """Train SlowFast with Ray Train DDP: ``python -m jobs.train jobs/train.yaml [key=value ...]``.
 
 Locally this starts a Ray instance; under ``ray job submit`` (or with ``RAY_ADDRESS`` set) it
-joins the cluster. See :func:`training.trainer.run_training` and docs/training.md.
+joins the cluster. See :func:`training.run.trainer.run_training` and docs/training.md.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from raysf.config import (
 )
 from raysf.errors import run_entry_point
 from training.config import TrainJobConfig, load_train_config
-from training.smoke import smoke_dataset_unless_given, smoke_train_job
-from training.trainer import run_training
+from training.recipes.smoke import smoke_dataset_unless_given, smoke_train_job
+from training.run.trainer import run_training
 
 DEFAULT_CONFIG = Path(__file__).with_name("train.yaml")
 

@@ -19,7 +19,7 @@ from raysf.config import (
     with_overrides,
 )
 from raysf.errors import run_entry_point
-from training.smoke import smoke_dataset_unless_given, smoke_sweep
+from training.recipes.smoke import smoke_dataset_unless_given, smoke_sweep
 from training.tune.config import TuneJobConfig, load_tune_config
 from training.tune.report import format_aggregate_table, format_table
 from training.tune.sweep import SweepOutcome, run_sweep

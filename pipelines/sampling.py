@@ -24,7 +24,7 @@ In both rules the slow indices are a subset of the fast ones, and indices past t
 short video are clamped to its last frame (the frame is repeated, as PySlowFast does). Which
 positions of the Fast list are the Slow frames depends only on ``(T, alpha, rule)``
 (:func:`slow_positions`): the loader ships only the Fast frames and the training device takes
-the Slow ones from them by these positions (``training.inputs``).
+the Slow ones from them by these positions (``training.device.inputs``).
 """
 
 from __future__ import annotations

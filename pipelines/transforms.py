@@ -3,11 +3,11 @@
 A clip is a list of pathway arrays (``[slow, fast]``), each uint8 ``(T_i, H, W, 3)`` with the
 same ``H, W``. Every spatial function applies *one* crop / flip to all pathways of a clip, so
 Slow and Fast always see the same pixels. Scale augmentation (random short side) is done at
-decode time by libswscale (see :func:`pipelines.decode.decode_frames`), so nothing here
+decode time by libswscale (see :func:`pipelines.decode.frames.decode_frames`), so nothing here
 resizes; :func:`source_box` gives the source region of a crop, for a decoder that scales only
 that region.
 
-Normalisation happens on the training device (:mod:`training.inputs`): uint8 batches travel
+Normalisation happens on the training device (:mod:`training.device.inputs`): uint8 batches travel
 (4x smaller than float32) and become normalised ``(B, 3, T, H, W)`` floats there.
 """
 
@@ -72,7 +72,7 @@ def source_box(
 
     Rounded to even pixels (4:2:0 chroma samples cover 2x2 pixels) and kept inside the frame;
     when ``scaled`` is the source size the box is exactly the crop. The loader's box conversion
-    (:class:`pipelines.convert.FrameConverter`) scales this region to ``size x size``.
+    (:class:`pipelines.decode.convert.FrameConverter`) scales this region to ``size x size``.
     """
     if (scaled[0], scaled[1]) == (width, height):
         return x, y, size, size

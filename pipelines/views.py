@@ -2,12 +2,12 @@
 a whole video file — one home for the crops of the loader, the evaluation and the prediction.
 
 - **train**: a random short side in ``spec.short_side_range`` (applied by the decoder, see
-  :func:`pipelines.decode.decode_clip`), one random ``crop_size`` crop and, when
+  :func:`pipelines.decode.frames.decode_clip`), one random ``crop_size`` crop and, when
   ``spec.flip``, a random horizontal flip, the same for both pathways. With ``crop_first``
   the decoder scales only the crop's source region (:func:`pipelines.transforms.source_box`):
   the same crop of the same scaled picture from the same random draws, 2-3x fewer pixels
   through swscale, not bit-identical when the short side differs from the stored one (see
-  :mod:`pipelines.convert`). :func:`train_clips` cuts several such views (each its own crop
+  :mod:`pipelines.decode.convert`). :func:`train_clips` cuts several such views (each its own crop
   and flip, one short side) from one decode of the window.
 - **test**: the window at ``spec.test_short_side``, cut into ``num_crops`` crops along the
   long side (left/top, centre, right/bottom; a single crop is the centre one, index 1).
@@ -31,10 +31,15 @@ from typing import Any
 import numpy as np
 
 from pipelines import sampling
-from pipelines.convert import scaled_size
-from pipelines.decode import decode_clip, decode_clip_boxes, decode_clip_planes, decode_frames
-from pipelines.frame_table import VideoSource, read_frame_table
-from pipelines.planes import PlaneCutter, PlaneView, plane_side
+from pipelines.decode.convert import scaled_size
+from pipelines.decode.frame_table import VideoSource, read_frame_table
+from pipelines.decode.frames import (
+    decode_clip,
+    decode_clip_boxes,
+    decode_clip_planes,
+    decode_frames,
+)
+from pipelines.decode.planes import PlaneCutter, PlaneView, plane_side
 from pipelines.transforms import (
     crop_origin,
     draw_flip,
@@ -78,7 +83,7 @@ def train_clip(
 
     Draws, in order: the short side, the crop, the flip; ``crop_first`` changes which pixels
     swscale computes, not the draws. ``threads``: decoder threads
-    (:func:`pipelines.decode.decode_frames`).
+    (:func:`pipelines.decode.frames.decode_frames`).
     """
     return train_clips(
         record, fast_idx, slow_idx, spec, rng, count=1, crop_first=crop_first, threads=threads
@@ -100,7 +105,7 @@ def train_clips(
     each view's own crop and flip (draws in that order: short side, then crop and flip of the
     first view, of the second...; ``count=1`` is :func:`train_clip`). Without ``crop_first``
     the window is scaled once and cropped ``count`` times; with it, the decoded frames are
-    kept and each view's region is converted (:func:`pipelines.decode.decode_clip_boxes`)."""
+    kept and each view's region is converted (:func:`pipelines.decode.frames.decode_clip_boxes`)."""
     if count < 1:
         raise ValueError(f"count must be >= 1, got {count}")
     short = random_short_side(rng, *spec.short_side_range)
@@ -131,10 +136,10 @@ def train_planes(
     pathways: tuple[str, ...] = ("slow", "fast"),
     threads: int = 1,
 ) -> list[PlaneView]:
-    """``count`` training views of one window in plane form (:mod:`pipelines.planes`): the
+    """``count`` training views of one window in plane form (:mod:`pipelines.decode.planes`): the
     draws of :func:`train_clips` with ``crop_first`` (short side, then each view's crop and
     flip), each view's source box copied out of the decoded 4:2:0 planes; the training device
-    scales, flips and converts them (:mod:`training.planes`)."""
+    scales, flips and converts them (:mod:`training.device.yuv_to_rgb`)."""
     if count < 1:
         raise ValueError(f"count must be >= 1, got {count}")
     short = random_short_side(rng, *spec.short_side_range)

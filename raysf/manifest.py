@@ -1,7 +1,7 @@
 """The dataset manifest (``manifest.json``): the contract between ingest and everything that
 reads a dataset.
 
-Ingest (:mod:`pipelines.ingest`) writes it last, so its presence means the dataset is complete;
+Ingest (:mod:`pipelines.ingest.run`) writes it last, so its presence means the dataset is complete;
 :func:`raysf.runtime.read_manifest` is the one reader. :class:`Manifest` is its typed view:
 the classes, the clip counts per split and the :class:`~raysf.clip_spec.ClipSpec` the records
 were cut with; ``data`` keeps the whole JSON document (reject reasons, shards, config ...).

@@ -1,5 +1,16 @@
 """SlowFast networks in plain PyTorch (no Ray).
 
+- :mod:`~slowfast_model.checkpoints` — load, convert and export weights (ours, PyTorchVideo,
+  PySlowFast, mmaction2); :mod:`~slowfast_model.checkpoint_keys` — their key translation;
+- :mod:`~slowfast_model.presets` — named networks (``slowfast_8x8_r50``, ...);
+- :mod:`~slowfast_model.flops` — FLOP counts and example inputs;
+- :mod:`~slowfast_model.model` — the two pathways, stage by stage;
+- :mod:`~slowfast_model.fusion`, :mod:`~slowfast_model.layers` — lateral connections; stems,
+  blocks and heads;
+- :mod:`~slowfast_model.config` — one frozen, validated :class:`SlowFastConfig`.
+
+Layers, top to bottom (checked by make lint): checkpoints > presets | flops | checkpoint_keys > model > fusion | layers > config
+
 Public API: `SlowFastConfig`, `StageSpec`, `create_model`, `build_model`, `get_config`,
 `list_models`, `sampling`, `count_flops`, `example_inputs`, `convert_state_dict`,
 `export_state_dict`, `infer_config_from_state_dict`, `load_checkpoint_file`, `load_pretrained`.

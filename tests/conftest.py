@@ -6,7 +6,7 @@ Fixtures (each starts its service only when a test asks for it):
   an :class:`infra.local.s3.S3Server` (``.endpoint``, ``.env``).
 - ``mlflow_server`` (session): MLflow server (SQLite backend, proxied artifacts in
   ``s3://<S3_BUCKET>/mlflow`` on ``s3_server``); ``.tracking_uri``, ``.env``.
-- ``smoke_data`` (session): the smoke SynthMotion dataset (``training.smoke.SMOKE_DATA``),
+- ``smoke_data`` (session): the smoke SynthMotion dataset (``training.recipes.smoke.SMOKE_DATA``),
   generated and ingested once per session; its root. Tests read it; one that damages records
   copies it first.
 - ``ray_cluster_factory`` (session): ``factory(workers=..., head_resources=..., env=...)``
@@ -33,7 +33,7 @@ from infra.local.ray_cluster import (
     stop_ray,
 )
 from infra.local.s3 import S3Server, make_bucket, start_moto_server
-from training.smoke import smoke_dataset
+from training.recipes.smoke import smoke_dataset
 
 S3_BUCKET = "raysf-test"
 

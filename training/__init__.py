@@ -1,18 +1,18 @@
 """Training, evaluation and prediction of SlowFast networks on Ray: the library under the
 entry points of :mod:`jobs`.
 
-Layers inside, top to bottom (no module imports one above it):
-
-- :mod:`training.demo`, :mod:`training.smoke` — the demo and ``--smoke-test`` settings;
-- :mod:`training.tune` — Ray Tune ablation sweeps (config, space, trial, results, report);
-- :mod:`training.trainer`, :mod:`training.predict` — a whole run; predictions;
-- :mod:`training.evaluate` — the test-view protocol as Ray Data batch inference;
-- :mod:`training.worker` — the Ray Train per-worker loop (build, resume, epoch, report);
+- :mod:`training.recipes` — the demo's and ``--smoke-test``'s settings (typed replacements);
+- :mod:`training.tune` — Ray Tune ablation sweeps;
+- :mod:`training.run` — one Ray Train run from the driver (checks, datasets, artifacts);
+- :mod:`training.inference` — the test-view protocol, predictions, exported models;
+- :mod:`training.worker` — the Ray Train per-worker loop and one epoch's math;
 - :mod:`training.plan` — what a run will do, worked out before Ray starts;
-- :mod:`training.steps`, :mod:`training.artifacts`, :mod:`training.callbacks` — one epoch's
-  math, MLflow artifacts, Ray Train callbacks;
-- :mod:`training.config`, :mod:`training.checkpoints`, :mod:`training.tracking`,
-  :mod:`training.inputs`, :mod:`training.device`, :mod:`training.schedule` — the typed job,
-  the checkpoint format, MLflow, device-side feeding, device settings (precision, memory
-  format, compile), the learning-rate recipe.
+- :mod:`training.artifacts` — MLflow artifacts of a run, and a model built from a checkpoint;
+- :mod:`training.config` — the typed training job (``jobs/train.yaml``);
+- :mod:`training.checkpoints` — the checkpoint format;
+- :mod:`training.schedule` — the learning-rate recipe;
+- :mod:`training.tracking` — MLflow: tracking URI, runs, params, metrics;
+- :mod:`training.device` — device settings and device-side feeding.
+
+Layers, top to bottom (checked by make lint): recipes > tune > run > inference | worker > plan | artifacts > config | checkpoints | schedule > tracking | device
 """

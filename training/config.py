@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import slowfast_model
-from pipelines.loader import DecodeOptions
+from pipelines.loader.dataset import DecodeOptions
 from raysf.clip_spec import ClipSpec
 from raysf.config import load_config
-from training.device import Precision, Switch
+from training.device.settings import Precision, Switch
 from training.tracking import redact_uri
 
 
@@ -34,11 +34,11 @@ class DataConfig:
     decode_batch_size: int = 8
     decode_resources: dict[str, float] = field(default_factory=dict)
     # Decoder threads per decode task (null: one per decode CPU) and whether training clips
-    # scale only their crop (pipelines.loader.DecodeOptions).
+    # scale only their crop (pipelines.loader.dataset.DecodeOptions).
     decode_threads: int | None = None
     decode_crop_first: bool = False
     # Training clips leave the decode task as the crop's 4:2:0 planes and are scaled, flipped
-    # and converted to RGB on the training device (pipelines.planes, training.planes).
+    # and converted to RGB on the training device (pipelines.decode.planes, training.device.yuv_to_rgb).
     convert_on_device: bool = False
     # Training rows cut from each record's one decode (own crop and flip each); an epoch has
     # this many times the split's clips, and steps per epoch count them (training.plan).
@@ -55,7 +55,7 @@ class DataConfig:
     max_decode_error_fraction: float = 0.001
     # Keep the validation batches of the first epoch in each worker's memory when every
     # worker's share fits in this many MiB, and validate later epochs from them (no Ray Data
-    # execution); 0 = decode the val split every epoch (training/val_cache.py).
+    # execution); 0 = decode the val split every epoch (training/worker/val_cache.py).
     val_cache_mb: int = 512
 
     def validate(self) -> None:
@@ -150,7 +150,7 @@ class TrainConfig:
     epochs: int = 196
     batch_size: int = 8
     # auto: bf16 autocast + channels_last_3d + torch.compile on CUDA, fp32 contiguous eager on
-    # CPU (training.device); explicit values win.
+    # CPU (training.device.settings); explicit values win.
     precision: Precision = "auto"
     seed: int = 0
     compile: Switch = "auto"

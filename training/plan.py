@@ -2,7 +2,7 @@
 
 The plan is a pure function of the job config and the dataset manifest: the resolved network
 config (class count from the dataset), the resolved :class:`~raysf.clip_spec.ClipSpec`, the
-resolved device settings (:class:`~training.device.DeviceSettings`: what ``auto`` precision,
+resolved device settings (:class:`~training.device.settings.DeviceSettings`: what ``auto`` precision,
 ``channels_last`` and ``compile`` become on the workers' device), the model's cost, the global
 batch, steps per epoch, the peak learning rate, the run name and the parameters logged to
 MLflow. It is tested without Ray; the trainer and every worker receive it.
@@ -27,7 +27,7 @@ from raysf.errors import ExpectedError
 from raysf.manifest import Manifest
 from raysf.runtime import read_manifest
 from training.config import TrainJobConfig, recorded_job, resolve_path
-from training.device import DeviceSettings, resolve_device_settings
+from training.device.settings import DeviceSettings, resolve_device_settings
 from training.schedule import scaled_lr
 
 

@@ -38,11 +38,11 @@ from infra.local import services
 from infra.local.ray_auth import auth_headers
 from infra.local.ray_jobs import TERMINAL_JOB_STATES
 from infra.local.s3 import s3_client
-from pipelines.synth import generate
+from pipelines.synth.generate import generate
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_STATE_DIR = ".local-cluster/e2e"  # ignored by git, apart from up.sh's state
-# Tiny sizes, as training.smoke uses them (slowfast_tiny: T=4, alpha=2, tau=4, 32 px crops).
+# Tiny sizes, as training.recipes.smoke uses them (slowfast_tiny: T=4, alpha=2, tau=4, 32 px crops).
 SYNTH = {"classes": 3, "videos_per_class": 6, "frames": 40, "seed": 0}
 INGEST_SAMPLING = [
     "shard_size=8",

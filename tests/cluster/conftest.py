@@ -41,7 +41,7 @@ def env(ray_cluster_factory, s3_server) -> Iterator[Env]:
 @pytest.fixture(scope="package")
 def raw_videos(env: Env, tmp_path_factory: pytest.TempPathFactory) -> str:
     """SynthMotion files uploaded to :data:`RAW`; returns that URI."""
-    from pipelines.synth import generate
+    from pipelines.synth.generate import generate
 
     local = tmp_path_factory.mktemp("synth")
     generate(local, **SYNTH)

@@ -98,7 +98,7 @@ def driver_env(cluster, s3_server, monkeypatch):
 def test_no_secret_in_logs_state_api_mlflow_manifests_or_checkpoints(
     cluster, mlflow_auth, s3_server, driver_env, tmp_path
 ):
-    from pipelines.synth import generate
+    from pipelines.synth.generate import generate
 
     generate(tmp_path / "synth", **SYNTH)
     assert upload_tree(s3_server.endpoint, tmp_path / "synth", S3_BUCKET, f"{PREFIX}/raw") > 0

@@ -12,8 +12,8 @@ import pytest
 
 from infra.local.procs import free_port
 from training.config import load_train_config
+from training.run.trainer import run_training
 from training.tracking import TrackingUnavailableError
-from training.trainer import run_training
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "jobs" / "train.yaml"
 

@@ -11,7 +11,7 @@ import pytest
 from jobs import cli
 from jobs.evaluate import parse_args as evaluate_args
 from raysf.config import ConfigError, with_overrides
-from training.evaluate import EvalRequest
+from training.inference.evaluate import EvalRequest
 
 SHARED = ("--smoke-test", "--verbose", "--log-dir")
 
@@ -22,6 +22,15 @@ def test_usage_lists_every_subcommand(capsys):
     for name in ("ingest", "train", "evaluate", "predict", "tune", "export", "demo"):
         assert f"\n  {name} " in text
     assert cli.main(["--help"]) == 0
+
+
+def test_every_command_is_its_jobs_module():
+    """``raysf COMMAND`` runs ``jobs/COMMAND.py``, and every entry point there has a command."""
+    jobs_dir = Path(cli.__file__).parent
+    modules = {p.stem for p in jobs_dir.glob("*.py")} - {"__init__", "cli"}
+    assert set(cli.COMMANDS) == modules
+    for name, (main, _) in cli.COMMANDS.items():
+        assert main.__module__ == f"jobs.{name}"
 
 
 def test_unknown_subcommand_is_an_error(capsys):

@@ -6,8 +6,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from jobs.demo import parse_options
-from pipelines.segment import REENCODE_PROFILES
-from training.demo import DEMO_DATA, demo_data
+from pipelines.ingest.segment import REENCODE_PROFILES
+from training.recipes.demo import DEMO_DATA, demo_data
 
 
 def test_train_profile_option_reencodes_the_demo_data_into_its_own_folder():

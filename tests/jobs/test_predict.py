@@ -20,9 +20,9 @@ from jobs import predict
 from raysf.config import with_overrides
 from training.checkpoints import load_state
 from training.config import load_train_config
-from training.evaluate import EvalRequest, evaluate_checkpoint
-from training.smoke import smoke_train_job
-from training.trainer import run_training
+from training.inference.evaluate import EvalRequest, evaluate_checkpoint
+from training.recipes.smoke import smoke_train_job
+from training.run.trainer import run_training
 
 TRAIN_YAML = Path(__file__).resolve().parents[2] / "jobs" / "train.yaml"
 

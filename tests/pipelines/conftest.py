@@ -16,8 +16,8 @@ import av
 import numpy as np
 import pytest
 
-from pipelines.frame_table import read_frame_table
-from pipelines.synth import encode_mp4, render_frames, sample_spec
+from pipelines.decode.frame_table import read_frame_table
+from pipelines.synth.generate import encode_mp4, render_frames, sample_spec
 
 
 def ingest_frame(index: int, width: int, height: int) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""SynthMotion -> pipelines.ingest -> pipelines.loader -> batches, on a local Ray."""
+"""SynthMotion -> pipelines.ingest.run -> pipelines.loader.dataset -> batches, on a local Ray."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipelines.synth import generate
+from pipelines.synth.generate import generate
 
 pytestmark = pytest.mark.slow
 
@@ -25,9 +25,9 @@ def ray_local():
 
 
 def test_synth_ingest_loader_batches(tmp_path, ray_local):
-    from pipelines.ingest import run_ingest
-    from pipelines.ingest_config import IngestConfig
-    from pipelines.loader import build_clip_dataset
+    from pipelines.ingest.config import IngestConfig
+    from pipelines.ingest.run import run_ingest
+    from pipelines.loader.dataset import build_clip_dataset
     from raysf.clip_spec import ClipSpec
     from raysf.runtime import read_manifest
 

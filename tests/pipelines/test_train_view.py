@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from pipelines import views
-from pipelines.decode import decode_frames
-from pipelines.loader import DecodeOptions, decode_batch
+from pipelines.decode.frames import decode_frames
+from pipelines.loader.dataset import DecodeOptions, decode_batch
 from pipelines.views import train_clip, train_clips, window_indices
 from raysf.clip_spec import ClipSpec
 

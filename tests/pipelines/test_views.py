@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from pipelines import sampling
-from pipelines.decode import decode_frames
-from pipelines.synth import generate
+from pipelines.decode.frames import decode_frames
+from pipelines.synth.generate import generate
 from pipelines.views import spatial_views, video_views
 from raysf.clip_spec import ClipSpec
 

@@ -25,7 +25,7 @@ from training import tracking
 from training.config import TrainJobConfig, recorded_job, resolve_path
 from training.plan import epoch_rows, model_summary
 from training.tune.config import TuneJobConfig
-from training.tune.progress import SweepProgress, ignore_trial_events
+from training.tune.live_table import SweepProgress, ignore_trial_events
 from training.tune.report import best_row, write_summary
 from training.tune.results import (
     PreparedPoint,

@@ -1,7 +1,7 @@
 """The Tune trainable: one trial is one Ray Train run (:func:`run_trial`).
 
 Each trial is a small driver (``search.trial_cpus`` CPUs) that runs
-:func:`training.trainer.run_training` for its point, so a trial may itself be multi-worker DDP
+:func:`training.run.trainer.run_training` for its point, so a trial may itself be multi-worker DDP
 (``train.scaling.*``). The workers' per-epoch reports reach Tune through Ray Train's
 ``TuneReportCallback``. Its MLflow run is a child of the sweep's parent run, tagged with the
 point, and is marked ``FAILED`` when the trial fails.
@@ -14,7 +14,7 @@ from typing import Any
 
 from training import tracking
 from training.config import TrainJobConfig
-from training.trainer import run_training
+from training.run.trainer import run_training
 from training.tune.results import trial_dirname, write_error_record
 from training.tune.space import Point, trial_job
 

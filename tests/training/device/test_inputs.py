@@ -1,0 +1,121 @@
+"""Device-side feeding: uint8 batches to normalised pathway tensors, the Slow frames taken on
+the device from the Fast ones, and the feed that brings them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from pipelines import sampling
+from pipelines.decode.frame_table import read_frame_table
+from pipelines.decode.frames import decode_clip
+from pipelines.synth.generate import generate
+from raysf.clip_spec import ClipSpec
+from training.device.inputs import DeviceFeed, DeviceInputs, to_model_inputs
+
+CUDA = torch.cuda.is_available()
+
+
+def _batch(rng, b=2, t=4, alpha=4, side=8):
+    return {
+        "slow": rng.integers(0, 256, size=(b, t, side, side, 3), dtype=np.uint8),
+        "fast": rng.integers(0, 256, size=(b, alpha * t, side, side, 3), dtype=np.uint8),
+        "label": np.arange(b, dtype=np.int64),
+    }
+
+
+def test_to_model_inputs_layout_and_values():
+    batch = _batch(np.random.default_rng(0))
+    mean, std = (0.1, 0.5, 0.9), (0.2, 0.25, 0.5)
+    slow, fast = to_model_inputs(batch, mean, std, "cpu")
+    assert slow.shape == (2, 3, 4, 8, 8) and fast.shape == (2, 3, 16, 8, 8)
+    assert slow.dtype == torch.float32 and fast.is_contiguous()
+    for c in range(3):
+        expected = (batch["fast"][..., c].astype(np.float64) / 255 - mean[c]) / std[c]
+        np.testing.assert_allclose(fast[:, c].numpy(), expected, rtol=1e-5, atol=1e-5)
+    cl = to_model_inputs(
+        {k: torch.from_numpy(v) for k, v in batch.items()}, mean, std, channels_last=True
+    )
+    assert cl[0].is_contiguous(memory_format=torch.channels_last_3d)
+    torch.testing.assert_close(cl[0], slow)
+    with pytest.raises(ValueError, match="uint8"):
+        to_model_inputs({"slow": batch["slow"].astype(np.float32), "fast": batch["fast"]})
+
+
+def test_a_fast_only_batch_gets_its_slow_frames_by_the_spec_positions():
+    batch = _batch(np.random.default_rng(1), t=4, alpha=4)
+    for rule in ("stride", "linspace"):
+        spec = ClipSpec(slow_frames=4, tau=8, alpha=4, rule=rule, num_val_clips=1, num_test_clips=1)
+        feed = DeviceInputs.for_spec(spec, "cpu")
+        slow_u8, fast_u8 = feed.uint8_pathways({"fast": batch["fast"]})
+        positions = sampling.slow_positions(4, 4, rule)
+        assert torch.equal(slow_u8, torch.from_numpy(batch["fast"][:, positions]))
+        assert torch.equal(fast_u8, torch.from_numpy(batch["fast"]))
+        # normalised: the same as feeding both pathways, bit for bit
+        pair = {"slow": batch["fast"][:, positions], "fast": batch["fast"]}
+        for got, want in zip(feed.inputs({"fast": batch["fast"]}), feed.inputs(pair), strict=True):
+            assert torch.equal(got, want)
+    # a batch carrying its own Slow frames is used as it is
+    slow, _ = DeviceInputs(slow_positions=[0, 1, 2, 3]).uint8_pathways(batch)
+    assert torch.equal(slow, torch.from_numpy(batch["slow"]))
+
+
+def test_feeding_errors_name_what_is_missing():
+    batch = _batch(np.random.default_rng(2))
+    with pytest.raises(ValueError, match="no 'slow' entry and no Slow positions"):
+        DeviceInputs().inputs({"fast": batch["fast"]})
+    with pytest.raises(ValueError, match="batch has no 'fast' entry"):
+        DeviceInputs(slow_positions=[0]).inputs({"slow": batch["slow"]})
+    with pytest.raises(ValueError, match="need 17 Fast frames, the batch has 16"):
+        DeviceInputs(slow_positions=[0, 16]).inputs({"fast": batch["fast"]})
+    with pytest.raises(ValueError, match="mean and std need 3 values"):
+        DeviceInputs(std=(0.2, 0.0, 0.2))
+
+
+@pytest.mark.parametrize("rule", ["stride", "linspace"])
+def test_slow_frames_taken_on_the_device_equal_the_decoded_ones_bit_for_bit(tmp_path, rule):
+    video = generate(tmp_path, classes=1, videos_per_class=1, seed=2, frames=48, size=(48, 40))[0]
+    table = read_frame_table(video.path)
+    spec = ClipSpec(slow_frames=4, tau=4, alpha=4, rule=rule, num_val_clips=1, num_test_clips=1)
+    fast_idx, slow_idx = sampling.clip_indices(
+        5, table.num_frames, slow_frames=4, tau=4, alpha=4, rule=rule
+    )
+    record = {"content": video.path, "fast_idx": fast_idx, "slow_idx": slow_idx}
+    decoded_slow, decoded_fast = decode_clip(record, short_side=40)
+    device = "cuda" if CUDA else "cpu"
+    feed = DeviceInputs.for_spec(spec, device)
+    slow, fast = feed.uint8_pathways({"fast": decoded_fast[None]})
+    assert slow.device.type == device and slow.dtype == torch.uint8
+    np.testing.assert_array_equal(slow[0].cpu().numpy(), decoded_slow)
+    np.testing.assert_array_equal(fast[0].cpu().numpy(), decoded_fast)
+
+
+def test_the_cpu_feed_yields_inputs_and_labels_batch_by_batch():
+    rng = np.random.default_rng(3)
+    batches = [{k: v for k, v in _batch(rng).items() if k != "slow"} for _ in range(3)]
+    feed = DeviceFeed(DeviceInputs(slow_positions=[0, 4, 8, 12]))
+    assert feed.stream is None  # nothing to overlap on a CPU
+    out = list(feed(iter(batches)))
+    assert len(out) == 3
+    (slow, fast), labels = out[2]
+    assert slow.shape == (2, 3, 4, 8, 8) and fast.shape == (2, 3, 16, 8, 8)
+    assert labels.tolist() == [0, 1] and labels.dtype == torch.int64
+
+
+@pytest.mark.skipif(not CUDA, reason="needs a CUDA device")
+def test_the_cuda_feed_copies_one_batch_ahead_and_hands_out_the_same_tensors():
+    rng = np.random.default_rng(4)
+    host = [
+        {k: torch.from_numpy(v).pin_memory() for k, v in _batch(rng).items() if k != "slow"}
+        for _ in range(4)
+    ]
+    inputs = DeviceInputs("cuda", slow_positions=[0, 4, 8, 12], channels_last=True)
+    overlapped = list(DeviceFeed(inputs, overlap=True)(host))
+    inline = list(DeviceFeed(inputs, overlap=False)(host))
+    assert DeviceFeed(inputs).stream is not None and len(overlapped) == 4
+    for (a_in, a_lab), (b_in, b_lab) in zip(overlapped, inline, strict=True):
+        assert all(torch.equal(a, b) for a, b in zip(a_in, b_in, strict=True))
+        assert torch.equal(a_lab, b_lab) and a_in[1].is_contiguous(
+            memory_format=torch.channels_last_3d
+        )
