@@ -261,7 +261,7 @@ def check_sync_free(bench: Bench, model, host: list) -> bool | None:
 
 def import_create_slowfast():
     """PyTorchVideo's ``create_slowfast``, with a torchvision stub when torchvision is absent
-    (see tests/model/conftest.py and benchmarks/model_bench.py)."""
+    (see tests/slowfast_model/conftest.py and benchmarks/model_bench.py)."""
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from model_bench import import_create_slowfast as importer
 
