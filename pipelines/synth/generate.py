@@ -50,7 +50,7 @@ from pipelines.synth.spec import (
     sample_spec,
     square_wave,
 )
-from raysf import console
+from raysf import display
 
 __all__ = [
     "ALIASING_CLASSES",
@@ -145,8 +145,8 @@ def generate(
     names = class_names(classes)
     root = os.fspath(out)
     videos: list[SynthVideo] = []
-    shown = console.Progress(
-        f"generating SynthMotion in {console.short_path(root)}",
+    shown = display.Progress(
+        f"generating SynthMotion in {display.short_path(root)}",
         classes * videos_per_class,
         "videos",
     )
