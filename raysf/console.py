@@ -3,9 +3,9 @@
 Every entry point opens one :func:`session` (``raysf <command>`` = ``python -m jobs.<command>``):
 
 - **stdout is the console**: one line per step, one progress display per long phase
-  (:class:`Progress`: count, rate, ETA), the results. On a terminal the display is one line
-  redrawn in place; off a terminal (CI, ``ray job submit``, a pipe) it is a plain-text line
-  every ``interval`` seconds and a last line when the phase ends.
+  (:class:`raysf.display.Progress`: count, rate, ETA), the results. On a terminal the display
+  is one line redrawn in place; off a terminal (CI, ``ray job submit``, a pipe) it is a
+  plain-text line every ``interval`` seconds and a last line when the phase ends.
 - **everything else goes to files** in the session's log folder (default
   ``demo_output/logs/<command>-<time>``, ``--log-dir``), named on the first console line:
   ``driver.log`` (this process's stderr: the logging and warnings of Ray, Ray Data, Tune,
@@ -32,9 +32,11 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
+
+if TYPE_CHECKING:
+    from raysf.display import Progress
 
 #: Prefix of an event line on a worker's stdout.
 EVENT_PREFIX = "[raysf:event] "
@@ -45,99 +47,6 @@ PLAIN_INTERVAL = 300.0
 
 _session: Session | None = None
 _ORIGIN, _SEQUENCE = uuid.uuid4().hex[:12], itertools.count()
-
-
-# ----------------------------------------------------------------------------- formatting
-
-
-def format_duration(seconds: float) -> str:
-    """``42s``, ``3:07``, ``1:02:03``."""
-    seconds = max(0, int(round(seconds)))
-    if seconds < 60:
-        return f"{seconds}s"
-    minutes, secs = divmod(seconds, 60)
-    if minutes < 60:
-        return f"{minutes}:{secs:02d}"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}"
-
-
-def short_path(path: str | os.PathLike) -> str:
-    """``path`` relative to the current folder when it is below it (URIs unchanged)."""
-    text = os.fspath(path)
-    if "://" in text:
-        return text
-    absolute = os.path.abspath(text)
-    cwd = os.getcwd()
-    return os.path.relpath(absolute, cwd) if absolute.startswith(cwd + os.sep) else text
-
-
-def eta_seconds(done: float, total: float | None, elapsed: float) -> float | None:
-    """Remaining seconds at the mean rate so far; ``None`` before any progress or without a total."""
-    if not total or done <= 0 or elapsed <= 0:
-        return None
-    return max(0.0, (total - done) * elapsed / done)
-
-
-# ----------------------------------------------------------------------------- progress
-
-
-@dataclass
-class Progress:
-    """One progress display: ``label  count/total unit  rate/s  ETA  note``.
-
-    Update it with :meth:`update`; :meth:`close` prints its last line (``summary`` or the
-    display's own text with the elapsed time). Works without a session (plain lines on stdout).
-    """
-
-    label: str
-    total: float | None = None
-    unit: str = ""
-    show_rate: bool = True
-    count: float = 0
-    note: str = ""
-    started: float = field(default_factory=time.monotonic)
-    last_line: float = field(default_factory=time.monotonic)
-    closed: bool = False
-
-    def text(self, now: float | None = None) -> str:
-        elapsed = (now or time.monotonic()) - self.started
-        parts = [self.label]
-        if self.total:
-            parts.append(f"{self.count:g}/{self.total:g} {self.unit}".rstrip())
-        elif self.count:
-            parts.append(f"{self.count:g} {self.unit}".rstrip())
-        if self.show_rate and self.count and elapsed > 0:
-            rate, per = self.count / elapsed, "s"
-            if rate < 0.1:  # slow phases (trials, epochs): per minute
-                rate, per = rate * 60, "min"
-            parts.append(f"{rate:.2f} {self.unit or 'items'}/{per}")
-        eta = eta_seconds(self.count, self.total, elapsed)
-        if eta is not None and self.count < (self.total or 0):
-            parts.append(f"ETA {format_duration(eta)}")
-        if self.note:
-            parts.append(self.note)
-        return " · ".join(parts)
-
-    def update(
-        self,
-        count: float | None = None,
-        *,
-        advance: float = 0,
-        total: float | None = None,
-        note: str | None = None,
-    ) -> None:
-        self.count = self.count + advance if count is None else count
-        self.total = self.total if total is None else total
-        self.note = self.note if note is None else note
-        _current().show(self)
-
-    def close(self, summary: str | None = None) -> None:
-        if self.closed:
-            return
-        self.closed = True
-        elapsed = format_duration(time.monotonic() - self.started)
-        _current().finish(self, summary or f"{self.text()} · {elapsed}")
 
 
 # ----------------------------------------------------------------------------- session
@@ -230,14 +139,14 @@ class Session:
             self.worker_log.close()
 
 
-def _current() -> Session:
+def current() -> Session:
     """The open session, or a plain stdout console for library use without one."""
     return _session or Session(sys.stdout, tty=False, interval=PLAIN_INTERVAL)
 
 
 def line(text: str) -> None:
     """Print one console line (between the lines of a live progress display)."""
-    _current().line(text)
+    current().line(text)
 
 
 def error(text: str) -> None:
@@ -279,7 +188,7 @@ def dispatch(event: dict[str, Any]) -> None:
     if _session is not None and event.get("kind") in _session.handlers:
         _session.dispatch(event)
     elif event.get("text"):
-        _current().line(str(event["text"]))
+        current().line(str(event["text"]))
 
 
 def write_worker_lines(data: dict[str, Any], lines: list[str]) -> bool:

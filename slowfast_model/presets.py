@@ -31,6 +31,20 @@ class Sampling:
 
 
 _R50 = SlowFastConfig()
+_R101_16X8 = _R50.replace(
+    depth=101, slow_frames=16, default_tau=8, alpha=4, fusion_kernel=5, res4_temporal_blocks=6
+)
+# CPU-sized: the real architecture (R18 bottleneck net) at width 8, T=4, alpha=4.
+_TINY = _R50.replace(
+    depth=18,
+    width=8,
+    beta_inv=8,
+    slow_frames=4,
+    default_tau=4,
+    alpha=4,
+    num_classes=10,
+    dropout=0.2,
+)
 
 _PRESETS: dict[str, SlowFastConfig] = {
     # T x tau, as in the paper's tables.
@@ -39,48 +53,16 @@ _PRESETS: dict[str, SlowFastConfig] = {
     "slowfast_8x8_r101": _R50.replace(
         depth=101, slow_frames=8, default_tau=8, alpha=4, fusion_kernel=5
     ),
-    "slowfast_16x8_r101": _R50.replace(
-        depth=101, slow_frames=16, default_tau=8, alpha=4, fusion_kernel=5, res4_temporal_blocks=6
-    ),
-    "slowfast_16x8_r101_nl": _R50.replace(
-        depth=101,
-        slow_frames=16,
-        default_tau=8,
-        alpha=4,
-        fusion_kernel=5,
-        res4_temporal_blocks=6,
-        nonlocal_res4=True,
-    ),
+    "slowfast_16x8_r101": _R101_16X8,
+    "slowfast_16x8_r101_nl": _R101_16X8.replace(nonlocal_res4=True),
     "slow_8x8_r50": _R50.replace(
         pathways="slow_only", fusion="none", slow_frames=8, default_tau=8, alpha=4
     ),
     "fast_only_r50": _R50.replace(
         pathways="fast_only", fusion="none", slow_frames=8, default_tau=8, alpha=4
     ),
-    # CPU-sized: the real architecture (R18 bottleneck net) at width 8, T=4, alpha=4.
-    "slowfast_tiny": _R50.replace(
-        depth=18,
-        width=8,
-        beta_inv=8,
-        slow_frames=4,
-        default_tau=4,
-        alpha=4,
-        fusion_kernel=5,
-        num_classes=10,
-        dropout=0.2,
-    ),
-    "slow_tiny": _R50.replace(
-        depth=18,
-        width=8,
-        beta_inv=8,
-        slow_frames=4,
-        default_tau=4,
-        alpha=4,
-        pathways="slow_only",
-        fusion="none",
-        num_classes=10,
-        dropout=0.2,
-    ),
+    "slowfast_tiny": _TINY.replace(fusion_kernel=5),
+    "slow_tiny": _TINY.replace(pathways="slow_only", fusion="none"),
 }
 
 

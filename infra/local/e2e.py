@@ -150,12 +150,8 @@ def parse_summary(logs: str) -> dict[str, Any]:
 
 
 def train_command(dataset: str, bucket: str, tracking_uri: str) -> list[str]:
-    return [
-        "python",
-        "-m",
-        "jobs.train",
-        "--smoke-test",
-        "jobs/train.yaml",
+    return _smoke_command(
+        "train",
         f"data.dataset={dataset}",
         f"storage.path=s3://{bucket}/checkpoints",
         "storage.name=local-e2e",
@@ -163,17 +159,13 @@ def train_command(dataset: str, bucket: str, tracking_uri: str) -> list[str]:
         "mlflow.experiment=local-e2e",
         DECODE_RESOURCES,
         TRAIN_RESOURCES,
-    ]
+    )
 
 
 def tune_command(dataset: str, bucket: str, tracking_uri: str) -> list[str]:
     """A two-trial sweep (one alpha, fusion vs none) with the smoke sizes, placed like training."""
-    return [
-        "python",
-        "-m",
-        "jobs.tune",
-        "--smoke-test",
-        "jobs/tune.yaml",
+    return _smoke_command(
+        "tune",
         f"train.data.dataset={dataset}",
         f"train.mlflow.tracking_uri={tracking_uri}",
         "train.mlflow.experiment=local-e2e-tune",
@@ -187,7 +179,12 @@ def tune_command(dataset: str, bucket: str, tracking_uri: str) -> list[str]:
         "space.slow_only=false",
         f"sweep.storage_path=s3://{bucket}/tune",
         "sweep.name=local-e2e",
-    ]
+    )
+
+
+def _smoke_command(job: str, *overrides: str) -> list[str]:
+    """``python -m jobs.<job> --smoke-test jobs/<job>.yaml`` with the config ``overrides``."""
+    return ["python", "-m", f"jobs.{job}", "--smoke-test", f"jobs/{job}.yaml", *overrides]
 
 
 @contextlib.contextmanager

@@ -15,15 +15,19 @@ from __future__ import annotations
 
 import os
 import secrets
-import shutil
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
 from infra.local.credentials import private_dir, write_private
-from infra.local.procs import LOOPBACK, ServiceProcess, free_port, spawn, wait_http
+from infra.local.procs import (
+    LOOPBACK,
+    ServiceProcess,
+    find_executable,
+    free_port,
+    start_service,
+)
 
 ADMIN_USER = "admin"
 AUTH_CONFIG = "basic_auth.ini"
@@ -70,13 +74,9 @@ class MlflowServer:
 
 
 def _mlflow_executable() -> str:
-    candidate = Path(sys.executable).parent / "mlflow"
-    if candidate.exists():
-        return str(candidate)
-    found = shutil.which("mlflow")
-    if found is None:
-        raise FileNotFoundError("the `mlflow` CLI is neither next to sys.executable nor on PATH")
-    return found
+    return find_executable(
+        "mlflow", "the `mlflow` CLI is neither next to sys.executable nor on PATH"
+    )
 
 
 def start_mlflow_server(
@@ -102,16 +102,11 @@ def start_mlflow_server(
             ``admin`` / ``admin_password`` (``MlflowServer.env`` carries it).
         admin_password: the admin's password with ``auth`` (default: a fresh random one).
     """
-    if artifact_root.startswith("s3://") and not (s3_env or {}).get("MLFLOW_S3_ENDPOINT_URL"):
-        raise ValueError(
-            f"artifact_root {artifact_root!r} is on S3 but s3_env has no MLFLOW_S3_ENDPOINT_URL"
-        )
+    _check_artifact_root(artifact_root, s3_env)
     state = private_dir(state_dir)
     port = port or free_port()
     backend_uri = f"sqlite:///{(state / 'mlflow.db').resolve()}"
-    argv = [_mlflow_executable(), "server", "--host", LOOPBACK, "--port", str(port)]
-    argv += ["--workers", "1", "--backend-store-uri", backend_uri]
-    argv += ["--serve-artifacts", "--artifacts-destination", artifact_root]
+    argv = _server_argv(port, backend_uri, artifact_root)
     env = {**os.environ, **(s3_env or {}), "PYTHONUNBUFFERED": "1"}
     env.pop("MLFLOW_TRACKING_URI", None)
     password = None
@@ -119,13 +114,10 @@ def start_mlflow_server(
         password = admin_password or secrets.token_urlsafe(24)
         argv += ["--app-name", "basic-auth"]
         env.update(_auth_env(state, password))
-    process = spawn("mlflow server", argv, state / "mlflow.log", env=env)
     tracking_uri = f"http://{LOOPBACK}:{port}"
-    try:
-        wait_http(f"{tracking_uri}/health", timeout, process)
-    except BaseException:
-        process.stop()
-        raise
+    process = start_service(
+        "mlflow server", argv, state / "mlflow.log", f"{tracking_uri}/health", timeout, env=env
+    )
     return MlflowServer(
         tracking_uri=tracking_uri,
         artifact_root=artifact_root,
@@ -134,6 +126,22 @@ def start_mlflow_server(
         username=ADMIN_USER if auth else None,
         password=password,
     )
+
+
+def _check_artifact_root(artifact_root: str, s3_env: Mapping[str, str] | None) -> None:
+    """An artifact root on S3 needs the endpoint in ``s3_env``: fail before starting."""
+    if artifact_root.startswith("s3://") and not (s3_env or {}).get("MLFLOW_S3_ENDPOINT_URL"):
+        raise ValueError(
+            f"artifact_root {artifact_root!r} is on S3 but s3_env has no MLFLOW_S3_ENDPOINT_URL"
+        )
+
+
+def _server_argv(port: int, backend_uri: str, artifact_root: str) -> list[str]:
+    """``mlflow server`` on 127.0.0.1:``port``, one worker, proxying artifacts."""
+    argv = [_mlflow_executable(), "server", "--host", LOOPBACK, "--port", str(port)]
+    argv += ["--workers", "1", "--backend-store-uri", backend_uri]
+    argv += ["--serve-artifacts", "--artifacts-destination", artifact_root]
+    return argv
 
 
 def _auth_env(state: Path, password: str) -> dict[str, str]:

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -211,6 +213,40 @@ def spawn(
         start_new_session=True,
     )
     return ServiceProcess(name=name, popen=popen, log_path=log_path, _log_handle=handle)
+
+
+def start_service(
+    name: str,
+    argv: Sequence[str],
+    log_path: Path,
+    ready_url: str,
+    timeout: float,
+    env: Mapping[str, str] | None = None,
+) -> ServiceProcess:
+    """:func:`spawn` a service and wait until ``ready_url`` answers 200 (:func:`wait_http`);
+    a service that does not come up is stopped before the error propagates."""
+    process = spawn(name, argv, log_path, env=env)
+    try:
+        wait_http(ready_url, timeout, process)
+    except BaseException:
+        process.stop()
+        raise
+    return process
+
+
+def find_executable(name: str, missing: str) -> str:
+    """The ``name`` CLI next to the running interpreter (the venv's), else from PATH.
+
+    Raises:
+        FileNotFoundError: with the message ``missing`` when it is in neither place.
+    """
+    candidate = Path(sys.executable).parent / name
+    if candidate.exists():
+        return str(candidate)
+    found = shutil.which(name)
+    if found is None:
+        raise FileNotFoundError(missing)
+    return found
 
 
 def http_get(

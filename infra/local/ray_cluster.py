@@ -197,13 +197,7 @@ def start_ray_head(
             Path(state_dir), name, num_cpus, resources, labels, object_store_memory, env
         )
         try:
-            wait_http(
-                f"{cluster.dashboard_url}/api/version",
-                timeout,
-                cluster.head.process,
-                cluster.auth_headers,
-            )
-            wait_node_alive(cluster, cluster.head, timeout)
+            _wait_head(cluster, timeout)
             return cluster
         except (RuntimeError, TimeoutError):
             # `ray start` gives its raylet a fixed 30 s to register with the GCS; on an
@@ -215,6 +209,17 @@ def start_ray_head(
             stop_ray(cluster)
             raise
     raise AssertionError("unreachable")
+
+
+def _wait_head(cluster: RayCluster, timeout: float) -> None:
+    """Wait until the head's dashboard answers and the GCS lists the head ALIVE."""
+    wait_http(
+        f"{cluster.dashboard_url}/api/version",
+        timeout,
+        cluster.head.process,
+        cluster.auth_headers,
+    )
+    wait_node_alive(cluster, cluster.head, timeout)
 
 
 def _launch_head(
@@ -235,18 +240,7 @@ def _launch_head(
     node_args, nm_port = node_start_args(
         name, num_cpus, dict(resources or {}), dict(labels or {}), object_store_memory
     )
-    argv = [
-        ray_executable(),
-        "start",
-        "--head",
-        f"--port={gcs_port}",
-        "--include-dashboard=true",
-        f"--dashboard-host={RAY_NODE_IP}",
-        f"--dashboard-port={dashboard_port}",
-        f"--ray-client-server-port={free_port()}",
-        f"--temp-dir={temp_dir}",
-        *node_args,
-    ]
+    argv = _head_argv(gcs_port, dashboard_port, temp_dir, node_args)
     env_vars = node_env(token, env)
     process = spawn(f"ray node {name}", argv, state / f"ray-{name}.log", env=env_vars)
     head = RayNode(
@@ -258,7 +252,7 @@ def _launch_head(
         num_cpus=num_cpus,
         process=process,
     )
-    cluster = RayCluster(
+    return RayCluster(
         gcs_address=f"{RAY_NODE_IP}:{gcs_port}",
         dashboard_url=f"http://{RAY_NODE_IP}:{dashboard_port}",
         token=token,
@@ -267,7 +261,24 @@ def _launch_head(
         node_env=env_vars,
         head=head,
     )
-    return cluster
+
+
+def _head_argv(
+    gcs_port: int, dashboard_port: int, temp_dir: Path, node_args: list[str]
+) -> list[str]:
+    """``ray start --head`` with its GCS, dashboard and client-server ports and temp dir."""
+    return [
+        ray_executable(),
+        "start",
+        "--head",
+        f"--port={gcs_port}",
+        "--include-dashboard=true",
+        f"--dashboard-host={RAY_NODE_IP}",
+        f"--dashboard-port={dashboard_port}",
+        f"--ray-client-server-port={free_port()}",
+        f"--temp-dir={temp_dir}",
+        *node_args,
+    ]
 
 
 def start_ray_worker(

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import sys
 import time
@@ -20,6 +19,7 @@ from pathlib import Path
 from infra.local.credentials import without_credentials
 from infra.local.procs import (
     ServiceProcess,
+    find_executable,
     find_pids,
     free_port,
     free_port_range,
@@ -39,13 +39,7 @@ RAY_NODE_IP = "127.0.0.2"
 
 def ray_executable() -> str:
     """The ``ray`` CLI next to the running interpreter (the venv's), else from PATH."""
-    candidate = Path(sys.executable).parent / "ray"
-    if candidate.exists():
-        return str(candidate)
-    found = shutil.which("ray")
-    if found is None:
-        raise FileNotFoundError("the `ray` CLI is neither next to sys.executable nor on PATH")
-    return found
+    return find_executable("ray", "the `ray` CLI is neither next to sys.executable nor on PATH")
 
 
 @dataclass

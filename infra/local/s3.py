@@ -14,16 +14,19 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
-import sys
 from dataclasses import dataclass
-from pathlib import Path
 
 import boto3
 from botocore.config import Config
 
 from infra.local.credentials import private_dir, write_aws_credentials
-from infra.local.procs import LOOPBACK, ServiceProcess, free_port, spawn, wait_http
+from infra.local.procs import (
+    LOOPBACK,
+    ServiceProcess,
+    find_executable,
+    free_port,
+    start_service,
+)
 
 S3_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -71,13 +74,7 @@ class S3Server:
 
 
 def _moto_executable() -> str:
-    candidate = Path(sys.executable).parent / "moto_server"
-    if candidate.exists():
-        return str(candidate)
-    found = shutil.which("moto_server")
-    if found is None:
-        raise FileNotFoundError("moto_server not found: install moto[server]")
-    return found
+    return find_executable("moto_server", "moto_server not found: install moto[server]")
 
 
 def start_moto_server(
@@ -91,14 +88,11 @@ def start_moto_server(
         S3_CREDENTIALS["AWS_ACCESS_KEY_ID"],
         S3_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
     )
-    log = state / "moto.log"
-    process = spawn("moto_server", [_moto_executable(), "-H", LOOPBACK, "-p", str(port)], log)
+    argv = [_moto_executable(), "-H", LOOPBACK, "-p", str(port)]
     endpoint = f"http://{LOOPBACK}:{port}"
-    try:
-        wait_http(f"{endpoint}/moto-api/", timeout, process)
-    except BaseException:
-        process.stop()
-        raise
+    process = start_service(
+        "moto_server", argv, state / "moto.log", f"{endpoint}/moto-api/", timeout
+    )
     return S3Server(endpoint=endpoint, env=s3_env(endpoint, credentials), process=process)
 
 

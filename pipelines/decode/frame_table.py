@@ -105,25 +105,7 @@ def read_frame_table(source: VideoSource) -> FrameTable:
         if not container.streams.video:
             raise ValueError(f"no video stream in {name}")
         stream = container.streams.video[0]
-        pts_list: list[int] = []
-        key_pts: list[int] = []
-        try:
-            for packet in container.demux(stream):
-                if packet.pts is None or packet.size == 0:
-                    continue
-                pts_list.append(int(packet.pts))
-                if packet.is_keyframe:
-                    key_pts.append(int(packet.pts))
-        except av.FFmpegError as exc:
-            raise ValueError(f"cannot demux video {name}: {exc}") from exc
-        if not pts_list:
-            raise ValueError(f"no timed video packets in {name}")
-        pts = np.unique(np.asarray(pts_list, dtype=np.int64))
-        keyframes = np.searchsorted(pts, np.asarray(sorted(set(key_pts)), dtype=np.int64))
-        if keyframes.size == 0 or keyframes[0] != 0:
-            # A stream whose first presented frame is not flagged as key still decodes from
-            # its first packet; treat frame 0 as the entry point.
-            keyframes = np.concatenate([[0], keyframes])
+        pts, keyframes = _frame_times(container, stream, name)
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
         if rate is None or float(rate) <= 0:
             raise ValueError(f"cannot determine the frame rate of {name}")
@@ -138,3 +120,30 @@ def read_frame_table(source: VideoSource) -> FrameTable:
             width=int(stream.codec_context.width),
             height=int(stream.codec_context.height),
         )
+
+
+def _frame_times(container, stream, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """The sorted distinct pts of ``stream``'s timed packets and the indices of its keyframes
+    among them (frame 0 always counts as one), by demuxing without decoding."""
+    import av  # heavy; imported where a video is opened (training-only hosts have no PyAV)
+
+    pts_list: list[int] = []
+    key_pts: list[int] = []
+    try:
+        for packet in container.demux(stream):
+            if packet.pts is None or packet.size == 0:
+                continue
+            pts_list.append(int(packet.pts))
+            if packet.is_keyframe:
+                key_pts.append(int(packet.pts))
+    except av.FFmpegError as exc:
+        raise ValueError(f"cannot demux video {name}: {exc}") from exc
+    if not pts_list:
+        raise ValueError(f"no timed video packets in {name}")
+    pts = np.unique(np.asarray(pts_list, dtype=np.int64))
+    keyframes = np.searchsorted(pts, np.asarray(sorted(set(key_pts)), dtype=np.int64))
+    if keyframes.size == 0 or keyframes[0] != 0:
+        # A stream whose first presented frame is not flagged as key still decodes from
+        # its first packet; treat frame 0 as the entry point.
+        keyframes = np.concatenate([[0], keyframes])
+    return pts, keyframes

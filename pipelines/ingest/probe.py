@@ -71,25 +71,33 @@ _CONTAINER_MAGIC: tuple[tuple[int, bytes, str], ...] = (
     (0, b"\x1a\x45\xdf\xa3", "matroska/webm"),
     (0, b"FLV\x01", "flv"),
 )
-# (offset, magic, what) of media we recognise and never open.
-_IMAGE_MAGIC = (
-    (0, b"\x89PNG", "PNG"),
-    (0, b"\xff\xd8\xff", "JPEG"),
-    (0, b"GIF8", "GIF"),
-    (0, b"II*\x00", "TIFF"),
-    (0, b"MM\x00*", "TIFF"),
-    (8, b"WEBP", "WebP"),
-)
-_FOREIGN_MAGIC = (
-    (0, b"ffconcat", "an FFmpeg concat script"),
-    (0, b"#EXTM3U", "an HLS playlist"),
-    (0, b"<?xml", "an XML document (DASH manifest?)"),
-    (0, b"<MPD", "a DASH manifest"),
-    (0, b"OggS", "Ogg"),
-    (0, b"\x30\x26\xb2\x75\x8e\x66\xcf\x11", "ASF/WMV"),
-    (0, b"\x00\x00\x01\xba", "MPEG program stream"),
-    (0, b"\x00\x00\x01\xb3", "MPEG video elementary stream"),
-    (0, b"RIFF", "a RIFF file that is not AVI"),
+# (offset, magic, what, reject category) of media we recognise and never open.
+_REFUSED_MAGIC: tuple[tuple[int, bytes, str, str], ...] = (
+    *(
+        (off, magic, what, "image")
+        for off, magic, what in (
+            (0, b"\x89PNG", "PNG"),
+            (0, b"\xff\xd8\xff", "JPEG"),
+            (0, b"GIF8", "GIF"),
+            (0, b"II*\x00", "TIFF"),
+            (0, b"MM\x00*", "TIFF"),
+            (8, b"WEBP", "WebP"),
+        )
+    ),
+    *(
+        (0, magic, what, "container_not_allowed")
+        for magic, what in (
+            (b"ffconcat", "an FFmpeg concat script"),
+            (b"#EXTM3U", "an HLS playlist"),
+            (b"<?xml", "an XML document (DASH manifest?)"),
+            (b"<MPD", "a DASH manifest"),
+            (b"OggS", "Ogg"),
+            (b"\x30\x26\xb2\x75\x8e\x66\xcf\x11", "ASF/WMV"),
+            (b"\x00\x00\x01\xba", "MPEG program stream"),
+            (b"\x00\x00\x01\xb3", "MPEG video elementary stream"),
+            (b"RIFF", "a RIFF file that is not AVI"),
+        )
+    ),
 )
 _IMAGE_CODECS = frozenset({"png", "bmp", "tiff", "webp", "gif", "jpeg2000", "jpegls"})
 
@@ -150,14 +158,10 @@ def looks_like_container(data: bytes) -> bool:
 
 def _reject_unopenable(data: bytes, name: str) -> None:
     """Raise the reject of bytes that are no allowed container (image, foreign, unknown)."""
-    for magic_table, category in (
-        (_IMAGE_MAGIC, "image"),
-        (_FOREIGN_MAGIC, "container_not_allowed"),
-    ):
-        for off, magic, what in magic_table:
-            if data[off : off + len(magic)] == magic:
-                detail = "a still image" if category == "image" else "outside the allowlist"
-                raise RejectError(category, f"{name}: {what}, {detail}")
+    for off, magic, what, category in _REFUSED_MAGIC:
+        if data[off : off + len(magic)] == magic:
+            detail = "a still image" if category == "image" else "outside the allowlist"
+            raise RejectError(category, f"{name}: {what}, {detail}")
     raise RejectError(
         "unreadable",
         f"{name}: not a media container of {sorted(ALLOWED_CONTAINERS)} (first bytes {data[:8]!r})",
@@ -200,25 +204,14 @@ def probe_video(
         stream = _video_stream(container, name)
         codec = stream.codec_context.name
         check_caps(container, stream, name, max_pixels, max_duration_s)
-        declared = int(stream.frames or 0)
         has_audio = bool(container.streams.audio)
         # Demux before decoding: a cut-off file shows as missing packets, which is a clearer
         # reason than the decoder error it would cause.
-        try:
-            table = read_frame_table(data)
-        except ValueError as exc:
-            raise RejectError("truncated", f"{name}: {exc}") from exc
-        if declared and table.num_frames < declared:
-            raise RejectError(
-                "truncated",
-                f"{name}: {table.num_frames} frames demuxed, container declares {declared}",
-            )
+        table = _demuxed_table(data, int(stream.frames or 0), name)
         _check_duration(table.num_frames / table.fps, max_duration_s, name)
         rotation, decoded = _decode_check(container, stream, name, decode_all)
-    if decode_all and decoded < table.num_frames:
-        raise RejectError(
-            "undecodable", f"{name}: only {decoded} of {table.num_frames} frames decode"
-        )
+    if decode_all:
+        _check_all_decoded(decoded, table, name)
     return ProbeResult(
         codec=codec,
         fps=table.fps,
@@ -230,6 +223,29 @@ def probe_video(
         has_audio=has_audio,
         table=table,
     )
+
+
+def _demuxed_table(data: bytes, declared: int, name: str) -> FrameTable:
+    """The frame table of ``data``; ``truncated`` when it does not demux or holds fewer
+    frames than the container ``declared`` (0: no declared count)."""
+    try:
+        table = read_frame_table(data)
+    except ValueError as exc:
+        raise RejectError("truncated", f"{name}: {exc}") from exc
+    if declared and table.num_frames < declared:
+        raise RejectError(
+            "truncated",
+            f"{name}: {table.num_frames} frames demuxed, container declares {declared}",
+        )
+    return table
+
+
+def _check_all_decoded(decoded: int, table: FrameTable, name: str) -> None:
+    """``undecodable`` when fewer than every demuxed frame of ``table`` decoded."""
+    if decoded < table.num_frames:
+        raise RejectError(
+            "undecodable", f"{name}: only {decoded} of {table.num_frames} frames decode"
+        )
 
 
 def _video_stream(container, name: str):
@@ -283,10 +299,7 @@ def decode_every_frame(data: bytes, name: str) -> None:
     table = read_frame_table(data)
     with open_allowed(data, name) as container:
         _, decoded = _decode_check(container, container.streams.video[0], name, True)
-    if decoded < table.num_frames:
-        raise RejectError(
-            "undecodable", f"{name}: only {decoded} of {table.num_frames} frames decode"
-        )
+    _check_all_decoded(decoded, table, name)
 
 
 def _decode_check(

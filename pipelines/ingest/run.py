@@ -9,7 +9,7 @@ videos to shards is a pure function of the listing. A Ray Dataset holds one row 
 yet committed; ``map`` runs, per video, read -> probe (PyAV) -> validate -> optional re-encode
 -> clip records (:mod:`pipelines.ingest.clips`), then writes the shard's clips and rejects
 Parquet files and finally its commit marker (:mod:`pipelines.ingest.shards`). The driver shows the
-committed shards as a progress display (:mod:`raysf.console`), logs one line per shard and
+committed shards as a progress display (:mod:`raysf.display`), logs one line per shard and
 writes ``manifest.json`` last.
 
 One row per shard (rather than per video) keeps the shard boundaries fixed, which is what
@@ -38,7 +38,7 @@ from typing import Any
 from pipelines.ingest import leaks, shards
 from pipelines.ingest.config import IngestConfig, S3Config
 from pipelines.ingest.sources import Listing, SourceEntry, read_class_names, read_listing
-from raysf import console, runtime, storage
+from raysf import console, display, runtime, storage
 from raysf.config import ConfigError
 from raysf.errors import ExpectedError
 from raysf.manifest import MANIFEST_NAME, Manifest, parse_manifest
@@ -115,7 +115,7 @@ def run_ingest(cfg: IngestConfig) -> Manifest:
         failed = _run_shards(pending, cfg, root, total=len(tasks))
     else:
         console.line(
-            f"ingest {console.short_path(cfg.out)}: all {len(tasks)} shards committed already"
+            f"ingest {display.short_path(cfg.out)}: all {len(tasks)} shards committed already"
         )
     uncommitted = sorted(set(failed) | {t.shard for t in tasks} - shards.committed_shards(fs, root))
     if uncommitted:
@@ -224,7 +224,7 @@ def _run_shards(
     committed = total - len(pending)
     started = time.monotonic()
     videos = sum(len(t.items) for t in pending)
-    shown = console.Progress(f"ingest {console.short_path(cfg.out)}", total=videos, unit="videos")
+    shown = display.Progress(f"ingest {display.short_path(cfg.out)}", total=videos, unit="videos")
     clips = rejects = 0
     failed: dict[str, str] = {}
     for row in ds.iter_rows():
@@ -246,10 +246,10 @@ def _run_shards(
             time.monotonic() - started,
         )
     shown.close(
-        f"ingest {console.short_path(cfg.out)}: {videos} videos in {len(pending)} shards -> "
+        f"ingest {display.short_path(cfg.out)}: {videos} videos in {len(pending)} shards -> "
         f"{clips} clips, {rejects} rejects"
         + (f", {len(failed)} shards not committed" if failed else "")
-        + f" · {console.format_duration(time.monotonic() - started)}"
+        + f" · {display.format_duration(time.monotonic() - started)}"
     )
     return failed
 

@@ -108,11 +108,7 @@ def build_manifest(
     rejects = sum(m["rejects"] for m in markers)
     inputs = sum(m["inputs"] for m in markers)
     transient = [t for m in markers for t in m.get("transient_inputs", [])]
-    if inputs != num_inputs or videos + rejects + len(transient) != num_inputs:
-        raise ValueError(
-            f"shard counts do not add up: listing has {num_inputs} inputs, shards hold "
-            f"{inputs} inputs = {videos} videos + {rejects} rejects + {len(transient)} transient"
-        )
+    _check_counts(num_inputs, inputs, videos, rejects, len(transient))
     per_split = _merge_nested(m["per_split"] for m in markers)
     per_class = _merge_nested(m["per_class"] for m in markers)
     reasons = Counter()
@@ -139,19 +135,33 @@ def build_manifest(
         "reencode": config["reencode"],
         "listing_fingerprint": listing_fingerprint,
         "config": config,
-        "shards": [
-            {
-                "name": m["shard"],
-                "clips": f"clips/{m['shard']}.parquet",
-                "rejects": f"rejects/{m['shard']}.parquet",
-                "inputs": m["inputs"],
-                "videos": m["videos"],
-                "clips_count": m["clips"],
-                "rejects_count": m["rejects"],
-            }
-            for m in sorted(markers, key=lambda m: m["shard"])
-        ],
+        "shards": _shard_entries(markers),
     }
+
+
+def _check_counts(num_inputs: int, inputs: int, videos: int, rejects: int, transient: int) -> None:
+    """``ValueError`` unless the shards hold every input of the listing exactly once."""
+    if inputs != num_inputs or videos + rejects + transient != num_inputs:
+        raise ValueError(
+            f"shard counts do not add up: listing has {num_inputs} inputs, shards hold "
+            f"{inputs} inputs = {videos} videos + {rejects} rejects + {transient} transient"
+        )
+
+
+def _shard_entries(markers: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The manifest's ``shards`` list: each shard's files and counts, by shard name."""
+    return [
+        {
+            "name": m["shard"],
+            "clips": f"clips/{m['shard']}.parquet",
+            "rejects": f"rejects/{m['shard']}.parquet",
+            "inputs": m["inputs"],
+            "videos": m["videos"],
+            "clips_count": m["clips"],
+            "rejects_count": m["rejects"],
+        }
+        for m in sorted(markers, key=lambda m: m["shard"])
+    ]
 
 
 def _merge_nested(items: Iterable[dict[str, dict[str, int]]]) -> dict[str, dict[str, int]]:

@@ -50,7 +50,7 @@ from pipelines.synth.spec import (
     sample_spec,
     square_wave,
 )
-from raysf import console
+from raysf import display
 
 __all__ = [
     "ALIASING_CLASSES",
@@ -137,16 +137,13 @@ def generate(
     Writes ``out/<split>/<youtube_id>_<start>_<end>.mp4``, ``out/annotations/<split>.csv``
     (Kinetics columns) and ``out/synth.json`` (the arguments, for provenance).
     """
-    if videos_per_class < 1:
-        raise ValueError(f"videos_per_class must be >= 1, got {videos_per_class}")
-    if frames < 8:
-        raise ValueError(f"frames must be >= 8, got {frames}")
+    _check_sizes(videos_per_class, frames)
     splits = dict(DEFAULT_SPLITS if splits is None else splits)
     names = class_names(classes)
     root = os.fspath(out)
     videos: list[SynthVideo] = []
-    shown = console.Progress(
-        f"generating SynthMotion in {console.short_path(root)}",
+    shown = display.Progress(
+        f"generating SynthMotion in {display.short_path(root)}",
         classes * videos_per_class,
         "videos",
     )
@@ -172,6 +169,14 @@ def generate(
     }
     _write_provenance(root, arguments, videos)
     return videos
+
+
+def _check_sizes(videos_per_class: int, frames: int) -> None:
+    """``ValueError`` for fewer than one video a class or fewer than 8 frames a video."""
+    if videos_per_class < 1:
+        raise ValueError(f"videos_per_class must be >= 1, got {videos_per_class}")
+    if frames < 8:
+        raise ValueError(f"frames must be >= 8, got {frames}")
 
 
 def _split_assignment(n: int, splits: dict[str, float], seed: int, class_id: int) -> list[str]:

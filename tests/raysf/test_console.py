@@ -1,4 +1,4 @@
-"""The console (raysf.console, raysf.ray_output): progress displays, events, the routing of Ray's
+"""The console (raysf.console, raysf.display, raysf.ray_output): progress displays, events, the routing of Ray's
 worker output, and the session that sends stderr to a file."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from raysf import console, ray_output
+from raysf import console, display, ray_output
 
 
 class Terminal(io.StringIO):
@@ -19,19 +19,19 @@ class Terminal(io.StringIO):
 
 
 def test_durations_and_eta():
-    assert [console.format_duration(s) for s in (0, 42.4, 187, 3723)] == [
+    assert [display.format_duration(s) for s in (0, 42.4, 187, 3723)] == [
         "0s",
         "42s",
         "3:07",
         "1:02:03",
     ]
-    assert console.eta_seconds(25, 100, 10.0) == pytest.approx(30.0)
-    assert console.eta_seconds(0, 100, 10.0) is None
-    assert console.eta_seconds(5, None, 10.0) is None
+    assert display.eta_seconds(25, 100, 10.0) == pytest.approx(30.0)
+    assert display.eta_seconds(0, 100, 10.0) is None
+    assert display.eta_seconds(5, None, 10.0) is None
 
 
 def test_progress_text_has_count_rate_eta_and_note():
-    shown = console.Progress("ingest", total=40, unit="videos", count=10, note="shard 1/4")
+    shown = display.Progress("ingest", total=40, unit="videos", count=10, note="shard 1/4")
     shown.started -= 5.0  # 10 videos in 5 s
     text = shown.text()
     assert text.startswith("ingest · 10/40 videos · 2.00 videos/s · ETA ")
@@ -42,7 +42,7 @@ def test_plain_output_prints_at_the_interval_and_once_at_the_end(monkeypatch):
     out = io.StringIO()
     session = console.Session(out, tty=False, interval=3600)
     monkeypatch.setattr(console, "_session", session)
-    shown = console.Progress("epoch 1/2", total=100, unit="steps")
+    shown = display.Progress("epoch 1/2", total=100, unit="steps")
     for step in range(1, 101):
         shown.update(step)
     assert out.getvalue() == ""  # no line before the interval
@@ -51,7 +51,7 @@ def test_plain_output_prints_at_the_interval_and_once_at_the_end(monkeypatch):
     assert out.getvalue() == "epoch 1/2 done\n"
 
     session.interval = 0
-    shown = console.Progress("eval", total=3, unit="views")
+    shown = display.Progress("eval", total=3, unit="views")
     for n in (1, 2, 3):
         shown.update(n)
     shown.close()
@@ -64,7 +64,7 @@ def test_terminal_output_redraws_one_line_and_keeps_other_lines_above(monkeypatc
     out = Terminal()
     session = console.Session(out, interval=3600)
     monkeypatch.setattr(console, "_session", session)
-    shown = console.Progress("sweep", total=4, unit="trials")
+    shown = display.Progress("sweep", total=4, unit="trials")
     shown.update(1)
     console.line("trial 1 finished")
     shown.update(2)
@@ -175,6 +175,6 @@ def test_library_prints_go_to_the_log_while_console_lines_stay(tmp_path, capfd):
 
 
 def test_slow_rates_are_per_minute():
-    shown = console.Progress("sweep", total=4, unit="trials", count=1)
+    shown = display.Progress("sweep", total=4, unit="trials", count=1)
     shown.started -= 300.0  # one trial in 5 minutes
     assert "0.20 trials/min" in shown.text() and "ETA 15:00" in shown.text()

@@ -26,7 +26,7 @@ from pipelines.loader.decode_errors import (
     take_decode_errors,
 )
 from pipelines.views import pathway_columns
-from raysf import console, runtime
+from raysf import display, runtime
 from training.artifacts import build_model_from_state
 from training.checkpoints import TrainingState, load_state
 from training.config import resolve_path
@@ -184,7 +184,7 @@ def evaluate_checkpoint(request: EvalRequest, run: RunTarget | None = None) -> d
     runtime.init_ray()
     log = start_decode_error_log()
     scored = score_views(request, errors=DecodeErrorSink(log, request.split))
-    shown = console.Progress(f"evaluating {request.split}", expected_views(request, state), "views")
+    shown = display.Progress(f"evaluating {request.split}", expected_views(request, state), "views")
     metrics = aggregate_views(
         counted(scored.iter_batches(batch_size=256, batch_format="numpy"), shown)
     )
@@ -195,14 +195,14 @@ def evaluate_checkpoint(request: EvalRequest, run: RunTarget | None = None) -> d
         f"{100 * metrics['test_top5']:.1f}% · {metrics['test_videos']:.0f} videos x "
         f"{metrics['test_views_per_video']:.0f} views"
         + (f" · {dropped} records not decodable" if dropped else "")
-        + f" · {console.format_duration(time.monotonic() - shown.started)}"
+        + f" · {display.format_duration(time.monotonic() - shown.started)}"
     )
     if run is not None:
         run.log_metrics(metrics, step=max(state.epoch, 0))
     return metrics
 
 
-def counted(batches, shown: console.Progress):
+def counted(batches, shown: display.Progress):
     """Pass the batches through, advancing the display by each batch's rows."""
     for batch in batches:
         shown.update(advance=len(batch["video_id"]))

@@ -15,7 +15,7 @@ from typing import Any
 
 from ray.tune import Callback
 
-from raysf import console
+from raysf import console, display
 from training.tune.space import FUSION_LABEL
 
 #: (header, width) of the swept dimensions; the learning rate only when it is swept.
@@ -64,7 +64,7 @@ class SweepProgress(Callback):
         self.results: dict[str, dict[str, Any]] = {}
         self.started: dict[str, float] = {}
         self.done = 0
-        self.display: console.Progress | None = None
+        self.display: display.Progress | None = None
 
     # -- formatting
     def header(self) -> str:
@@ -86,7 +86,7 @@ class SweepProgress(Callback):
             f"{done}/{self.epochs}",
             "-" if top1 is None else f"{100 * top1:.1f}%",
             "-" if loss is None else f"{loss:.3f}",
-            console.format_duration(seconds),
+            display.format_duration(seconds),
         )
         cells += [f"{v:<{w}}" for v, (_, w) in zip(values, RESULT_COLUMNS, strict=True)]
         return "  ".join(cells).rstrip()
@@ -107,7 +107,7 @@ class SweepProgress(Callback):
     # -- Tune callback hooks (they run in the sweep's driver)
     def setup(self, **info) -> None:
         console.line(self.header())
-        self.display = console.Progress("sweep", total=len(self.points), unit="trials")
+        self.display = display.Progress("sweep", total=len(self.points), unit="trials")
 
     def on_trial_start(self, iteration, trials, trial, **info) -> None:
         self.started[_key(trial)] = time.monotonic()

@@ -16,10 +16,8 @@ import io
 from pathlib import Path
 from typing import Any
 
-CSV_COLUMNS = (
-    "configuration",
-    "top1",
-    "top5",
+#: The columns of both CSV tables that describe a configuration: its cost and its recipe.
+_RECIPE_COLUMNS = (
     "gflops",
     "params",
     "pathways",
@@ -28,6 +26,13 @@ CSV_COLUMNS = (
     "beta_inv",
     "fast_input",
     "base_lr",
+)
+
+CSV_COLUMNS = (
+    "configuration",
+    "top1",
+    "top5",
+    *_RECIPE_COLUMNS,
     "seed",
     "epochs",
     "status",
@@ -59,14 +64,7 @@ AGG_CSV_COLUMNS = (
     "diff_top5_mean",
     "diff_top5_ci",
     "baseline",
-    "gflops",
-    "params",
-    "pathways",
-    "fusion",
-    "alpha",
-    "beta_inv",
-    "fast_input",
-    "base_lr",
+    *_RECIPE_COLUMNS,
     "seeds",
     "missing",
     "key",
@@ -166,23 +164,26 @@ def format_aggregate_table(agg: list[dict[str, Any]]) -> str:
 
 
 def aggregate_csv(agg: list[dict[str, Any]]) -> str:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(AGG_CSV_COLUMNS), extrasaction="ignore")
-    writer.writeheader()
-    for r in sort_rows(agg):
-        row = {k: ("" if r.get(k) is None else r.get(k)) for k in AGG_CSV_COLUMNS}
-        row["seeds"] = " ".join(map(str, r["seeds"]))
-        row["missing"] = " ".join(map(str, r["missing"]))
-        writer.writerow(row)
-    return buf.getvalue()
+    return _csv_text(agg, AGG_CSV_COLUMNS, joined=("seeds", "missing"))
 
 
 def table_csv(rows: list[dict[str, Any]]) -> str:
+    return _csv_text(rows, CSV_COLUMNS)
+
+
+def _csv_text(
+    rows: list[dict[str, Any]], columns: tuple[str, ...], joined: tuple[str, ...] = ()
+) -> str:
+    """``rows`` (in :func:`sort_rows` order) as CSV with ``columns``: ``None`` as an empty
+    cell, the lists in the ``joined`` columns space-separated."""
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(CSV_COLUMNS), extrasaction="ignore")
+    writer = csv.DictWriter(buf, fieldnames=list(columns), extrasaction="ignore")
     writer.writeheader()
     for r in sort_rows(rows):
-        writer.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in CSV_COLUMNS})
+        row = {k: ("" if r.get(k) is None else r.get(k)) for k in columns}
+        for k in joined:
+            row[k] = " ".join(map(str, r[k]))
+        writer.writerow(row)
     return buf.getvalue()
 
 

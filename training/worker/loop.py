@@ -195,17 +195,9 @@ def run_epoch(
     worker: WorkerState, plan: TrainingPlan, epoch: int
 ) -> tuple[dict[str, Any], torch.Tensor]:
     """Step 3: train on this worker's shard, then validate; metrics summed over ranks."""
-    import ray.train  # runs inside a Ray Train worker
-
     job = plan.job
     host = _host_batches(worker, job.data.prefetch_batches)
-    batches = ray.train.get_dataset_shard("train").iter_torch_batches(
-        batch_size=job.train.batch_size,
-        drop_last=True,
-        local_shuffle_buffer_size=job.data.shuffle_buffer or None,
-        local_shuffle_seed=job.train.seed + epoch * 1000 + worker.rank,
-        **host,
-    )
+    batches = _train_batches(worker, plan, epoch, host)
     lr_now = worker.optimizer.param_groups[0]["lr"]
     reporter = None
     if worker.rank == 0:
@@ -223,6 +215,45 @@ def run_epoch(
     steps = int(stats.steps)
     summed = stats.all_reduce(worker.step.device)
     sync_buffers(worker.model)
+    val, confusion, cached = _validate_epoch(worker, plan, epoch, host)
+    metrics = {
+        "epoch": epoch,
+        **summed.metrics(worker.world),
+        "lr": lr_now,
+        "steps": steps,
+        "world_size": worker.world,
+        **val.metrics(),
+        "val_from_memory": float(cached),  # 1: validated from the kept batches, no decode
+    }
+    if job.train.log_param_digest:
+        metrics["param_digest"] = param_digest(worker.model)
+    return metrics, confusion
+
+
+def _train_batches(worker: WorkerState, plan: TrainingPlan, epoch: int, host: dict[str, Any]):
+    """This worker's shard of the train split for ``epoch``: shuffled with a seed of its own
+    (run seed, epoch, rank), the last partial batch dropped."""
+    import ray.train  # runs inside a Ray Train worker
+
+    job = plan.job
+    return ray.train.get_dataset_shard("train").iter_torch_batches(
+        batch_size=job.train.batch_size,
+        drop_last=True,
+        local_shuffle_buffer_size=job.data.shuffle_buffer or None,
+        local_shuffle_seed=job.train.seed + epoch * 1000 + worker.rank,
+        **host,
+    )
+
+
+def _validate_epoch(worker: WorkerState, plan: TrainingPlan, epoch: int, host: dict[str, Any]):
+    """Validate on this worker's shard of the val split, from the kept batches when the val
+    cache holds them; after the first pass, settle whether later epochs keep them.
+
+    Returns ``(val stats, confusion matrix, validated from memory)``.
+    """
+    import ray.train  # runs inside a Ray Train worker
+
+    job = plan.job
     val_batches = worker.val_cache.batches(
         lambda: ray.train.get_dataset_shard("val").iter_torch_batches(
             batch_size=job.train.batch_size, **host
@@ -238,18 +269,7 @@ def run_epoch(
             f"validation clips kept in memory ({worker.val_cache.kept_bytes / 2**20:.1f} MiB "
             "per worker): later epochs validate without decoding (data.val_cache_mb)"
         )
-    metrics = {
-        "epoch": epoch,
-        **summed.metrics(worker.world),
-        "lr": lr_now,
-        "steps": steps,
-        "world_size": worker.world,
-        **val.metrics(),
-        "val_from_memory": float(cached),  # 1: validated from the kept batches, no decode
-    }
-    if job.train.log_param_digest:
-        metrics["param_digest"] = param_digest(worker.model)
-    return metrics, confusion
+    return val, confusion, cached
 
 
 def _agree(worker: WorkerState):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from raysf import console
+from raysf import console, display
 
 STEP_EVENT = "train_step"
 EPOCH_EVENT = "train_epoch"
@@ -81,7 +81,7 @@ class TrainingDisplay:
 
     def __init__(self, name: str, epochs: int, steps: int):
         self.name, self.epochs, self.steps = name, epochs, steps
-        self.display: console.Progress | None = None
+        self.display: display.Progress | None = None
         self.started = time.monotonic()
         self.epoch_times: list[float] = []
         self.epoch_started = time.monotonic()
@@ -91,9 +91,9 @@ class TrainingDisplay:
             **{STEP_EVENT: self.on_step, EPOCH_EVENT: self.on_epoch, NOTE_EVENT: self.on_note}
         )
 
-    def _epoch_display(self, epoch: int) -> console.Progress:
+    def _epoch_display(self, epoch: int) -> display.Progress:
         if self.display is None:
-            self.display = console.Progress(
+            self.display = display.Progress(
                 f"{self.name} epoch {epoch + 1}/{self.epochs}",
                 total=self.steps,
                 unit="steps",
@@ -102,24 +102,24 @@ class TrainingDisplay:
         return self.display
 
     def on_step(self, event: dict[str, Any]) -> None:
-        display = self._epoch_display(int(event["epoch"]))
+        shown = self._epoch_display(int(event["epoch"]))
         note = (
             f"{event['clips_per_s']:.1f} clips/s · data wait {100 * event['wait']:.0f}% · "
             f"loss {event['loss']:.4f}"
         )
-        display.update(event["step"], total=event.get("steps") or self.steps, note=note)
+        shown.update(event["step"], total=event.get("steps") or self.steps, note=note)
 
     def on_epoch(self, event: dict[str, Any]) -> None:
         now = time.monotonic()
         self.epoch_times.append(now - self.epoch_started)
         self.epoch_started = now
         left = self.epochs - int(event["epoch"]) - 1
-        text = f"{self.name} {event['text']} · {console.format_duration(self.epoch_times[-1])}"
+        text = f"{self.name} {event['text']} · {display.format_duration(self.epoch_times[-1])}"
         if left > 0:
             mean = sum(self.epoch_times) / len(self.epoch_times)
-            text += f" · run ETA {console.format_duration(left * mean)}"
-        display = self._epoch_display(int(event["epoch"]))
-        display.close(text)
+            text += f" · run ETA {display.format_duration(left * mean)}"
+        shown = self._epoch_display(int(event["epoch"]))
+        shown.close(text)
         self.display = None
 
     def on_note(self, event: dict[str, Any]) -> None:
