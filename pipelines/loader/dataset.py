@@ -108,23 +108,11 @@ def build_clip_dataset(
     """
     view_kind(mode, decode)  # checks the mode
     spec.require_resolved("build_clip_dataset")
-    ds = record_blocks(
-        source,
-        split,
-        shuffled=mode == "train",
-        seed=seed,
-        block_rows=decode.batch_size,
-        endpoint_url=endpoint_url,
-        limit=limit,
-    )
+    blocks = dict(block_rows=decode.batch_size, endpoint_url=endpoint_url, limit=limit)
+    ds = record_blocks(source, split, shuffled=mode == "train", seed=seed, **blocks)
     udf_args = dict(spec=spec, mode=mode, seed=seed, decode=decode, errors=errors)
-    ds = ds.map_batches(
-        decode_batch,
-        batch_size=decode.batch_size,
-        batch_format="numpy",
-        fn_kwargs=udf_args,
-        **decode.remote_args(),
-    )
+    tasks = dict(batch_size=decode.batch_size, batch_format="numpy", fn_kwargs=udf_args)
+    ds = ds.map_batches(decode_batch, **tasks, **decode.remote_args())
     if seed is not None:
         # Rows in input order, not in the order the decode tasks finish.
         ds.context.execution_options.preserve_order = True
