@@ -6,7 +6,7 @@ as Ray's decode tasks would be, one decoder thread each) run the loader's traini
 random 224 crop, flip) over videos of the training re-encode profile, for a fixed time, all
 started together, first with one process, then with N. Reported per process count and decode
 mode (``exact``: whole frame scaled then cropped, the default; ``crop_first``:
-``DecodeOptions.crop_first``; ``planes``: ``DecodeOptions.convert_on_device``, the crop's
+``data.decode.train_view: crop_first``; ``planes``: ``data.decode.train_view: planes``, the crop's
 4:2:0 planes cut with no conversion, :func:`pipelines.views.train_planes`): clips/s of all processes together (wall), clips per CPU-second
 per process, and the 250 clips/s target; ``aggregate_clips_per_s`` sums it up and
 ``scaling`` is N processes' clips/s over N times one process's.
@@ -70,7 +70,7 @@ def _worker(contents, mode, seed, barrier, deadline_box, queue) -> None:
         start = int(rng.integers(0, max(record["num_frames"] - span, 0) + 1))
         fast, slow = window_indices(SPEC, start, record["num_frames"], record["fps"])
         if mode == "planes":
-            train_planes(record, fast, slow, SPEC, rng, pathways=("fast",), threads=1)
+            train_planes(record, fast, slow, SPEC, rng, threads=1)
         else:
             train_clip(record, fast, slow, SPEC, rng, crop_first=mode == "crop_first", threads=1)
 

@@ -1,5 +1,5 @@
 """What converting training clips on the training device costs there: the device feed of one
-batch in plane form (``data.convert_on_device``: 4:2:0 planes of the crop's region, scaled,
+batch in plane form (``data.decode.train_view: planes``: 4:2:0 planes of the crop's region, scaled,
 flipped and converted to RGB by :class:`training.device.yuv_to_rgb.PlaneConverter`) against the feed of the
 same batch as RGB (the loader's default rows: uint8 crops, normalised only), measured in the same
 run on the same device.

@@ -33,7 +33,8 @@ import time
 import ray
 
 from pipelines.loader.blocks import RECORD_COLUMNS, read_record_files
-from pipelines.loader.dataset import DecodeOptions, build_clip_dataset, decode_batch
+from pipelines.loader.dataset import build_clip_dataset, decode_batch
+from pipelines.loader.options import DecodeOptions
 from raysf.runtime import read_manifest
 from training.recipes.smoke import smoke_dataset
 

@@ -15,11 +15,11 @@ video's length):
 
 - ``loader``: :func:`pipelines.views.train_clip`, what a loader task runs per training clip
   (random short side in [256, 320], random 224 crop, flip), one decoder thread;
-  ``loader_crop_first`` the same with ``DecodeOptions.crop_first``; ``loader_planes`` the
-  same with ``DecodeOptions.convert_on_device`` (:func:`pipelines.views.train_planes`: the
+  ``loader_crop_first`` the same with ``data.decode.train_view: crop_first``; ``loader_planes``
+  the same with ``data.decode.train_view: planes`` (:func:`pipelines.views.train_planes`: the
   crop's 4:2:0 planes copied out, scaling and colour conversion left to the training device);
 - ``loader_2_per_decode`` / ``loader_crop_first_2_per_decode``: the same with
-  ``data.clips_per_decode=2`` (:func:`pipelines.views.train_clips`: two training clips, each its
+  ``data.decode.clips_per_decode=2`` (:func:`pipelines.views.train_clips`: two training clips, each its
   own crop and flip, from one decode of the window), counted as two clips;
 - ``legacy_loader``: the loader as it was before this change (FFmpeg's automatic frame
   threads, decode until the last needed frame comes out, every packet decoded, one swscale
@@ -169,9 +169,7 @@ PATHS = {
     "loader_crop_first": lambda r, f, s, spec, rng: train_clip(
         r, f, s, spec, rng, crop_first=True, threads=1
     ),
-    "loader_planes": lambda r, f, s, spec, rng: train_planes(
-        r, f, s, spec, rng, pathways=("fast",), threads=1
-    ),
+    "loader_planes": lambda r, f, s, spec, rng: train_planes(r, f, s, spec, rng, threads=1),
     "loader_2_per_decode": lambda r, f, s, spec, rng: train_clips(
         r, f, s, spec, rng, count=2, threads=1
     ),

@@ -2,7 +2,7 @@
 
 The ``key=value`` overrides set the fields of :class:`training.inference.evaluate.EvalRequest` (``split``,
 ``dataset``, ``num_crops``, ``batch_size``, ``concurrency``, ``use_gpu``, ``endpoint_url``,
-``decode_cpus``), checked like a config; the flags below are the same settings.
+``decode.num_cpus``), checked like a config; the flags below are the same settings.
 
 See :mod:`training.inference.evaluate`: every test video's uniform windows x spatial crops are scored as
 Ray Data batch inference and averaged per video.

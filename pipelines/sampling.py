@@ -34,9 +34,6 @@ import math
 import numpy as np
 
 RULES = ("stride", "linspace")
-#: Rules whose Slow frames are positions of the Fast ones (:func:`slow_positions`). A rule
-#: outside this set keeps shipping both pathways (the ``(slow, fast)`` row contract).
-SUBSET_RULES = ("stride", "linspace")
 
 
 def _check_positive(**values: float) -> None:
@@ -65,7 +62,7 @@ def window_span(
     return max(1, math.ceil(slow_frames * tau * fps_ratio(fps, target_fps) - 1e-9))
 
 
-def slow_positions(slow_frames: int, alpha: int, rule: str = "stride") -> np.ndarray | None:
+def slow_positions(slow_frames: int, alpha: int, rule: str = "stride") -> np.ndarray:
     """Positions in the Fast index list of the Slow frames: ``slow_idx == fast_idx[positions]``.
 
     A pure function of ``(T, alpha, rule)``, the same for every window, frame rate and video
@@ -75,14 +72,16 @@ def slow_positions(slow_frames: int, alpha: int, rule: str = "stride") -> np.nda
     - ``"linspace"``: PySlowFast's ``pack_pathway_output``, ``T`` points spread by a truncated
       ``linspace`` over ``[0, alpha*T - 1]``.
 
+    Every rule's Slow frames are such positions (a rule must keep it so: the loader ships only
+    the Fast frames).
+
     Returns:
-        int64 ``(T,)`` non-decreasing positions in ``[0, alpha*T)``, or ``None`` for a rule
-        whose Slow frames are not a subset of the Fast ones (none of :data:`RULES` today).
+        int64 ``(T,)`` non-decreasing positions in ``[0, alpha*T)``.
     """
     _check_positive(slow_frames=slow_frames, alpha=alpha)
     if rule not in RULES:
         raise ValueError(f"rule must be one of {RULES}, got {rule!r}")
-    return _pick_positions(slow_frames, alpha, rule) if rule in SUBSET_RULES else None
+    return _pick_positions(slow_frames, alpha, rule)
 
 
 def _pick_positions(slow_frames: int, alpha: int, rule: str) -> np.ndarray:

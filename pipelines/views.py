@@ -14,9 +14,11 @@ a whole video file — one home for the crops of the loader, the evaluation and 
 - **a video file** (prediction): its ``spec.num_test_clips`` uniform windows, decoded once,
   each cut into its test views: the protocol the evaluation applies to ingested test records.
 
-A view is a list of pathway arrays, in the order of :func:`pathway_columns`: ``[fast]`` when
-the Slow frames are positions of the Fast ones (both index rules; the device takes them), else
-``[slow, fast]``. Crops and flips apply to every pathway of a view alike.
+:func:`train_clip` and :func:`train_clips` give ``[slow, fast]`` views (the decoder's pair);
+the loader ships only ``fast``, the test views of :func:`video_views` and the plane views of
+:func:`train_planes` hold only the Fast frames: with every index rule the Slow frames are
+positions of the Fast ones (:func:`pipelines.sampling.slow_positions`) and the training device
+takes them. Crops and flips apply to every pathway of a view alike.
 
 Random draws come from the caller's generator, in a fixed order (window, short side, crop,
 flip), so a seeded loader is reproducible.
@@ -52,15 +54,7 @@ from pipelines.transforms import (
 )
 from raysf.clip_spec import ClipSpec
 
-Clip = list[np.ndarray]  # pathway arrays (T_i, H, W, 3) uint8, in pathway_columns order
-
-
-def pathway_columns(spec: ClipSpec) -> tuple[str, ...]:
-    """The pathways a view (and a loader row) carries: ``("fast",)`` when the Slow frames are
-    positions of the Fast ones (:func:`sampling.slow_positions`; both index rules), else
-    ``("slow", "fast")``."""
-    positions = sampling.slow_positions(spec.slow_frames, spec.alpha, spec.rule)
-    return ("fast",) if positions is not None else ("slow", "fast")
+Clip = list[np.ndarray]  # pathway arrays (T_i, H, W, 3) uint8 with one H, W
 
 
 def train_view(clip: Clip, spec: ClipSpec, rng: np.random.Generator) -> Clip:
@@ -133,13 +127,13 @@ def train_planes(
     rng: np.random.Generator,
     *,
     count: int = 1,
-    pathways: tuple[str, ...] = ("slow", "fast"),
     threads: int = 1,
 ) -> list[PlaneView]:
     """``count`` training views of one window in plane form (:mod:`pipelines.decode.planes`): the
     draws of :func:`train_clips` with ``crop_first`` (short side, then each view's crop and
     flip), each view's source box copied out of the decoded 4:2:0 planes; the training device
-    scales, flips and converts them (:mod:`training.device.yuv_to_rgb`)."""
+    scales, flips and converts them (:mod:`training.device.yuv_to_rgb`). A view holds the Fast
+    frames only (the device takes the Slow ones from them)."""
     if count < 1:
         raise ValueError(f"count must be >= 1, got {count}")
     short = random_short_side(rng, *spec.short_side_range)
@@ -149,11 +143,10 @@ def train_planes(
     cut = decode_clip_planes(
         record, fast_idx=fast_idx, slow_idx=slow_idx, cutters=cutters, threads=threads
     )
-    views = []
-    for (slow, fast, code), cutter, flip in zip(cut, cutters, flips, strict=True):
-        planes = {"slow": slow, "fast": fast}
-        views.append(PlaneView({p: planes[p] for p in pathways}, cutter.region, flip, code))
-    return views
+    return [
+        PlaneView(fast[0], fast[1], cutter.region, flip, code)
+        for (_, fast, code), cutter, flip in zip(cut, cutters, flips, strict=True)
+    ]
 
 
 def _boxes_and_flips(
@@ -222,25 +215,23 @@ def video_windows(num_frames: int, fps: float, spec: ClipSpec) -> list[tuple[np.
 
 @dataclass(frozen=True)
 class VideoViews:
-    """The test views of one video: ``fast`` uint8 ``(V, alpha*T, crop, crop, 3)``, ``slow``
-    ``(V, T, crop, crop, 3)`` only when :func:`pathway_columns` ships it (else ``None``: the
-    device takes the Slow frames from ``fast``), and for each view its window and crop index."""
+    """The test views of one video: ``fast`` uint8 ``(V, alpha*T, crop, crop, 3)`` (the device
+    takes the Slow frames from it), and for each view its window and crop index."""
 
     fast: np.ndarray
-    slow: np.ndarray | None
     clip_index: np.ndarray
     spatial_index: np.ndarray
 
     def batch(self) -> dict[str, np.ndarray]:
-        """The views as a batch of the loader's row form (``fast`` and, when shipped, ``slow``)."""
-        return {"fast": self.fast} if self.slow is None else {"slow": self.slow, "fast": self.fast}
+        """The views as a batch of the loader's row form."""
+        return {"fast": self.fast}
 
 
 def video_views(content: VideoSource, spec: ClipSpec, name: str | None = None) -> VideoViews:
     """Decode the frames of every test window of a video file once and cut its test views."""
     table = read_frame_table(content)
     windows = video_windows(table.num_frames, table.fps, spec)
-    needed = np.unique(np.concatenate([idx for window in windows for idx in window]))
+    needed = np.unique(np.concatenate([fast_idx for fast_idx, _ in windows]))
     frames = decode_frames(
         content,
         needed,
@@ -249,19 +240,15 @@ def video_views(content: VideoSource, spec: ClipSpec, name: str | None = None) -
         short_side=spec.test_short_side,
         name=name,
     )
-    pathways = pathway_columns(spec)
     views, clips, crops = [], [], []
-    for clip_index, (fast_idx, slow_idx) in enumerate(windows):
-        index = {"slow": slow_idx, "fast": fast_idx}
-        clip = [frames[np.searchsorted(needed, index[name])] for name in pathways]
+    for clip_index, (fast_idx, _) in enumerate(windows):
+        clip = [frames[np.searchsorted(needed, fast_idx)]]
         for view, spatial_index in spatial_views(clip, spec):
-            views.append(view)
+            views.append(view[0])
             clips.append(clip_index)
             crops.append(spatial_index)
-    stacked = {name: np.stack([v[j] for v in views]) for j, name in enumerate(pathways)}
     return VideoViews(
-        fast=stacked["fast"],
-        slow=stacked.get("slow"),
+        fast=np.stack(views),
         clip_index=np.asarray(clips, dtype=np.int32),
         spatial_index=np.asarray(crops, dtype=np.int32),
     )

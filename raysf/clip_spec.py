@@ -103,8 +103,8 @@ class ClipSpec:
     def clip_nbytes(self) -> int:
         """Bytes of one decoded uint8 row: ``alpha*T * crop^2 * 3``.
 
-        Both index rules make the Slow frames positions of the Fast ones, so a row carries only
-        the Fast frames (``pipelines.views.pathway_columns``; the training device takes the
+        Every index rule makes the Slow frames positions of the Fast ones, so a row carries only
+        the Fast frames (``pipelines.sampling.slow_positions``; the training device takes the
         Slow ones). Decoded rows are far larger than the compressed records they come from (a
         32-frame 224x224 clip is ~4.8 MB against tens of KB of H.264); size the object store
         with it.

@@ -9,7 +9,11 @@ sweep override fails at start with a message that says where::
 
 Lower layers never see YAML or dicts: they receive the typed objects (or plain values taken from
 them). Dataclasses may define ``validate(self)`` for cross-field checks; it runs after
-construction, bottom-up, and its ``ValueError`` message is prefixed with the key path.
+construction, bottom-up, and its ``ValueError`` message is prefixed with the key path (with the
+field's dotted key when the message starts with ``"<field>: "``). A dataclass whose keys were
+renamed lists them in a ``REPLACED_KEYS`` class attribute (old key -> what replaced it, relative
+to the section): an old key then fails naming its replacement (``<file>: <old dotted key> was
+replaced by <new dotted key>``).
 """
 
 from __future__ import annotations
@@ -143,6 +147,10 @@ def build(
     for name, value in data.items():
         key = f"{prefix}.{name}" if prefix else str(name)
         if name not in fields:
+            replaced = getattr(cls, "REPLACED_KEYS", {}).get(name)
+            if replaced is not None:
+                new = f"{prefix}.{replaced}" if prefix else replaced
+                raise ConfigError(f"{_where(source, key)} was replaced by {new}")
             close = difflib.get_close_matches(str(name), list(fields), n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise ConfigError(
@@ -165,10 +173,21 @@ def build(
     except ConfigError:
         raise
     except (ValueError, TypeError) as exc:
-        # Root-level checks name their keys themselves (they span sections).
-        where = _where(source, prefix) if prefix else (source or "config")
-        raise ConfigError(f"{where}: {exc}") from exc
+        raise ConfigError(_validation_message(exc, source, prefix, fields)) from exc
     return obj
+
+
+def _validation_message(
+    exc: Exception, source: str | None, prefix: str, fields: Mapping[str, Any]
+) -> str:
+    """``exc`` prefixed with where it happened: the field's dotted key when the message starts
+    with ``"<field>: "``, else the section's key."""
+    if not prefix:  # root-level checks name their keys themselves (they span sections)
+        return f"{source or 'config'}: {exc}"
+    name, sep, rest = str(exc).partition(": ")
+    if sep and name in fields:
+        return f"{_where(source, f'{prefix}.{name}')}: {rest}"
+    return f"{_where(source, prefix)}: {exc}"
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:

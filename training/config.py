@@ -10,10 +10,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import slowfast_model
-from pipelines.loader.dataset import DecodeOptions
+from pipelines.loader.options import DecodeOptions
 from raysf.clip_spec import ClipSpec
 from raysf.config import load_config
 from training.device.settings import Precision, Switch
@@ -22,6 +22,17 @@ from training.tracking import redact_uri
 
 @dataclass(frozen=True)
 class DataConfig:
+    #: Keys of earlier versions: a config that sets one fails naming its replacement.
+    REPLACED_KEYS: ClassVar[dict[str, str]] = {
+        "decode_cpus": "decode.num_cpus",
+        "decode_batch_size": "decode.batch_size",
+        "decode_resources": "decode.resources",
+        "decode_threads": "decode.threads",
+        "decode_crop_first": "decode.train_view: crop_first",
+        "convert_on_device": "decode.train_view: planes",
+        "clips_per_decode": "decode.clips_per_decode",
+    }
+
     dataset: str = "demo_output/dataset"
     endpoint_url: str | None = None
     train_split: str = "train"
@@ -30,19 +41,9 @@ class DataConfig:
     # How clips are cut and fed; T and alpha come from the model, tau defaults to the model's,
     # the val/test window counts to the dataset's (ClipSpec.resolve).
     clip: ClipSpec = field(default_factory=ClipSpec)
-    decode_cpus: float = 1.0
-    decode_batch_size: int = 8
-    decode_resources: dict[str, float] = field(default_factory=dict)
-    # Decoder threads per decode task (null: one per decode CPU) and whether training clips
-    # scale only their crop (pipelines.loader.dataset.DecodeOptions).
-    decode_threads: int | None = None
-    decode_crop_first: bool = False
-    # Training clips leave the decode task as the crop's 4:2:0 planes and are scaled, flipped
-    # and converted to RGB on the training device (pipelines.decode.planes, training.device.yuv_to_rgb).
-    convert_on_device: bool = False
-    # Training rows cut from each record's one decode (own crop and flip each); an epoch has
-    # this many times the split's clips, and steps per epoch count them (training.plan).
-    clips_per_decode: int = 1
+    # Where and how the decode tasks run and the form of the training views: data.decode.*
+    # (pipelines.loader.options.DecodeOptions, validated there).
+    decode: DecodeOptions = field(default_factory=DecodeOptions)
     shuffle_buffer: int = 64
     # Batches Ray Data's fetch threads prepare (and pin, on a GPU) ahead of the training step.
     prefetch_batches: int = 2
@@ -59,38 +60,12 @@ class DataConfig:
     val_cache_mb: int = 512
 
     def validate(self) -> None:
-        if self.decode_cpus <= 0:
-            raise ValueError("data.decode_cpus must be positive")
-        if self.decode_batch_size < 1:
-            raise ValueError("data.decode_batch_size must be >= 1")
         if self.prefetch_batches < 0:
             raise ValueError(f"data.prefetch_batches must be >= 0, got {self.prefetch_batches}")
-        if self.decode_threads is not None and self.decode_threads < 1:
-            raise ValueError("data.decode_threads must be >= 1 or null")
         if not 0.0 <= self.max_decode_error_fraction <= 1.0:
             raise ValueError("data.max_decode_error_fraction must be in [0, 1]")
-        if self.clips_per_decode < 1:  # the config loader has checked that it is an integer
-            raise ValueError(f"data.clips_per_decode must be >= 1, got {self.clips_per_decode}")
         if self.val_cache_mb < 0:
             raise ValueError(f"data.val_cache_mb must be >= 0, got {self.val_cache_mb}")
-        if self.decode_crop_first and self.convert_on_device:
-            raise ValueError(
-                "data.decode_crop_first and data.convert_on_device are alternatives (the device "
-                "conversion already scales only the crop's region): set one of them"
-            )
-
-    @property
-    def decode(self) -> DecodeOptions:
-        """The Ray Data settings of the decode tasks."""
-        return DecodeOptions(
-            self.decode_cpus,
-            self.decode_batch_size,
-            self.decode_resources,
-            threads=self.decode_threads,
-            crop_first=self.decode_crop_first,
-            clips_per_decode=self.clips_per_decode,
-            convert_on_device=self.convert_on_device,
-        )
 
 
 @dataclass(frozen=True)
@@ -262,9 +237,9 @@ class TrainJobConfig:
         """Settings that are valid but probably not what this job wants, one line each (the
         train entry point prints them before it starts)."""
         notes = []
-        if self.data.convert_on_device and not self.scaling.use_gpu:
+        if self.data.decode.train_view == "planes" and not self.scaling.use_gpu:
             notes.append(
-                "data.convert_on_device with CPU workers: the scaling and colour conversion move "
+                "data.decode.train_view: planes with CPU workers: the scaling and colour conversion move "
                 "from the decode tasks into the training process, where they cost about twice "
                 "the RGB feed's normalisation; CPU-only training should leave it off "
                 "(docs/data-loading.md)"

@@ -117,10 +117,11 @@ def run_name_of(job: TrainJobConfig, now: float | None = None) -> str:
 
 
 def epoch_rows(job: TrainJobConfig, manifest: Manifest) -> tuple[int, str]:
-    """An epoch's training rows (the train split's clips x ``data.clips_per_decode``) and the
-    words for them in an error (``"20 clips"``, ``"20 clips x data.clips_per_decode 2"``)."""
-    clips, per = manifest.clips_in(job.data.train_split), job.data.clips_per_decode
-    return clips * per, f"{clips} clips" + (f" x data.clips_per_decode {per}" if per > 1 else "")
+    """An epoch's training rows (the train split's clips x ``data.decode.clips_per_decode``) and
+    the words for them in an error (``"20 clips"``, ``"20 clips x data.decode.clips_per_decode 2"``)."""
+    clips, per = manifest.clips_in(job.data.train_split), job.data.decode.clips_per_decode
+    words = f"{clips} clips" + (f" x data.decode.clips_per_decode {per}" if per > 1 else "")
+    return clips * per, words
 
 
 def plan_training(job: TrainJobConfig, manifest: Manifest | None = None) -> TrainingPlan:
@@ -162,9 +163,9 @@ def plan_training(job: TrainJobConfig, manifest: Manifest | None = None) -> Trai
 RESUME_FREE_KEYS = (
     "data.endpoint_url",
     "data.test_split",
-    "data.decode_cpus",
-    "data.decode_batch_size",
-    "data.decode_resources",
+    "data.decode.num_cpus",
+    "data.decode.batch_size",
+    "data.decode.resources",
     "data.max_decode_error_fraction",
     "data.val_cache_mb",
     "train.compile",

@@ -8,7 +8,7 @@
 2. Generates a small SynthMotion set and uploads it to ``s3://<bucket>/raw/synthmotion/``.
 3. Submits the ingest as a Ray job: ``s3://.../raw/synthmotion`` -> ``s3://.../datasets/synthmotion``.
 4. Submits training as a Ray job with the smoke-test sizes: decode tasks pinned to decode nodes
-   (``data.decode_resources``), the worker to a train node (``scaling.resources_per_worker``),
+   (``data.decode.resources``), the worker to a train node (``scaling.resources_per_worker``),
    checkpoints in ``s3://<bucket>/checkpoints``, metrics and artifacts in the MLflow server.
 5. If ``jobs/tune.py`` exists, submits ``python -m jobs.tune --smoke-test`` (two trials) the
    same way, with the sweep's results in ``s3://<bucket>/tune``.
@@ -52,7 +52,7 @@ INGEST_SAMPLING = [
     "clip.target_fps=null",
     "clip.num_test_clips=2",
 ]
-DECODE_RESOURCES = "data.decode_resources={decode_node: 1}"
+DECODE_RESOURCES = "data.decode.resources={decode_node: 1}"
 TRAIN_RESOURCES = "scaling.resources_per_worker={CPU: 1, train_node: 1}"
 
 
@@ -172,7 +172,7 @@ def tune_command(dataset: str, bucket: str, tracking_uri: str) -> list[str]:
         # Tune's 0.1-CPU trial drivers land on any node; on these 1-CPU nodes a whole-CPU decode
         # task or train worker would then wait forever for the CPU a driver holds a tenth of.
         f"train.{DECODE_RESOURCES}",
-        "train.data.decode_cpus=0.5",
+        "train.data.decode.num_cpus=0.5",
         "train.scaling.resources_per_worker={CPU: 0.5, train_node: 1}",
         "space.alpha=[2]",
         "space.fusion=[time_to_channel, none]",

@@ -4,14 +4,14 @@ copied out of the decoder's planes, and converted to RGB on the training device.
 Why: the loader's CPU cost per training clip is decoding plus libswscale (scaling and colour
 conversion). Scaling the whole frame into packed RGB costs more than decoding it on the
 training profile, and even the crop-first path spends about a fifth of the clip there
-(docs/cluster.md, "Conversion copies"). With ``DecodeOptions.convert_on_device`` the decode task
+(docs/cluster.md, "Conversion copies"). With ``DecodeOptions.train_view: planes`` the decode task
 does no colour conversion at all: for each view it copies the source box of the crop
 (:func:`pipelines.transforms.source_box`, the same draws as the other paths) out of the
 decoded Y, U and V planes into fixed-size buffers; the training device scales, flips and
 converts them in one batched resampling (:mod:`training.device.yuv_to_rgb`).
 
-A view in plane form (:class:`PlaneView`) holds, per pathway, ``y`` uint8 ``(T, S, S)`` and
-``uv`` uint8 ``(T, 2, S/2, S/2)``, where ``S`` is :func:`plane_side` (fixed by the clip spec,
+A view in plane form (:class:`PlaneView`) holds the Fast frames' ``y`` uint8 ``(alpha*T, S, S)``
+and ``uv`` uint8 ``(alpha*T, 2, S/2, S/2)`` (the device takes the Slow frames from them), where ``S`` is :func:`plane_side` (fixed by the clip spec,
 so rows of any source size stack into one batch). The copy sits at the buffers' top-left and
 ``region = (x, y, w, h)`` says where in it the box is (``x, y``: 0 or 1, the box's offset from
 the even pixel the copy starts at). A box larger than ``S`` (a source whose short side is above
@@ -45,6 +45,10 @@ YUV_CODES = {("bt601", "limited"): 0, ("bt601", "full"): 1, ("bt709", "limited")
              ("bt709", "full"): 3}  # fmt: skip
 #: The per-row columns of plane rows besides the planes (how to convert them).
 PER_ROW = ("region", "flip", "yuv")
+#: The pixel columns of plane rows (:func:`plane_rows`), with the per-row ``region``, ``flip``
+#: and ``yuv`` the device needs to convert them. Only the Fast frames: the Slow ones are
+#: positions of them (:func:`pipelines.sampling.slow_positions`), taken on the device.
+PLANE_COLUMNS = ("fast_y", "fast_uv", *PER_ROW)
 _PLANAR_420 = ("yuv420p", "yuvj420p")
 _AVCOL_SPC_BT709 = 1
 _AVCOL_RANGE_JPEG = 2
@@ -67,7 +71,8 @@ def _even_up(value: int) -> int:
 class PlaneView:
     """One training view in plane form (see the module docstring)."""
 
-    planes: dict[str, tuple[np.ndarray, np.ndarray]]  # pathway -> (y, uv)
+    y: np.ndarray  # uint8 (alpha*T, S, S): the Fast frames' luma
+    uv: np.ndarray  # uint8 (alpha*T, 2, S/2, S/2): their chroma
     region: tuple[int, int, int, int]  # (x, y, w, h) of the box in the buffers
     flip: bool
     yuv: int  # a value of YUV_CODES
@@ -162,25 +167,17 @@ class PlaneCutter:
         return luma[:rh, :rw], cb[: rh // 2, : rw // 2], cr[: rh // 2, : rw // 2]
 
 
-def plane_columns(pathways: tuple[str, ...]) -> list[str]:
-    """The pixel columns of plane rows for ``pathways`` (:func:`plane_rows`), with the
-    per-row ``region``, ``flip`` and ``yuv`` the device needs to convert them."""
-    return [f"{name}_{plane}" for name in pathways for plane in ("y", "uv")] + list(PER_ROW)
-
-
-def plane_rows(
-    views: Sequence[PlaneView], pathways: tuple[str, ...], meta: dict[str, list]
-) -> dict[str, np.ndarray]:
-    """The loader's row batch of plane views: ``<pathway>_y``, ``<pathway>_uv``, ``region``,
-    ``flip``, ``yuv`` and the label and ids (``spatial_index`` -1: random crops)."""
-    rows: dict[str, np.ndarray] = {}
-    for name in pathways:
-        rows[f"{name}_y"] = np.stack([v.planes[name][0] for v in views])
-        rows[f"{name}_uv"] = np.stack([v.planes[name][1] for v in views])
+def plane_rows(views: Sequence[PlaneView], meta: dict[str, list]) -> dict[str, np.ndarray]:
+    """The loader's row batch of plane views: :data:`PLANE_COLUMNS` and the label and ids
+    (``spatial_index`` -1: random crops)."""
+    rows = {
+        "fast_y": np.stack([v.y for v in views]),
+        "fast_uv": np.stack([v.uv for v in views]),
+        "region": np.asarray([v.region for v in views], dtype=np.int32).reshape(-1, 4),
+        "flip": np.asarray([v.flip for v in views], dtype=np.bool_),
+        "yuv": np.asarray([v.yuv for v in views], dtype=np.int8),
+    }
     rows.update(
-        region=np.asarray([v.region for v in views], dtype=np.int32).reshape(-1, 4),
-        flip=np.asarray([v.flip for v in views], dtype=np.bool_),
-        yuv=np.asarray([v.yuv for v in views], dtype=np.int8),
         label=np.asarray(meta["label"], dtype=np.int64),
         video_id=np.asarray(meta["video_id"], dtype=object),
         clip_index=np.asarray(meta["clip_index"], dtype=np.int32),
@@ -189,22 +186,17 @@ def plane_rows(
     return rows
 
 
-def empty_plane_rows(spec: ClipSpec, pathways: tuple[str, ...]) -> dict[str, np.ndarray]:
+def empty_plane_rows(spec: ClipSpec) -> dict[str, np.ndarray]:
     """A batch of zero plane rows with the loader's columns (every record of a batch failed)."""
-    side = plane_side(spec.crop_size, spec.short_side_range)
-    frames = {"slow": spec.slow_frames, "fast": spec.fast_frames}
-    rows: dict[str, np.ndarray] = {}
-    for name in pathways:
-        t = frames[name]
-        rows[f"{name}_y"] = np.zeros((0, t, side, side), np.uint8)
-        rows[f"{name}_uv"] = np.zeros((0, t, 2, side // 2, side // 2), np.uint8)
-    rows.update(
-        region=np.zeros((0, 4), np.int32),
-        flip=np.zeros(0, np.bool_),
-        yuv=np.zeros(0, np.int8),
-        label=np.zeros(0, dtype=np.int64),
-        video_id=np.zeros(0, dtype=object),
-        clip_index=np.zeros(0, dtype=np.int32),
-        spatial_index=np.zeros(0, dtype=np.int32),
-    )
-    return rows
+    side, frames = plane_side(spec.crop_size, spec.short_side_range), spec.fast_frames
+    return {
+        "fast_y": np.zeros((0, frames, side, side), np.uint8),
+        "fast_uv": np.zeros((0, frames, 2, side // 2, side // 2), np.uint8),
+        "region": np.zeros((0, 4), np.int32),
+        "flip": np.zeros(0, np.bool_),
+        "yuv": np.zeros(0, np.int8),
+        "label": np.zeros(0, dtype=np.int64),
+        "video_id": np.zeros(0, dtype=object),
+        "clip_index": np.zeros(0, dtype=np.int32),
+        "spatial_index": np.zeros(0, dtype=np.int32),
+    }

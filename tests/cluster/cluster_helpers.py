@@ -17,7 +17,7 @@ S3_BUCKET = "raysf-test"  # created by the s3_server fixture (tests/conftest.py)
 SYNTH = {"classes": 3, "videos_per_class": 6, "frames": 40, "seed": 0}
 RAW = f"s3://{S3_BUCKET}/raw/synth"
 CLEAN_DATASET = f"s3://{S3_BUCKET}/datasets/clean"
-DECODE_RESOURCES = "data.decode_resources={decode_node: 1}"
+DECODE_RESOURCES = "data.decode.resources={decode_node: 1}"
 TRAIN_RESOURCES = "scaling.resources_per_worker={CPU: 1, train_node: 1}"
 JOB_TIMEOUT = 600.0  # a 2-epoch run takes ~1-2 min on 2 idle cores, 7+ min at load 60+
 

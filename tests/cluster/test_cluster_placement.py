@@ -2,7 +2,7 @@
 
 One training run serves both tests (a run costs a minute or more on two cores): two DDP workers
 with ``resources_per_worker={CPU: 1, train_node: 1}`` and decode tasks with
-``decode_resources={decode_node: 1}``, checkpoints to ``s3://`` through a
+``data.decode.resources={decode_node: 1}``, checkpoints to ``s3://`` through a
 :class:`~infra.local.faulty_s3_proxy.FaultyS3Proxy` that fails 20% of requests.
 
 Placement is read back from Ray's state API after the run: the node of every

@@ -99,3 +99,26 @@ def test_slow_frames_are_the_fast_ones_at_positions_of_the_spec_alone(rule):
     assert sampling.slow_positions(4, 8, rule).shape == (4,)
     with pytest.raises(ValueError, match="rule must be one of"):
         sampling.slow_positions(8, 4, "every_other")
+
+
+@pytest.mark.parametrize("rule", sampling.RULES)
+def test_every_rule_takes_its_slow_frames_from_its_fast_ones(rule):
+    """What lets the loader ship only the Fast frames: for every rule, T, alpha, tau and frame
+    rate, the Slow indices are the Fast indices at ``slow_positions`` (positions in range)."""
+    for slow_frames in (1, 2, 3, 4, 8, 16):
+        for alpha in (1, 2, 3, 4, 8):
+            positions = sampling.slow_positions(slow_frames, alpha, rule)
+            assert positions.shape == (slow_frames,)
+            assert positions.min() >= 0 and positions.max() < alpha * slow_frames
+            assert np.all(np.diff(positions) >= 0)
+            for tau, start, n, fps, target in [
+                (alpha * 2, 0, 500, 30, None),
+                (16, 5, 40, 25, 30),
+                (3, 0, 7, 60, 30),
+            ]:
+                fast, slow = sampling.clip_indices(
+                    start, n, slow_frames=slow_frames, tau=tau, alpha=alpha, fps=fps,
+                    target_fps=target, rule=rule,
+                )  # fmt: skip
+                np.testing.assert_array_equal(fast[positions], slow)
+                assert set(slow.tolist()) <= set(fast.tolist())

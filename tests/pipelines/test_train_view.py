@@ -1,14 +1,17 @@
-"""views.train_clip(s) in both modes, and the loader's DecodeOptions (threads, crop_first,
+"""views.train_clip(s) in both modes, and the loader's DecodeOptions (threads, train_view,
 clips_per_decode) reaching the decode tasks' function."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from pipelines import views
 from pipelines.decode.frames import decode_frames
-from pipelines.loader.dataset import DecodeOptions, decode_batch
+from pipelines.loader.dataset import clip_window, decode_batch, record_rng
+from pipelines.loader.options import DecodeOptions
 from pipelines.views import train_clip, train_clips, window_indices
 from raysf.clip_spec import ClipSpec
 
@@ -67,26 +70,35 @@ def test_decode_options_threads():
     assert DecodeOptions(num_cpus=4).decoder_threads == 4
     assert DecodeOptions(num_cpus=0.5).decoder_threads == 1
     assert DecodeOptions(num_cpus=4, threads=2).decoder_threads == 2
-    with pytest.raises(ValueError, match="threads must be >= 1 or None"):
+    with pytest.raises(ValueError, match="threads: must be an int >= 1 or null"):
         DecodeOptions(threads=0)
+    with pytest.raises(ValueError, match="train_view: must be one of"):
+        DecodeOptions(train_view="crop")  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("crop_first", [False, True])
-def test_decode_batch_train_with_options(record, crop_first):
+@pytest.mark.parametrize("train_view", ["rgb", "crop_first"])
+def test_decode_batch_train_with_options(record, train_view):
     batch = {k: np.array([record[k], record[k]], dtype=object) for k in record}
     batch["clip_index"] = np.array([0, 1], dtype=object)
-    out = decode_batch(batch, _spec(), "train", 11, threads=1, crop_first=crop_first)
-    # Slow is a subset of Fast under the default rule: only the Fast frames are shipped
-    assert "slow" not in out and out["fast"].shape == (2, 16, 48, 48, 3)
+    decode = DecodeOptions(threads=1, train_view=train_view)
+    out = decode_batch(batch, _spec(), "train", 11, decode=decode)
+    # Slow is a subset of Fast under every rule: only the Fast frames are shipped
+    assert set(out) == {"fast", "label", "video_id", "clip_index", "spatial_index"}
+    assert out["fast"].shape == (2, 16, 48, 48, 3)
     assert out["label"].tolist() == [2, 2] and out["spatial_index"].tolist() == [-1, -1]
-    again = decode_batch(batch, _spec(), "train", 11, threads=2, crop_first=crop_first)
+    again = decode_batch(batch, _spec(), "train", 11, decode=replace(decode, threads=2))
     np.testing.assert_array_equal(out["fast"], again["fast"])  # threads never change pixels
+    # the rows are the Fast pathway of views.train_clips with the same draws, bit for bit
+    rng = record_rng(11, str(record["video_id"]), 0)
+    window = clip_window(record, _spec(), "train", rng)
+    [clip] = train_clips(record, *window, _spec(), rng, crop_first=train_view == "crop_first")
+    np.testing.assert_array_equal(out["fast"][0], clip[1])
 
 
 def test_val_mode_threads_one_is_exact(record):
     batch = {k: np.array([record[k]], dtype=object) for k in record}
     spec = _spec()
-    out = decode_batch(batch, spec, "val", None, threads=1)
+    out = decode_batch(batch, spec, "val", None, decode=DecodeOptions(threads=1))
     fast, _ = window_indices(spec, 10, record["num_frames"], record["fps"])
     full = decode_frames(record["content"], fast, short_side=48)
     x = (full.shape[2] - 48) // 2
@@ -141,18 +153,19 @@ def test_train_clips_needs_a_positive_count(record):
     fast, slow = window_indices(spec, 20, record["num_frames"], record["fps"])
     with pytest.raises(ValueError, match="count must be >= 1"):
         train_clips(record, fast, slow, spec, np.random.default_rng(0), count=0)
-    with pytest.raises(ValueError, match="clips_per_decode must be an int >= 1"):
+    with pytest.raises(ValueError, match="clips_per_decode: must be an int >= 1"):
         DecodeOptions(clips_per_decode=0)
 
 
 def test_decode_batch_cuts_clips_per_decode_rows_per_record(record):
     batch = {k: np.array([record[k], record[k]], dtype=object) for k in record}
     batch["clip_index"] = np.array([0, 1], dtype=object)
-    out = decode_batch(batch, _spec(), "train", 11, threads=1, clips_per_decode=3)
+    three = DecodeOptions(threads=1, clips_per_decode=3)
+    out = decode_batch(batch, _spec(), "train", 11, decode=three)
     assert out["fast"].shape == (6, 16, 48, 48, 3)
     assert out["clip_index"].tolist() == [0, 0, 0, 1, 1, 1]
     assert out["label"].tolist() == [2] * 6 and out["spatial_index"].tolist() == [-1] * 6
-    one = decode_batch(batch, _spec(), "train", 11, threads=1)
+    one = decode_batch(batch, _spec(), "train", 11, decode=DecodeOptions(threads=1))
     np.testing.assert_array_equal(out["fast"][[0, 3]], one["fast"])  # first view: K=1's row
-    val = decode_batch(batch, _spec(), "val", None, threads=1, clips_per_decode=3)
+    val = decode_batch(batch, _spec(), "val", None, decode=three)
     assert val["fast"].shape[0] == 2  # val and test: one row per record as before

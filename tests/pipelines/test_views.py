@@ -25,7 +25,7 @@ def test_video_views_cut_every_window_and_crop(tmp_path):
     )
     views = video_views(video.path, spec)
     # only the Fast frames are cut: the Slow ones are positions of them
-    assert views.slow is None and views.fast.shape == (9, 8, 32, 32, 3)
+    assert views.fast.shape == (9, 8, 32, 32, 3)
     assert list(views.batch()) == ["fast"]
     assert views.clip_index.tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2]
     assert views.spatial_index.tolist() == [0, 1, 2] * 3

@@ -91,13 +91,13 @@ def test_a_fresh_run_gets_a_timestamped_name_and_steps_are_capped(dataset):
 
 def test_clips_per_decode_multiplies_an_epochs_rows_and_steps(dataset):
     one = plan_training(_job(dataset, "train.batch_size=4"))
-    three = plan_training(_job(dataset, "train.batch_size=4", "data.clips_per_decode=3"))
+    three = plan_training(_job(dataset, "train.batch_size=4", "data.decode.clips_per_decode=3"))
     assert (one.steps_per_epoch, three.steps_per_epoch) == (5, 15)  # 20 and 60 rows of 4
     assert three.job.data.decode.clips_per_decode == 3
     # 20 clips x 2 rows serve a global batch of 32 that 20 clips alone could not
-    assert plan_training(_job(dataset, "train.batch_size=32", "data.clips_per_decode=2"))
-    with pytest.raises(ConfigError, match=r"20 clips x data.clips_per_decode 2, fewer than"):
-        plan_training(_job(dataset, "train.batch_size=41", "data.clips_per_decode=2"))
+    assert plan_training(_job(dataset, "train.batch_size=32", "data.decode.clips_per_decode=2"))
+    with pytest.raises(ConfigError, match=r"20 clips x data.decode.clips_per_decode 2, fewer"):
+        plan_training(_job(dataset, "train.batch_size=41", "data.decode.clips_per_decode=2"))
 
 
 def test_what_the_dataset_cannot_serve_is_a_config_error(dataset):

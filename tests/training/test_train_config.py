@@ -1,11 +1,15 @@
 """The training config is parsed once and every bad key or value names itself."""
 
+import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from raysf.config import ConfigError, dump_yaml, flatten, to_dict
+from pipelines.loader.options import DecodeOptions
+from raysf.config import ConfigError, dump_yaml, flatten, to_dict, with_overrides
 from training.config import TrainJobConfig, load_train_config
+from training.inference.evaluate import EvalRequest
 
 TRAIN_YAML = Path(__file__).resolve().parents[2] / "jobs" / "train.yaml"
 
@@ -50,8 +54,13 @@ def test_overrides_are_typed():
         ("train.compile=always", "train.compile: 'always' matches none of"),
         ("data.prefetch_batches=-1", "data.prefetch_batches must be >= 0"),
         ("data.val_cache_mb=-1", "data.val_cache_mb must be >= 0"),
-        ("data.clips_per_decode=0", "data.clips_per_decode must be >= 1"),
-        ("data.clips_per_decode=1.5", "data.clips_per_decode: expected an integer"),
+        ("data.decode.clips_per_decode=0", "data.decode.clips_per_decode: must be an int >= 1"),
+        ("data.decode.clips_per_decode=1.5", "data.decode.clips_per_decode: expected an integer"),
+        ("data.decode.num_cpus=0", "data.decode.num_cpus: must be positive, got 0.0"),
+        ("data.decode.batch_size=0", "data.decode.batch_size: must be an int >= 1, got 0"),
+        ("data.decode.threads=0", "data.decode.threads: must be an int >= 1 or null, got 0"),
+        ("data.decode.train_view=crop", "data.decode.train_view: 'crop' is not one of"),
+        ("data.decode.resources={a: x}", "data.decode.resources.a: expected a number"),
         ("scaling.num_workers=0", "scaling.num_workers must be >= 1"),
     ],
 )
@@ -62,22 +71,59 @@ def test_bad_values_name_the_key(override, fragment):
     assert str(TRAIN_YAML) in str(info.value)
 
 
-def test_crop_first_and_convert_on_device_are_alternatives():
-    cfg = load_train_config(TRAIN_YAML, ["data.convert_on_device=true"])
-    assert cfg.data.decode.convert_on_device and not cfg.data.decode.crop_first
-    with pytest.raises(ConfigError) as info:
-        load_train_config(
-            TRAIN_YAML, ["data.convert_on_device=true", "data.decode_crop_first=true"]
-        )
-    assert "data.decode_crop_first and data.convert_on_device are alternatives" in str(info.value)
+def test_the_decode_section_is_one_typed_value():
+    cfg = load_train_config(TRAIN_YAML)
+    assert cfg.data.decode == DecodeOptions()  # jobs/train.yaml mirrors the defaults
+    cfg = load_train_config(
+        TRAIN_YAML,
+        ["data.decode.train_view=planes", "data.decode.num_cpus=2", "data.decode.resources.d=1"],
+    )
+    assert cfg.data.decode.train_view == "planes" and cfg.data.decode.decoder_threads == 2
+    assert cfg.data.decode.remote_args() == {"num_cpus": 2.0, "resources": {"d": 1.0}}
+    again = with_overrides(cfg, ["data.decode.clips_per_decode=2"])
+    assert again.data.decode == replace(cfg.data.decode, clips_per_decode=2)
 
 
-def test_convert_on_device_on_cpu_workers_gets_a_note():
+@pytest.mark.parametrize(
+    "old, new",
+    [
+        ("data.decode_cpus=2", "data.decode.num_cpus"),
+        ("data.decode_batch_size=4", "data.decode.batch_size"),
+        ("data.decode_resources={decode_node: 1}", "data.decode.resources"),
+        ("data.decode_threads=2", "data.decode.threads"),
+        ("data.decode_crop_first=true", "data.decode.train_view: crop_first"),
+        ("data.convert_on_device=true", "data.decode.train_view: planes"),
+        ("data.clips_per_decode=2", "data.decode.clips_per_decode"),
+    ],
+)
+def test_the_old_decode_keys_name_their_replacement(old, new, tmp_path):
+    key = old.split("=")[0]
+    message = f"{key} was replaced by {new}"
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_train_config(TRAIN_YAML, [old])
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        with_overrides(load_train_config(TRAIN_YAML), [old])
+    section, name = key.split(".")
+    path = tmp_path / "old.yaml"
+    path.write_text(f"{section}:\n  {name}: {old.split('=')[1]}\n")
+    with pytest.raises(ConfigError, match=re.escape(f"{path}: {message}")):
+        load_train_config(path)
+
+
+def test_an_old_evaluate_key_names_its_replacement():
+    request = EvalRequest(checkpoint="ckpt")
+    with pytest.raises(ConfigError, match=r"decode_cpus was replaced by decode\.num_cpus"):
+        with_overrides(request, ["decode_cpus=2"])
+    assert with_overrides(request, ["decode.num_cpus=2"]).decode.num_cpus == 2.0
+
+
+def test_planes_on_cpu_workers_gets_a_note():
     assert load_train_config(TRAIN_YAML).notes() == []
-    gpu = load_train_config(TRAIN_YAML, ["data.convert_on_device=true", "scaling.use_gpu=true"])
+    planes = "data.decode.train_view=planes"
+    gpu = load_train_config(TRAIN_YAML, [planes, "scaling.use_gpu=true"])
     assert gpu.notes() == []
-    (note,) = load_train_config(TRAIN_YAML, ["data.convert_on_device=true"]).notes()
-    assert note.startswith("data.convert_on_device with CPU workers")
+    (note,) = load_train_config(TRAIN_YAML, [planes]).notes()
+    assert note.startswith("data.decode.train_view: planes with CPU workers")
 
 
 def test_missing_file_names_it(tmp_path):

@@ -2,8 +2,8 @@
 takes, and the stream that brings the next batch while the current step runs.
 
 The loader ships uint8 ``(B, T, H, W, 3)`` arrays (4x smaller than float32 through the object
-store and over PCIe), and only the Fast ones when the Slow frames are positions of the Fast
-frames (:func:`pipelines.views.pathway_columns`; both index rules). On the device:
+store and over PCIe), and only the Fast ones: with every index rule the Slow frames are
+positions of the Fast frames. On the device:
 
 1. the Slow frames are taken from the uint8 Fast ones by the positions of the clip spec
    (:func:`pipelines.sampling.slow_positions`): a gather of ``T`` of the ``alpha*T`` frames,
@@ -12,8 +12,7 @@ frames (:func:`pipelines.views.pathway_columns`; both index rules). On the devic
    from uint8 into float32 ``(B, 3, T, H, W)`` (``channels_last_3d`` is the permuted uint8
    layout itself, so that format costs no extra copy).
 
-A batch that carries ``slow`` (a rule whose Slow frames are not a subset) is used as it is.
-A training batch in plane form (``fast_y``, ``fast_uv``, ...: ``data.convert_on_device``,
+A training batch in plane form (``fast_y``, ``fast_uv``, ...: ``data.decode.train_view: planes``,
 :mod:`pipelines.decode.planes`) is scaled, flipped and converted to RGB here
 (:class:`training.device.yuv_to_rgb.PlaneConverter`), then its Slow frames are taken from the Fast ones.
 
@@ -51,8 +50,8 @@ class DeviceInputs:
     Args:
         device: torch device (or its name).
         mean, std: per-channel statistics on [0, 1] pixels (3 values each).
-        slow_positions: positions of the Slow frames among the Fast ones; ``None`` when
-            batches carry their own ``slow``.
+        slow_positions: positions of the Slow frames among the Fast ones
+            (:func:`pipelines.sampling.slow_positions`; required to feed a batch).
         channels_last: return tensors in ``torch.channels_last_3d`` memory format.
         crop_size: output side of batches in plane form (None: such batches are refused).
     """
@@ -93,17 +92,11 @@ class DeviceInputs:
 
     def uint8_pathways(self, batch: Mapping[str, Any]) -> list[torch.Tensor]:
         """``[slow, fast]`` uint8 ``(B, T, H, W, 3)`` on the device, the Slow frames taken from
-        the Fast ones unless the batch carries them."""
+        the Fast ones."""
         if "fast" not in batch:
             raise ValueError(f"batch has no 'fast' entry (keys: {sorted(batch)})")
         fast = self._to_device("fast", batch["fast"])
-        if "slow" in batch:
-            return [self._to_device("slow", batch["slow"]), fast]
-        if self.positions is None:
-            raise ValueError(
-                "batch has no 'slow' entry and no Slow positions were given: "
-                "the clip spec's rule ships both pathways"
-            )
+        self._check_positions()
         if self._frames_needed > fast.shape[1]:
             raise ValueError(
                 f"the Slow positions need {self._frames_needed} Fast frames, "
@@ -129,23 +122,23 @@ class DeviceInputs:
         """:meth:`inputs` of a batch in plane form (see the module docstring)."""
         if self.planes is None:
             raise ValueError(
-                "batch is in plane form (data.convert_on_device) but these inputs were made "
+                "batch is in plane form (data.decode.train_view: planes) but these inputs were made "
                 "without a crop_size: build them with DeviceInputs.for_spec"
             )
+        self._check_positions()
         meta = {k: _as_tensor(batch[k]).to(self.device, non_blocking=True) for k in PER_ROW}
-        out = {}
-        for name in ("slow", "fast"):
-            if f"{name}_y" in batch:
-                y = _as_tensor(batch[f"{name}_y"]).to(self.device, non_blocking=True)
-                uv = _as_tensor(batch[f"{name}_uv"]).to(self.device, non_blocking=True)
-                out[name] = self.planes(y, uv, **meta)
-        fast = out["fast"]
-        if "slow" in out:
-            return [out["slow"], fast]
-        if self.positions is None:
-            raise ValueError("batch has no 'slow_y' entry and no Slow positions were given")
+        y = _as_tensor(batch["fast_y"]).to(self.device, non_blocking=True)
+        uv = _as_tensor(batch["fast_uv"]).to(self.device, non_blocking=True)
+        fast = self.planes(y, uv, **meta)
         slow = fast.index_select(2, self.positions)
         return [slow.contiguous(memory_format=self.memory_format), fast]
+
+    def _check_positions(self) -> None:
+        if self.positions is None:
+            raise ValueError(
+                "no Slow positions were given (batches carry only the Fast frames): "
+                "build the inputs with DeviceInputs.for_spec"
+            )
 
     def labels(self, batch: Mapping[str, Any]) -> torch.Tensor:
         """The int64 labels of ``batch`` on the device (copied without blocking)."""

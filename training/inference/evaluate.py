@@ -15,17 +15,18 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 import torch
 
-from pipelines.loader.dataset import DecodeOptions, build_clip_dataset
+from pipelines.loader.dataset import RGB_COLUMNS, build_clip_dataset
 from pipelines.loader.decode_errors import (
     DecodeErrorSink,
     start_decode_error_log,
     take_decode_errors,
 )
-from pipelines.views import pathway_columns
+from pipelines.loader.options import DecodeOptions
 from raysf import display, runtime
 from training.artifacts import build_model_from_state
 from training.checkpoints import TrainingState, load_state
@@ -48,10 +49,13 @@ class EvalRequest:
         num_crops: override the checkpoint's ``num_test_crops`` (1 or 3).
         concurrency: model actors.
         use_gpu: one GPU per actor.
-        decode_cpus: CPUs per decode task.
+        decode: where and how the decode tasks run (``decode.num_cpus=2``: CPUs per task).
         precision, channels_last: the actors' settings; ``auto`` is bf16 and
             ``channels_last_3d`` on a GPU, fp32 contiguous on a CPU.
     """
+
+    #: Keys of earlier versions: a request that sets one fails naming its replacement.
+    REPLACED_KEYS: ClassVar[dict[str, str]] = {"decode_cpus": "decode.num_cpus"}
 
     checkpoint: str
     dataset: str | None = None
@@ -61,7 +65,7 @@ class EvalRequest:
     num_crops: int | None = None
     concurrency: int = 1
     use_gpu: bool = False
-    decode_cpus: float = 1.0
+    decode: DecodeOptions = field(default_factory=DecodeOptions)
     precision: Precision = "auto"
     channels_last: Switch = "auto"
 
@@ -157,10 +161,10 @@ def score_views(request: EvalRequest, errors=None):
         split=request.split,
         mode="test",
         spec=spec,
-        decode=DecodeOptions(num_cpus=request.decode_cpus),
+        decode=request.decode,
         endpoint_url=request.endpoint_url,
         errors=errors,
-    ).select_columns([*pathway_columns(spec), "label", "video_id"])
+    ).select_columns([*RGB_COLUMNS, "label", "video_id"])
     return views.map_batches(
         ViewScorer,
         fn_constructor_args=(

@@ -80,7 +80,13 @@ def demo_train_job(base: TrainJobConfig, dataset: str, epochs: int | None = None
     )
     job = replace(
         base,
-        data=replace(base.data, dataset=dataset, clip=clip, decode_batch_size=8, shuffle_buffer=32),
+        data=replace(
+            base.data,
+            dataset=dataset,
+            clip=clip,
+            decode=replace(base.data.decode, batch_size=8),
+            shuffle_buffer=32,
+        ),
         train=replace(base.train, epochs=epochs or 15, batch_size=8),
         optim=replace(base.optim, base_lr=0.4, warmup_epochs=1.0, weight_decay=5e-5),
         checkpoint=replace(base.checkpoint, keep=1),

@@ -41,7 +41,12 @@ def smoke_train_job(
     )
     job = replace(
         job,
-        data=replace(job.data, dataset=dataset or job.data.dataset, clip=clip, decode_batch_size=4),
+        data=replace(
+            job.data,
+            dataset=dataset or job.data.dataset,
+            clip=clip,
+            decode=replace(job.data.decode, batch_size=4),
+        ),
         model=replace(
             job.model, preset="slowfast_tiny", overrides={**job.model.overrides, "alpha": 2}
         ),

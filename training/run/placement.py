@@ -39,7 +39,8 @@ def worker_bundle(job: TrainJobConfig) -> dict[str, float]:
 
 def decode_bundle(job: TrainJobConfig) -> dict[str, float]:
     """What one decode task asks for: without one, no batch is ever produced."""
-    return {"CPU": float(job.data.decode_cpus), **dict(job.data.decode_resources)}
+    decode = job.data.decode
+    return {"CPU": float(decode.num_cpus), **dict(decode.resources)}
 
 
 def _fits(bundle: Resources, free: Mapping[str, float]) -> bool:

@@ -19,10 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import slowfast_model
-from pipelines.decode.planes import plane_columns
-from pipelines.loader.dataset import build_clip_dataset, seeded_execution_options
+from pipelines.loader.dataset import build_clip_dataset, seeded_execution_options, view_kind
 from pipelines.loader.decode_errors import DecodeErrorSink, start_decode_error_log
-from pipelines.views import pathway_columns
+from pipelines.loader.options import DecodeOptions
 from raysf import console, runtime, storage
 from raysf.config import ConfigError
 from raysf.errors import ExpectedError
@@ -157,9 +156,9 @@ def open_run(plan: TrainingPlan, tracking_uri: str | None) -> tracking.RunTarget
 
 
 def build_datasets(plan: TrainingPlan, errors: Any = None) -> dict[str, Any]:
-    """The streaming train (augmented) and val (centre view) datasets of the run: the pathway
-    columns the loader ships (``fast``, and ``slow`` only where it is no subset; the train
-    split's plane columns with ``data.convert_on_device``) and labels;
+    """The streaming train (augmented) and val (centre view) datasets of the run: the pixel
+    columns the loader ships (``fast``; the train split's plane columns with
+    ``data.decode.train_view: planes``, :func:`~pipelines.loader.dataset.view_kind`) and labels;
     with the ``errors`` log actor, records that fail to decode are dropped and counted there."""
     data = plan.job.data
     common = dict(spec=plan.clip, decode=data.decode, endpoint_url=data.endpoint_url)
@@ -177,11 +176,9 @@ def build_datasets(plan: TrainingPlan, errors: Any = None) -> dict[str, Any]:
     val = build_clip_dataset(
         plan.dataset_uri, split=data.val_split, mode="val", errors=val_sink, **common
     )
-    cols = [*pathway_columns(plan.clip), "label"]
-    train_cols = (
-        [*plane_columns(pathway_columns(plan.clip)), "label"] if data.convert_on_device else cols
-    )
-    return {"train": train.select_columns(train_cols), "val": val.select_columns(cols)}
+    train_cols = [*view_kind("train", data.decode).columns, "label"]
+    val_cols = [*view_kind("val", data.decode).columns, "label"]
+    return {"train": train.select_columns(train_cols), "val": val.select_columns(val_cols)}
 
 
 def build_trainer(setup: WorkerSetup, datasets: dict[str, Any], callbacks: list):
@@ -281,5 +278,5 @@ def _eval_request(job: TrainJobConfig, outcome: TrainOutcome) -> EvalRequest:
         endpoint_url=job.data.endpoint_url,
         batch_size=job.eval.batch_size,
         num_crops=job.eval.num_crops,
-        decode_cpus=job.data.decode_cpus,
+        decode=DecodeOptions(num_cpus=job.data.decode.num_cpus),
     )

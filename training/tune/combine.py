@@ -9,7 +9,7 @@ and t interval per configuration; paired differences against ``baseline`` over t
 finished). Whether the recipes really matched is the caller's to know: the rows carry only the
 swept dimensions.
 
-Two sweeps of the same configurations under different recipes (e.g. ``data.clips_per_decode``
+Two sweeps of the same configurations under different recipes (e.g. ``data.decode.clips_per_decode``
 1 and 2) compare as one table when one file is *tagged*: its configuration keys become
 ``KEY-TAG`` and its labels ``LABEL (TAG)``, so its trials pair with the other file's by seed.
 """

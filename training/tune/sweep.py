@@ -111,12 +111,12 @@ def _max_concurrent(cfg: TuneJobConfig) -> int:
     base = cfg.train
     cpus = ray.cluster_resources().get("CPU", 0.0)
     per_worker = base.scaling.resources_per_worker.get("CPU", 1.0)
-    need = base.scaling.num_workers * per_worker + base.data.decode_cpus + cfg.search.trial_cpus
+    need = base.scaling.num_workers * per_worker + base.data.decode.num_cpus + cfg.search.trial_cpus
     if cpus < need:
         # Tune would start the trial and its Ray Train run would wait forever for its data.
         raise ConfigError(
             f"the Ray cluster has {cpus:g} CPUs but one trial needs {need:g} (scaling.num_workers "
-            "x resources_per_worker.CPU + data.decode_cpus + search.trial_cpus); start Ray with "
+            "x resources_per_worker.CPU + data.decode.num_cpus + search.trial_cpus); start Ray with "
             "more logical CPUs (sweep.local_num_cpus) or lower these"
         )
     return cfg.search.max_concurrent or max(1, int(cpus // need))

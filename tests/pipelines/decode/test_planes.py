@@ -4,20 +4,23 @@ training device makes of them against the loader's RGB paths."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
 
 from pipelines.decode.frames import decode_av_frames
 from pipelines.decode.planes import (
+    PLANE_COLUMNS,
     YUV_CODES,
     PlaneCutter,
     empty_plane_rows,
-    plane_columns,
     plane_side,
     yuv_code,
 )
-from pipelines.loader.dataset import DecodeOptions, decode_batch
+from pipelines.loader.dataset import decode_batch
+from pipelines.loader.options import DecodeOptions
 from pipelines.transforms import source_box
 from pipelines.views import train_clip, train_planes, window_indices
 from raysf.clip_spec import ClipSpec
@@ -94,7 +97,7 @@ def test_bad_boxes_and_sides_are_refused(record):
 def _convert(view, crop: int) -> np.ndarray:
     """The device's picture of a plane view's Fast frames, as 0-255 RGB ``(T, H, W, 3)``."""
     inputs = DeviceInputs(mean=(0, 0, 0), std=(1 / 255,) * 3, slow_positions=[0], crop_size=crop)
-    y, uv = view.planes["fast"]
+    y, uv = view.y, view.uv
     batch = {
         "fast_y": y[None],
         "fast_uv": uv[None],
@@ -113,14 +116,14 @@ def test_plane_views_draw_as_crop_first_and_show_the_same_picture(record, jitter
     for seed in range(6):
         a_rng, b_rng = np.random.default_rng(seed), np.random.default_rng(seed)
         exact = train_clip(record, fast, slow, spec, a_rng)
-        (view,) = train_planes(record, fast, slow, spec, b_rng, pathways=("fast",))
+        (view,) = train_planes(record, fast, slow, spec, b_rng)
         assert a_rng.integers(1 << 30) == b_rng.integers(1 << 30)  # the same draws
-        assert set(view.planes) == {"fast"} and view.planes["fast"][0].shape[0] == 16
+        assert view.y.shape[0] == view.uv.shape[0] == 16  # the Fast frames only
         picture = _convert(view, spec.crop_size)
         assert picture.shape == exact[1].shape == (16, 48, 48, 3)
         # as close to the exact path as crop-first is (sharp synthetic edges: a few levels)
         assert np.abs(picture - exact[1]).mean() < 4.0
-        mirrored = _convert(view.__class__(view.planes, view.region, not view.flip, view.yuv), 48)
+        mirrored = _convert(replace(view, flip=not view.flip), 48)
         assert np.abs(mirrored[:, :, ::-1] - exact[1]).mean() < 4.0
         flips.add(view.flip)
     assert flips == {True, False}
@@ -139,31 +142,31 @@ def test_plane_view_regions_are_the_crop_first_boxes(record):
         box = source_box(W, H, scaled, y0, x0, 48)
         assert view.region == (box[0] & 1, box[1] & 1, box[2], box[3])
         assert view.flip == bool(rng.random() < 0.5)
-        assert set(view.planes) == {"slow", "fast"}
-        np.testing.assert_array_equal(view.planes["slow"][0], view.planes["fast"][0][::4])
+        assert view.y.shape == (16, 66, 66) and view.uv.shape == (16, 2, 33, 33)
 
 
 def test_decode_batch_ships_plane_rows_in_train_mode_only(record):
     batch = {k: np.array([record[k], record[k]], dtype=object) for k in record}
     batch["clip_index"] = np.array([0, 1], dtype=object)
-    out = decode_batch(batch, _spec(), "train", 11, threads=1, convert_on_device=True)
+    planes = DecodeOptions(threads=1, train_view="planes")
+    out = decode_batch(batch, _spec(), "train", 11, decode=planes)
     ids = {"label", "video_id", "clip_index", "spatial_index"}
-    assert set(out) == set(plane_columns(("fast",))) | ids  # what the trainer selects
+    assert set(out) == set(PLANE_COLUMNS) | ids  # what the trainer selects
     assert out["fast_y"].shape == (2, 16, 66, 66) and out["fast_uv"].shape == (2, 16, 2, 33, 33)
     assert out["region"].shape == (2, 4) and out["flip"].dtype == np.bool_
     assert out["yuv"].tolist() == [0, 0] and out["spatial_index"].tolist() == [-1, -1]
-    two = decode_batch(
-        batch, _spec(), "train", 11, threads=1, convert_on_device=True, clips_per_decode=2
-    )
+    two = decode_batch(batch, _spec(), "train", 11, decode=replace(planes, clips_per_decode=2))
     assert two["fast_y"].shape[0] == 4 and two["label"].tolist() == [2] * 4
-    val = decode_batch(batch, _spec(), "val", None, threads=1, convert_on_device=True)
+    val = decode_batch(batch, _spec(), "val", None, decode=planes)
     assert val["fast"].shape == (2, 16, 48, 48, 3) and "fast_y" not in val
-    empty = empty_plane_rows(_spec(), ("fast",))  # what a batch of failed records gives
+    empty = empty_plane_rows(_spec())  # what a batch of failed records gives
     assert set(empty) == set(out) and empty["fast_y"].shape == (0, 16, 66, 66)
     assert empty["fast_uv"].shape == (0, 16, 2, 33, 33) and empty["region"].shape == (0, 4)
 
 
-def test_convert_on_device_replaces_crop_first():
-    assert DecodeOptions(convert_on_device=True).task_args()["convert_on_device"] is True
-    with pytest.raises(ValueError, match="crop_first and convert_on_device are alternatives"):
-        DecodeOptions(crop_first=True, convert_on_device=True)
+def test_decode_batch_dispatches_on_train_view_once(record):
+    """One value picks the train views' cut and rows: planes rows only for ``planes``."""
+    batch = {k: np.array([record[k]], dtype=object) for k in record}
+    for train_view, column in (("rgb", "fast"), ("crop_first", "fast"), ("planes", "fast_y")):
+        out = decode_batch(batch, _spec(), "train", 3, decode=DecodeOptions(train_view=train_view))
+        assert column in out and ("fast" in out) != ("fast_y" in out)

@@ -17,9 +17,9 @@ import pytest
 from pipelines import sampling
 from pipelines.decode.frame_table import read_frame_table
 from pipelines.decode.frames import decode_frames
-from pipelines.loader.dataset import DecodeOptions, build_clip_dataset, clip_window, decode_batch
+from pipelines.loader.dataset import build_clip_dataset, clip_window, decode_batch
+from pipelines.loader.options import DecodeOptions
 from pipelines.synth.generate import generate
-from pipelines.views import pathway_columns
 from raysf.clip_spec import ClipSpec
 
 T, TAU, ALPHA = 4, 8, 4  # the demo's sampling: span 32 native frames
@@ -154,21 +154,6 @@ def test_decode_batch_without_ray_test_mode_three_crops_fast_only(dataset, rule)
     positions = sampling.slow_positions(T, ALPHA, rule)
     np.testing.assert_array_equal(out["fast"][0][positions], full[:, 4:44, 0:40])  # left crop
     assert run.clip_nbytes() == out["fast"][0].nbytes
-
-
-def test_a_rule_whose_slow_frames_are_no_subset_ships_both_pathways(dataset, monkeypatch):
-    _, rows = dataset
-    rec = next(r for r in rows if r["split"] == "val")
-    batch = {k: np.array([rec[k]], dtype=object) for k in rec}
-    run = spec(crop_size=40, short_side_range=(48, 48), test_short_side=48, rule="linspace")
-    assert pathway_columns(run) == ("fast",)
-    monkeypatch.setattr(sampling, "SUBSET_RULES", ("stride",))  # as if linspace were no subset
-    assert pathway_columns(run) == ("slow", "fast") and pathway_columns(spec()) == ("fast",)
-    out = decode_batch(batch, run, "val", None)
-    assert out["slow"].shape == (1, T, 40, 40, 3) and out["fast"].shape == (1, 16, 40, 40, 3)
-    _, slow_idx = clip_window(rec, run, "val", np.random.default_rng(0))
-    full = decode_frames(rec["content"], slow_idx, short_side=48)
-    np.testing.assert_array_equal(out["slow"][0], full[:, 4:44, 4:44])  # centre crop
 
 
 @pytest.mark.slow
@@ -363,8 +348,8 @@ def test_bad_arguments_are_named():
 
 
 @pytest.mark.slow
-def test_convert_on_device_rows_through_ray_data_show_the_seeded_rgb_rows(dataset, ray_local):
-    """Plane rows (DecodeOptions.convert_on_device) go through Ray Data and the device feed, and
+def test_plane_rows_through_ray_data_show_the_seeded_rgb_rows(dataset, ray_local):
+    """Plane rows (DecodeOptions.train_view planes) go through Ray Data and the device feed, and
     show what the RGB rows of the same seed show (the same draws), as closely as crop-first."""
     import torch
 
@@ -382,9 +367,9 @@ def test_convert_on_device_rows_through_ray_data_show_the_seeded_rgb_rows(datase
         ds = build_clip_dataset(str(root), decode=DecodeOptions(batch_size=2, **options), **kwargs)
         return {r["video_id"]: r["fast"].astype(np.float32) for r in _rows(ds)}
 
-    exact, crop_first = rows(), rows(crop_first=True)
+    exact, crop_first = rows(), rows(train_view="crop_first")
     planes = build_clip_dataset(
-        str(root), decode=DecodeOptions(batch_size=2, convert_on_device=True), **kwargs
+        str(root), decode=DecodeOptions(batch_size=2, train_view="planes"), **kwargs
     )
     inputs = DeviceInputs(mean=(0, 0, 0), std=(1 / 255,) * 3, slow_positions=[0], crop_size=48)
     seen = 0

@@ -17,9 +17,11 @@ from training.device.inputs import DeviceFeed, DeviceInputs, to_model_inputs
 CUDA = torch.cuda.is_available()
 
 
+POSITIONS = [0, 4, 8, 12]  # the stride rule's, T=4, alpha=4
+
+
 def _batch(rng, b=2, t=4, alpha=4, side=8):
     return {
-        "slow": rng.integers(0, 256, size=(b, t, side, side, 3), dtype=np.uint8),
         "fast": rng.integers(0, 256, size=(b, alpha * t, side, side, 3), dtype=np.uint8),
         "label": np.arange(b, dtype=np.int64),
     }
@@ -28,19 +30,24 @@ def _batch(rng, b=2, t=4, alpha=4, side=8):
 def test_to_model_inputs_layout_and_values():
     batch = _batch(np.random.default_rng(0))
     mean, std = (0.1, 0.5, 0.9), (0.2, 0.25, 0.5)
-    slow, fast = to_model_inputs(batch, mean, std, "cpu")
+    slow, fast = to_model_inputs(batch, mean, std, "cpu", slow_positions=POSITIONS)
     assert slow.shape == (2, 3, 4, 8, 8) and fast.shape == (2, 3, 16, 8, 8)
     assert slow.dtype == torch.float32 and fast.is_contiguous()
     for c in range(3):
         expected = (batch["fast"][..., c].astype(np.float64) / 255 - mean[c]) / std[c]
         np.testing.assert_allclose(fast[:, c].numpy(), expected, rtol=1e-5, atol=1e-5)
+    assert torch.equal(slow, fast[:, :, POSITIONS])
     cl = to_model_inputs(
-        {k: torch.from_numpy(v) for k, v in batch.items()}, mean, std, channels_last=True
+        {k: torch.from_numpy(v) for k, v in batch.items()},
+        mean,
+        std,
+        channels_last=True,
+        slow_positions=POSITIONS,
     )
-    assert cl[0].is_contiguous(memory_format=torch.channels_last_3d)
+    assert cl[1].is_contiguous(memory_format=torch.channels_last_3d)
     torch.testing.assert_close(cl[0], slow)
     with pytest.raises(ValueError, match="uint8"):
-        to_model_inputs({"slow": batch["slow"].astype(np.float32), "fast": batch["fast"]})
+        to_model_inputs({"fast": batch["fast"].astype(np.float32)}, slow_positions=POSITIONS)
 
 
 def test_a_fast_only_batch_gets_its_slow_frames_by_the_spec_positions():
@@ -52,21 +59,17 @@ def test_a_fast_only_batch_gets_its_slow_frames_by_the_spec_positions():
         positions = sampling.slow_positions(4, 4, rule)
         assert torch.equal(slow_u8, torch.from_numpy(batch["fast"][:, positions]))
         assert torch.equal(fast_u8, torch.from_numpy(batch["fast"]))
-        # normalised: the same as feeding both pathways, bit for bit
-        pair = {"slow": batch["fast"][:, positions], "fast": batch["fast"]}
-        for got, want in zip(feed.inputs({"fast": batch["fast"]}), feed.inputs(pair), strict=True):
-            assert torch.equal(got, want)
-    # a batch carrying its own Slow frames is used as it is
-    slow, _ = DeviceInputs(slow_positions=[0, 1, 2, 3]).uint8_pathways(batch)
-    assert torch.equal(slow, torch.from_numpy(batch["slow"]))
+        # normalised: the Slow frames are the normalised Fast ones at the positions
+        slow, fast = feed.inputs({"fast": batch["fast"]})
+        assert torch.equal(slow, fast[:, :, positions])
 
 
 def test_feeding_errors_name_what_is_missing():
     batch = _batch(np.random.default_rng(2))
-    with pytest.raises(ValueError, match="no 'slow' entry and no Slow positions"):
+    with pytest.raises(ValueError, match="no Slow positions were given"):
         DeviceInputs().inputs({"fast": batch["fast"]})
     with pytest.raises(ValueError, match="batch has no 'fast' entry"):
-        DeviceInputs(slow_positions=[0]).inputs({"slow": batch["slow"]})
+        DeviceInputs(slow_positions=[0]).inputs({"label": batch["label"]})
     with pytest.raises(ValueError, match="need 17 Fast frames, the batch has 16"):
         DeviceInputs(slow_positions=[0, 16]).inputs({"fast": batch["fast"]})
     with pytest.raises(ValueError, match="mean and std need 3 values"):
@@ -93,8 +96,8 @@ def test_slow_frames_taken_on_the_device_equal_the_decoded_ones_bit_for_bit(tmp_
 
 def test_the_cpu_feed_yields_inputs_and_labels_batch_by_batch():
     rng = np.random.default_rng(3)
-    batches = [{k: v for k, v in _batch(rng).items() if k != "slow"} for _ in range(3)]
-    feed = DeviceFeed(DeviceInputs(slow_positions=[0, 4, 8, 12]))
+    batches = [_batch(rng) for _ in range(3)]
+    feed = DeviceFeed(DeviceInputs(slow_positions=POSITIONS))
     assert feed.stream is None  # nothing to overlap on a CPU
     out = list(feed(iter(batches)))
     assert len(out) == 3
@@ -106,10 +109,7 @@ def test_the_cpu_feed_yields_inputs_and_labels_batch_by_batch():
 @pytest.mark.skipif(not CUDA, reason="needs a CUDA device")
 def test_the_cuda_feed_copies_one_batch_ahead_and_hands_out_the_same_tensors():
     rng = np.random.default_rng(4)
-    host = [
-        {k: torch.from_numpy(v).pin_memory() for k, v in _batch(rng).items() if k != "slow"}
-        for _ in range(4)
-    ]
+    host = [{k: torch.from_numpy(v).pin_memory() for k, v in _batch(rng).items()} for _ in range(4)]
     inputs = DeviceInputs("cuda", slow_positions=[0, 4, 8, 12], channels_last=True)
     overlapped = list(DeviceFeed(inputs, overlap=True)(host))
     inline = list(DeviceFeed(inputs, overlap=False)(host))

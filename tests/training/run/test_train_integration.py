@@ -65,12 +65,12 @@ def _reports(path: Path) -> list[dict]:
 
 def test_two_worker_ddp_keeps_ranks_identical(dataset, local_ray, tmp_path, mlflow_server):
     """Acceptance 1 (ranks identical) and 5 (a real ``mlflow server`` holds the run). The
-    training clips travel as 4:2:0 planes converted on each worker (``data.convert_on_device``;
+    training clips travel as 4:2:0 planes converted on each worker (``data.decode.train_view: planes``;
     the other end-to-end runs feed RGB rows), the val and test clips as RGB."""
     job = _job(
         dataset,
         tmp_path,
-        "data.convert_on_device=true",
+        "data.decode.train_view=planes",
         "scaling.num_workers=2",
         "scaling.resources_per_worker={CPU: 1}",
         "train.batch_size=2",
@@ -123,7 +123,7 @@ def test_two_worker_ddp_keeps_ranks_identical(dataset, local_ray, tmp_path, mlfl
     assert params["model.preset"] == "slowfast_tiny"
     assert params["model.resolved.alpha"] == "2" and params["model.resolved.fusion"]
     assert float(params["model.gflops"]) > 0 and int(params["model.params"]) > 100_000
-    assert params["scaling.num_workers"] == "2" and params["data.convert_on_device"] == "True"
+    assert params["scaling.num_workers"] == "2" and params["data.decode.train_view"] == "planes"
     assert run.data.tags["git_commit"] and run.data.tags["version.torch"].startswith("2.")
     history = client.get_metric_history(run.info.run_id, "val_top1")
     assert [m.step for m in history] == [0, 1]

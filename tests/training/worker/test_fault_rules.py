@@ -20,7 +20,8 @@ def test_changed_training_keys_name_old_and_new_values():
     assert changed_training_keys({"a": {"b": 1}}, {"a": {"c": 2}}) == []
     assert is_training_key("data.clip.crop_size") and is_training_key("train.epochs")
     assert not is_training_key("storage.path") and not is_training_key("eval.batch_size")
-    assert not is_training_key("data.decode_cpus")
+    assert not is_training_key("data.decode.num_cpus")
+    assert is_training_key("data.decode.train_view")
 
 
 def test_decode_error_limit():
