@@ -16,6 +16,7 @@ import slowfast_model
 from pipelines.loader.dataset import DecodeOptions
 from raysf.clip_spec import ClipSpec
 from raysf.config import load_config
+from raysf.storage import S3Config, StorageLocation, resolve_location
 from training.device.settings import Precision, Switch
 from training.tracking import redact_uri
 
@@ -23,6 +24,7 @@ from training.tracking import redact_uri
 @dataclass(frozen=True)
 class DataConfig:
     dataset: str = "demo_output/dataset"
+    # S3 endpoint of an s3:// dataset (null: AWS_ENDPOINT_URL[_S3], else AWS itself).
     endpoint_url: str | None = None
     train_split: str = "train"
     val_split: str = "val"
@@ -78,6 +80,15 @@ class DataConfig:
                 "data.decode_crop_first and data.convert_on_device are alternatives (the device "
                 "conversion already scales only the crop's region): set one of them"
             )
+
+    @property
+    def s3(self) -> S3Config:
+        """The S3 settings of the dataset (the region: from the AWS environment)."""
+        return S3Config(self.endpoint_url)
+
+    def location(self) -> StorageLocation:
+        """Where the dataset lives (resolved once, by the entry point or the planner)."""
+        return resolve_location(resolve_path(self.dataset), self.s3)
 
     @property
     def decode(self) -> DecodeOptions:
@@ -184,9 +195,20 @@ class ScalingConfig:
 
 @dataclass(frozen=True)
 class StorageConfig:
+    """Where runs are stored (Ray Train's storage path) and the S3 endpoint of an s3:// one."""
+
     path: str = "demo_output/ray_results"
     endpoint_url: str | None = None
     name: str | None = None
+
+    @property
+    def s3(self) -> S3Config:
+        """The S3 settings of an s3:// storage path (the region: from the AWS environment)."""
+        return S3Config(self.endpoint_url)
+
+    def location(self) -> StorageLocation:
+        """The storage root (local paths made absolute: Ray workers run elsewhere)."""
+        return resolve_location(resolve_path(self.path), self.s3)
 
 
 @dataclass(frozen=True)
@@ -270,6 +292,10 @@ class TrainJobConfig:
                 "(docs/data-loading.md)"
             )
         return notes
+
+
+#: Data keys that say where the dataset lives, not what a run computes (training.plan).
+LOCATION_KEYS = ("data.endpoint_url",)
 
 
 def load_train_config(

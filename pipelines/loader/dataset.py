@@ -150,21 +150,20 @@ def build_clip_dataset(
     spec: ClipSpec,
     decode: DecodeOptions = DecodeOptions(),
     seed: int | None = None,
-    endpoint_url: str | None = None,
     limit: int | None = None,
     errors: DecodeErrorSink | None = None,
 ):
     """Ray Dataset of decoded clips for one split.
 
     Args:
-        source: dataset root (local path or ``s3://`` URI holding ``clips/`` and
-            ``manifest.json``) or a ``ray.data.Dataset`` of clip records.
+        source: dataset root holding ``clips/`` and ``manifest.json`` (its
+            :class:`~raysf.storage.StorageLocation`; a local path or ``s3://`` URI is resolved
+            with the AWS environment's S3 settings) or a ``ray.data.Dataset`` of clip records.
         split: records to keep (``"train"``, ``"val"``, ``"test"``...).
         mode: ``"train"`` | ``"val"`` | ``"test"`` (augmentation, see module docstring).
         spec: how clips are cut and fed; must be resolved (:meth:`ClipSpec.resolve`).
         decode: where and how the decode tasks run.
         seed: fixed augmentation per record (default: new randomness every iteration).
-        endpoint_url: S3 endpoint of an ``s3://`` source (default: the AWS environment).
         limit: keep at most this many records (smoke tests).
         errors: drop a record that fails to decode and count it there (default: the failure
             fails the task).
@@ -187,7 +186,6 @@ def build_clip_dataset(
         shuffled=mode == "train",
         seed=seed,
         block_rows=decode.batch_size,
-        endpoint_url=endpoint_url,
         limit=limit,
     )
     udf_args = dict(spec=spec, mode=mode, seed=seed, errors=errors, **decode.task_args())
