@@ -11,8 +11,8 @@ process that opens a file (the node's role, EC2 instance profile or EKS IRSA, or
 ``AWS_SHARED_CREDENTIALS_FILE`` names, as for MinIO). A location shipped to Ray tasks carries no
 key: :class:`RetryingS3FileSystem` refuses explicit credentials, and no code here copies
 ``AWS_*`` variables into a task's ``runtime_env`` (Ray prints those in its logs and serves them
-in its state API); docs/cluster.md, "Threat model", says why. Transient S3 errors are retried
-by the AWS SDK's *standard* strategy (back-off with jitter), ``max_attempts`` tries in all.
+in its state API; docs/cluster.md, "Threat model"). Transient S3 errors: the AWS SDK's standard
+retry strategy (back-off with jitter), ``max_attempts`` tries in all.
 
 **File operations** take a ``(pyarrow filesystem, path)`` pair. :func:`retry_transient`
 retries an operation on errors that may pass (I/O errors, throttling) and raises
@@ -29,7 +29,7 @@ import socket
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from typing import TypeVar
 from urllib.parse import urlparse
 
@@ -50,8 +50,7 @@ VERIFY_BYTES_MAX = 1 << 20
 
 @dataclass(frozen=True)
 class S3Config:
-    """S3 settings of a job (null: from the environment); ``endpoint_url`` may carry a scheme
-    (``http://127.0.0.1:5000``), else https."""
+    """A job's S3 settings (null: the environment's); an endpoint without a scheme is https."""
 
     endpoint_url: str | None = None
     region: str | None = None
@@ -63,9 +62,8 @@ class S3Config:
 
 @dataclass(frozen=True)
 class StorageLocation:
-    """A resolved place: ``uri`` as the user gave it (for messages and records), the
-    ``filesystem`` it lives on and the ``path`` inside that filesystem (``bucket/key`` on S3,
-    an absolute path locally). Picklable into Ray tasks; it carries no credentials."""
+    """A resolved place: ``uri`` as given (for messages), its ``filesystem`` and the ``path`` in
+    it (``bucket/key`` on S3, absolute locally). Pickles into Ray tasks without credentials."""
 
     uri: str
     filesystem: pafs.FileSystem
@@ -73,6 +71,9 @@ class StorageLocation:
 
     def __str__(self) -> str:
         return self.uri
+
+    def __hash__(self) -> int:  # pyarrow filesystems are unhashable
+        return hash((self.uri, self.path))
 
     @property
     def is_s3(self) -> bool:
@@ -114,8 +115,7 @@ def resolve_location(uri: str | os.PathLike, s3: S3Config | None = None) -> Stor
         path = text[len(S3_SCHEME) :].strip("/")
         if not path:
             raise ValueError(f"S3 URI {text!r} has no bucket")
-        s3 = s3 or S3Config()
-        return StorageLocation(text, s3_filesystem(s3.endpoint_url, s3.region), path)
+        return StorageLocation(text, s3_filesystem(*astuple(s3 or S3Config())), path)
     local = text
     if "://" in text:
         scheme = text.split("://", 1)[0]

@@ -75,6 +75,7 @@ def test_location_join_and_at(tmp_path):
     assert local.join("a/x.bin").read_bytes() == b"abc" and local.join("a").exists()
     assert [f.uri for f in local.list_files()] == [f"{tmp_path}/a/x.bin"]
     assert as_location(local) is local and as_location(str(tmp_path)) == local
+    assert len({local, as_location(str(tmp_path)), local.join("a")}) == 2  # hashable
 
 
 def test_s3_location_pickles_without_credentials(monkeypatch):
