@@ -107,7 +107,7 @@ def main() -> None:
     # before the smoke set's ingest, which runs on the Ray it finds
     ray.init(num_cpus=args.cpus, include_dashboard=False, log_to_driver=False)
     root = args.dataset or smoke_dataset(tempfile.mkdtemp(prefix="epoch-bench-"))
-    spec = read_manifest(str(root), None).clip_spec.replace(
+    spec = read_manifest(str(root)).clip_spec.replace(
         crop_size=args.crop, short_side_range=(args.crop + 8, args.crop + 16)
     )
     decode = DecodeOptions(batch_size=args.decode_batch)

@@ -1,8 +1,9 @@
 """The test-view protocol on a checkpoint: ``raysf evaluate CHECKPOINT [key=value ...]``.
 
 The ``key=value`` overrides set the fields of :class:`training.inference.evaluate.EvalRequest` (``split``,
-``dataset``, ``num_crops``, ``batch_size``, ``concurrency``, ``use_gpu``, ``endpoint_url``,
-``decode.num_cpus``), checked like a config; the flags below are the same settings.
+``dataset``, ``num_crops``, ``batch_size``, ``concurrency``, ``use_gpu``, ``decode.num_cpus``,
+``storage.region`` and the S3 endpoint of ``storage``), checked like a config; the flags below
+are the same settings.
 
 See :mod:`training.inference.evaluate`: every test video's uniform windows x spatial crops are scored as
 Ray Data batch inference and averaged per video.
@@ -19,6 +20,7 @@ from pathlib import Path
 from raysf import console
 from raysf.config import with_overrides
 from raysf.errors import run_entry_point
+from raysf.storage import S3Config
 from training.config import load_train_config
 from training.inference.evaluate import EvalRequest, evaluate_checkpoint
 from training.recipes.smoke import smoke_checkpoint
@@ -36,7 +38,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--num-crops", type=int, default=None, choices=(1, 3))
     parser.add_argument("--concurrency", type=int, default=1, help="model actors")
     parser.add_argument("--use-gpu", action="store_true")
-    parser.add_argument("--endpoint-url", default=None, help="S3 endpoint for s3:// URIs")
+    parser.add_argument(
+        "--endpoint-url", dest="endpoint", default=None, help="S3 endpoint for s3:// URIs"
+    )
     parser.add_argument(
         "--smoke-test",
         action="store_true",
@@ -66,7 +70,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         checkpoint=checkpoint,
         dataset=dataset,
         split=args.split,
-        endpoint_url=args.endpoint_url,
+        storage=S3Config(args.endpoint),
         batch_size=args.batch_size,
         num_crops=args.num_crops,
         concurrency=args.concurrency,

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from raysf import console
 from raysf.errors import run_entry_point
+from raysf.storage import S3Config
 from training.config import load_train_config
 from training.inference.evaluate import EvalRequest
 from training.inference.predict import (
@@ -44,7 +45,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", default="predictions.parquet", help="Parquet (folder input)")
     parser.add_argument("--concurrency", type=int, default=1, help="model actors (folder input)")
     parser.add_argument("--split", default="test", help="split to score (dataset input)")
-    parser.add_argument("--endpoint-url", default=None, help="S3 endpoint (dataset input)")
+    parser.add_argument(
+        "--endpoint-url", dest="endpoint", default=None, help="S3 endpoint (dataset input)"
+    )
     parser.add_argument(
         "--device",
         default="cpu",
@@ -84,7 +87,7 @@ def _predict(args: argparse.Namespace) -> int:
             checkpoint=args.checkpoint,
             dataset=target,
             split=args.split,
-            endpoint_url=args.endpoint_url,
+            storage=S3Config(args.endpoint),
             concurrency=args.concurrency,
             use_gpu=args.device == "cuda",
         )

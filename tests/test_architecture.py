@@ -40,9 +40,11 @@ MAX_FUNCTION_LINES = 50
 MAX_FILE_LINES = 380
 MAX_MODULES_PER_FOLDER = 12
 LAYERS_CLAIM = re.compile(r"^Layers, top to bottom \(checked by make lint\): (.+)$", re.M)
-#: The library files that may name an S3 endpoint: the typed config of each job and the one
-#: module that resolves a storage location (URI + filesystem) from it.
-ENDPOINT_URL_HOMES = {"raysf/storage.py", "raysf/config.py", "pipelines/ingest/config.py"}
+#: The library files that may name an S3 endpoint: the one module that resolves a storage
+#: location (URI + filesystem) and owns ``S3Config`` (ingest's ``storage`` section), the training
+#: job's typed config (its ``data.endpoint_url`` and ``storage.endpoint_url`` keys), and the local
+#: moto harness (boto3's own ``endpoint_url`` argument).
+ENDPOINT_URL_HOMES = {"raysf/storage.py", "training/config.py", "infra/local/s3.py"}
 
 
 def _modules() -> list[Path]:

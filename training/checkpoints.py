@@ -21,7 +21,7 @@ import torch
 
 from raysf import storage
 from raysf.clip_spec import ClipSpec
-from raysf.runtime import resolve_filesystem
+from raysf.storage import StorageLocation
 
 STATE_FILE = "state.pt"
 FORMAT_VERSION = 2
@@ -74,24 +74,21 @@ def save_state(state: TrainingState, directory: str | os.PathLike) -> Path:
     return directory / STATE_FILE
 
 
-def _read_bytes(uri: str) -> bytes:
-    fs, path = resolve_filesystem(uri)
-    return storage.read_bytes(fs, path)
-
-
-def state_file_of(uri: str) -> str:
+def state_file_of(where: StorageLocation) -> StorageLocation:
     """Accept a checkpoint directory (local or s3://) or a ``state.pt`` path."""
-    uri = str(uri)
-    if uri.endswith((".pt", ".pth", ".pyth")):
-        return uri
-    return uri.rstrip("/") + "/" + STATE_FILE
+    if where.path.endswith((".pt", ".pth", ".pyth")):
+        return where
+    return where.join(STATE_FILE)
 
 
-def load_state(uri: str | os.PathLike, map_location: str = "cpu") -> TrainingState:
-    """Read a checkpoint written by :func:`save_state` (local path or s3:// URI)."""
-    path = state_file_of(str(uri))
+def load_state(
+    where: StorageLocation | str | os.PathLike, map_location: str = "cpu"
+) -> TrainingState:
+    """Read a checkpoint written by :func:`save_state`: a location, or a local path or s3:// URI
+    (resolved with the AWS environment's S3 settings)."""
+    path = state_file_of(storage.as_location(where))
     try:
-        raw = _read_bytes(path)
+        raw = path.read_bytes()
     except (OSError, FileNotFoundError) as exc:
         raise FileNotFoundError(f"{path}: cannot read checkpoint: {exc}") from exc
     try:
@@ -104,7 +101,7 @@ def load_state(uri: str | os.PathLike, map_location: str = "cpu") -> TrainingSta
     if not isinstance(payload, dict):
         raise ValueError(f"{path}: not a raysf checkpoint (holds a {type(payload).__name__})")
     try:
-        return TrainingState.from_payload(payload, origin=path)
+        return TrainingState.from_payload(payload, origin=path.uri)
     except (KeyError, TypeError) as exc:
         raise ValueError(
             f"{path}: malformed raysf checkpoint ({type(exc).__name__}: {exc})"

@@ -16,6 +16,7 @@ import slowfast_model
 from pipelines.loader.options import DecodeOptions
 from raysf.clip_spec import ClipSpec
 from raysf.config import load_config
+from raysf.storage import S3Config, StorageLocation, resolve_location
 from training.device.settings import Precision, Switch
 from training.tracking import redact_uri
 
@@ -34,6 +35,7 @@ class DataConfig:
     }
 
     dataset: str = "demo_output/dataset"
+    # S3 endpoint of an s3:// dataset (null: AWS_ENDPOINT_URL[_S3], else AWS itself).
     endpoint_url: str | None = None
     train_split: str = "train"
     val_split: str = "val"
@@ -66,6 +68,15 @@ class DataConfig:
             raise ValueError("data.max_decode_error_fraction must be in [0, 1]")
         if self.val_cache_mb < 0:
             raise ValueError(f"data.val_cache_mb must be >= 0, got {self.val_cache_mb}")
+
+    @property
+    def s3(self) -> S3Config:
+        """The S3 settings of the dataset (the region: from the AWS environment)."""
+        return S3Config(self.endpoint_url)
+
+    def location(self) -> StorageLocation:
+        """Where the dataset lives (resolved once, by the entry point or the planner)."""
+        return resolve_location(resolve_path(self.dataset), self.s3)
 
 
 @dataclass(frozen=True)
@@ -159,9 +170,20 @@ class ScalingConfig:
 
 @dataclass(frozen=True)
 class StorageConfig:
+    """Where runs are stored (Ray Train's storage path) and the S3 endpoint of an s3:// one."""
+
     path: str = "demo_output/ray_results"
     endpoint_url: str | None = None
     name: str | None = None
+
+    @property
+    def s3(self) -> S3Config:
+        """The S3 settings of an s3:// storage path (the region: from the AWS environment)."""
+        return S3Config(self.endpoint_url)
+
+    def location(self) -> StorageLocation:
+        """The storage root (local paths made absolute: Ray workers run elsewhere)."""
+        return resolve_location(resolve_path(self.path), self.s3)
 
 
 @dataclass(frozen=True)
@@ -245,6 +267,10 @@ class TrainJobConfig:
                 "(docs/data-loading.md)"
             )
         return notes
+
+
+#: Data keys that say where the dataset lives, not what a run computes (training.plan).
+LOCATION_KEYS = ("data.endpoint_url",)
 
 
 def load_train_config(

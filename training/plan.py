@@ -26,7 +26,8 @@ from raysf.config import ConfigError, flatten, to_dict
 from raysf.errors import ExpectedError
 from raysf.manifest import Manifest
 from raysf.runtime import read_manifest
-from training.config import TrainJobConfig, recorded_job, resolve_path
+from raysf.storage import StorageLocation
+from training.config import LOCATION_KEYS, TrainJobConfig, recorded_job
 from training.device.settings import DeviceSettings, resolve_device_settings
 from training.schedule import scaled_lr
 
@@ -44,7 +45,7 @@ class TrainingPlan:
     """Everything derived from a job before it runs (see the module docstring)."""
 
     job: TrainJobConfig
-    dataset_uri: str
+    dataset: StorageLocation
     classes: tuple[str, ...]
     model: slowfast_model.SlowFastConfig
     clip: ClipSpec
@@ -127,8 +128,8 @@ def epoch_rows(job: TrainJobConfig, manifest: Manifest) -> tuple[int, str]:
 def plan_training(job: TrainJobConfig, manifest: Manifest | None = None) -> TrainingPlan:
     """The plan of ``job`` (reads the dataset manifest unless given); ``ConfigError`` when the
     dataset cannot serve it (too few clips for one global batch, a contradicting clip spec)."""
-    dataset_uri = resolve_path(job.data.dataset)
-    manifest = manifest or read_manifest(dataset_uri, job.data.endpoint_url)
+    dataset = job.data.location()
+    manifest = manifest or read_manifest(dataset)
     try:
         model = job.model.resolve(num_classes=manifest.num_classes)
     except ValueError as exc:
@@ -146,7 +147,7 @@ def plan_training(job: TrainJobConfig, manifest: Manifest | None = None) -> Trai
         steps = min(steps, job.train.max_steps_per_epoch)
     return TrainingPlan(
         job=job,
-        dataset_uri=dataset_uri,
+        dataset=dataset,
         classes=manifest.classes,
         model=model,
         clip=clip,
@@ -161,7 +162,7 @@ def plan_training(job: TrainJobConfig, manifest: Manifest | None = None) -> Trai
 
 #: Keys whose change does not change what a run computes (prefixes match their sub-keys).
 RESUME_FREE_KEYS = (
-    "data.endpoint_url",
+    *LOCATION_KEYS,
     "data.test_split",
     "data.decode.num_cpus",
     "data.decode.batch_size",

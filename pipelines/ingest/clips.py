@@ -42,7 +42,6 @@ from pipelines.ingest.sources import SourceEntry
 from pipelines.views import window_indices, window_span
 from raysf import storage
 from raysf.clip_spec import ClipSpec
-from raysf.runtime import resolve_filesystem
 
 #: A failure that may pass on a rerun (I/O, throttling after the retries, memory).
 TransientError = storage.TransientStorageError
@@ -253,7 +252,8 @@ def read_input(uri: str, cfg: IngestConfig) -> bytes:
     ``read_error`` for a refused read) or :class:`TransientError` (errors that outlasted the
     retries).
     """
-    fs, path = resolve_filesystem(uri, cfg.storage.endpoint_url, cfg.storage.region)
+    where = cfg.location(uri)
+    fs, path = where.filesystem, where.path
     retries = {"attempts": cfg.retries.attempts, "backoff_s": cfg.retries.backoff_s}
     max_bytes = cfg.limits.max_bytes
     try:

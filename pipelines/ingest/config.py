@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pipelines.ingest.segment import REENCODE_PROFILES, EncodeSettings
 from raysf.clip_spec import DATASET_FIELDS, MODEL_FIELDS, ClipSpec
 from raysf.config import load_config, to_dict
+from raysf.storage import S3Config, StorageLocation, resolve_location
 
 DEFAULT_CONFIG = os.path.normpath(
     os.path.join(os.path.dirname(__file__), "..", "..", "jobs", "ingest.yaml")
@@ -155,15 +156,6 @@ class RetryConfig:
 
 
 @dataclass(frozen=True)
-class S3Config:
-    """S3 settings of the inputs and the output (null: from AWS_ENDPOINT_URL[_S3] /
-    AWS_DEFAULT_REGION)."""
-
-    endpoint_url: str | None = None
-    region: str | None = None
-
-
-@dataclass(frozen=True)
 class ResourcesConfig:
     """Ray resources."""
 
@@ -195,6 +187,7 @@ class IngestConfig:
     checks: ChecksConfig = field(default_factory=ChecksConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     retries: RetryConfig = field(default_factory=RetryConfig)
+    # S3 settings of the inputs and the output (null: from the AWS environment).
     storage: S3Config = field(default_factory=S3Config)
     resources: ResourcesConfig = field(default_factory=ResourcesConfig)
 
@@ -206,6 +199,11 @@ class IngestConfig:
         unset = [n for n in (*MODEL_FIELDS, *DATASET_FIELDS) if getattr(self.clip, n) is None]
         if unset:
             raise ValueError(f"clip: ingest cuts windows, so {unset} must be set")
+
+    def location(self, uri: str) -> StorageLocation:
+        """Where ``uri`` (an input, the listing files or the output) lives, with ``storage``'s
+        S3 settings."""
+        return resolve_location(uri, self.storage)
 
     def record_config(self) -> dict[str, Any]:
         """The part of the config that determines the records and rejects (must match to

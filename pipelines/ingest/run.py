@@ -36,7 +36,7 @@ from dataclasses import replace
 from typing import Any
 
 from pipelines.ingest import leaks, shards
-from pipelines.ingest.config import IngestConfig, S3Config
+from pipelines.ingest.config import IngestConfig
 from pipelines.ingest.sources import Listing, SourceEntry, read_class_names, read_listing
 from raysf import console, display, runtime, storage
 from raysf.config import ConfigError
@@ -65,17 +65,14 @@ def prepare(cfg: IngestConfig) -> tuple[Listing, list[shards.ShardTask]]:
         raise ConfigError("videos: required (--videos ROOT)")
     if not cfg.out:
         raise ConfigError("out: required (--out URI)")
-    for uri in (cfg.videos, cfg.out, cfg.annotations):
-        if uri:
-            runtime.check_s3_endpoint(uri, cfg.storage.endpoint_url)
-    classes = read_class_names(cfg.classes, cfg.storage.endpoint_url) if cfg.classes else None
-    listing = read_listing(
-        cfg.videos,
-        format=cfg.format,
-        annotations=cfg.annotations,
-        classes=classes,
-        endpoint_url=cfg.storage.endpoint_url,
-    )
+    videos, annotations = cfg.location(cfg.videos), None
+    for where in (videos, cfg.location(cfg.out)):
+        storage.check_s3_endpoint(where)
+    if cfg.annotations:
+        annotations = cfg.location(cfg.annotations)
+        storage.check_s3_endpoint(annotations)
+    classes = read_class_names(cfg.location(cfg.classes)) if cfg.classes else None
+    listing = read_listing(videos, format=cfg.format, annotations=annotations, classes=classes)
     if not listing.entries:
         raise ValueError(f"the listing of {cfg.videos} is empty")
     return listing, shards.plan_shards(listing, cfg.shard_size)
@@ -89,15 +86,10 @@ def run_ingest(cfg: IngestConfig) -> Manifest:
     (:func:`raysf.runtime.init_ray`).
     """
     # Resolve S3 settings once on the driver so every task uses the same endpoint and region.
-    cfg = replace(
-        cfg,
-        storage=S3Config(
-            endpoint_url=cfg.storage.endpoint_url or runtime.env_endpoint_url(),
-            region=cfg.storage.region or runtime.env_region(),
-        ),
-    )
+    cfg = replace(cfg, storage=cfg.storage.with_environment())
     listing, tasks = prepare(cfg)
-    fs, root = runtime.resolve_filesystem(cfg.out, cfg.storage.endpoint_url, cfg.storage.region)
+    out = cfg.location(cfg.out)
+    fs, root = out.filesystem, out.path
     _check_plan(fs, root, cfg, listing, len(tasks))
     done = shards.done_shards(fs, root)
     pending = [t for t in tasks if t.shard not in done]
@@ -112,7 +104,7 @@ def run_ingest(cfg: IngestConfig) -> Manifest:
     failed: dict[str, str] = {}
     if pending:
         runtime.init_ray(cfg.resources.address, num_cpus=cfg.resources.num_cpus, dashboard=False)
-        failed = _run_shards(pending, cfg, root, total=len(tasks))
+        failed = _run_shards(pending, cfg, out, total=len(tasks))
     else:
         console.line(
             f"ingest {display.short_path(cfg.out)}: all {len(tasks)} shards committed already"
@@ -205,7 +197,7 @@ def _check_plan(fs, root: str, cfg: IngestConfig, listing: Listing, num_shards: 
 
 
 def _run_shards(
-    pending: list[shards.ShardTask], cfg: IngestConfig, root: str, total: int
+    pending: list[shards.ShardTask], cfg: IngestConfig, out: storage.StorageLocation, total: int
 ) -> dict[str, str]:
     """One Ray Data row per pending shard; ``map`` builds and commits it. Returns the shards
     whose files could not be written, with the error."""
@@ -215,11 +207,11 @@ def _run_shards(
     ds = ray.data.from_items(rows, override_num_blocks=len(rows))
     ds = ds.map(
         _build_shard_row,
-        fn_kwargs={"cfg": cfg, "root": root},
+        fn_kwargs={"cfg": cfg, "out": out},
         num_cpus=cfg.resources.cpus_per_task,
         # No credentials travel with the tasks (no AWS_* env vars: Ray prints a task's
         # runtime_env in its logs and state API): each worker finds its node's own
-        # (raysf.runtime, "credentials").
+        # (raysf.storage, "credentials").
     )
     committed = total - len(pending)
     started = time.monotonic()
@@ -272,10 +264,12 @@ def _decode_task(shard: str, text: str) -> shards.ShardTask:
     return shards.ShardTask(shard, items)
 
 
-def _build_shard_row(row: dict[str, Any], cfg: IngestConfig, root: str) -> dict[str, Any]:
+def _build_shard_row(
+    row: dict[str, Any], cfg: IngestConfig, out: storage.StorageLocation
+) -> dict[str, Any]:
     videos = len(json.loads(row["task"]))
     try:
-        marker = shards.build_shard(_decode_task(row["shard"], row["task"]), cfg, root)
+        marker = shards.build_shard(_decode_task(row["shard"], row["task"]), cfg, out)
     except TransientError as exc:  # its files could not be written: uncommitted, rerun
         return {
             "shard": row["shard"],

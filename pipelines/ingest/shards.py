@@ -39,7 +39,7 @@ from pipelines.ingest.sources import Listing, SourceEntry
 from pipelines.schema import clip_table, reject_table
 from raysf import storage
 from raysf.manifest import MANIFEST_VERSION
-from raysf.runtime import resolve_filesystem
+from raysf.storage import StorageLocation
 
 PLAN_NAME = "_ingest.json"
 MARKER_DIR = "_shards"
@@ -195,15 +195,15 @@ def plan_shards(listing: Listing, shard_size: int) -> list[ShardTask]:
     ]
 
 
-def build_shard(task: ShardTask, cfg: IngestConfig, root: str) -> dict[str, Any]:
+def build_shard(task: ShardTask, cfg: IngestConfig, out: StorageLocation) -> dict[str, Any]:
     """Process every input of ``task``, write its Parquet files, then its commit marker.
 
-    Returns the marker (shard counts). ``root`` is the output path in the output filesystem.
+    Returns the marker (shard counts). ``out`` is the output location (``cfg.out``, resolved).
     Raises :class:`~pipelines.ingest.clips.TransientError` when a file cannot be written even
     after the retries (the shard then stays uncommitted).
     """
     av.logging.set_level(av.logging.PANIC)
-    fs, _ = resolve_filesystem(cfg.out, cfg.storage.endpoint_url, cfg.storage.region)
+    fs, root = out.filesystem, out.path
     clips: list[dict[str, Any]] = []
     rejects: list[dict[str, Any]] = []
     transient: list[dict[str, Any]] = []

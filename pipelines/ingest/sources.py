@@ -40,7 +40,7 @@ from dataclasses import dataclass, replace
 import pyarrow.fs as pafs
 
 from raysf import storage
-from raysf.runtime import resolve_filesystem
+from raysf.storage import StorageLocation
 
 FORMATS = ("kinetics", "list", "folders")
 KINETICS_COLUMNS = ("label", "youtube_id", "time_start", "time_end", "split")
@@ -96,13 +96,14 @@ class Listing:
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
-def read_class_names(uri: str, endpoint_url: str | None = None) -> tuple[str, ...]:
+def read_class_names(where: StorageLocation | str) -> tuple[str, ...]:
     """Class-name file: one name per line, line ``i`` (blank lines skipped) names label id ``i``.
 
     A JSON file holding a list of names or a ``{name: id}`` mapping is also accepted.
     """
-    fs, path = resolve_filesystem(uri, endpoint_url)
-    text = _read_listing_file(fs, path, uri)
+    where = storage.as_location(where)
+    uri = where.uri
+    text = _read_listing_file(where.filesystem, where.path, uri)
     stripped = text.strip()
     if stripped.startswith(("[", "{")):
         try:
@@ -125,35 +126,35 @@ def read_class_names(uri: str, endpoint_url: str | None = None) -> tuple[str, ..
 
 
 def read_listing(
-    videos: str,
+    videos: StorageLocation | str,
     *,
     format: str,
-    annotations: str | None = None,
+    annotations: StorageLocation | str | None = None,
     classes: tuple[str, ...] | None = None,
-    endpoint_url: str | None = None,
 ) -> Listing:
     """Read the listing of ``videos`` in ``format`` (see module docstring).
 
     Args:
-        videos: root folder or ``s3://`` prefix of the videos.
+        videos: root folder or ``s3://`` prefix of the videos (a location; a path or URI is
+            resolved with the AWS environment's S3 settings, as is ``annotations``).
         format: one of :data:`FORMATS`.
         annotations: annotation/list file or folder (``kinetics``, ``list``).
         classes: class names in label-id order; when None they are derived from the listing
             (sorted names; for ``list``, ``"0"..str(max id)``).
-        endpoint_url: S3 endpoint override.
     """
     if format not in FORMATS:
         raise ValueError(f"unknown input format {format!r}; expected one of {list(FORMATS)}")
-    fs, root = resolve_filesystem(videos, endpoint_url)
-    if not storage.exists(fs, root):
-        raise ValueError(f"video root {videos} does not exist")
+    videos = storage.as_location(videos)
+    fs, root = videos.filesystem, videos.path
+    if not videos.exists():
+        raise ValueError(f"video root {videos.uri} does not exist")
     if format == "kinetics":
-        ann = annotations or storage.join(videos, "annotations")
-        entries = _read_kinetics(fs, root, _annotation_files(ann, endpoint_url, (".csv",)))
+        ann = annotations or videos.join("annotations")
+        entries = _read_kinetics(fs, root, _annotation_files(ann, (".csv",)))
     elif format == "list":
         if not annotations:
             raise ValueError("format 'list' needs --annotations (a list file or folder)")
-        files = _annotation_files(annotations, endpoint_url, _LIST_SUFFIXES)
+        files = _annotation_files(annotations, _LIST_SUFFIXES)
         entries = _read_lists(fs, root, files)
         if classes is None:
             ids = [int(e.label) for e in entries]
@@ -169,10 +170,12 @@ def read_listing(
 
 
 def _annotation_files(
-    uri: str, endpoint_url: str | None, suffixes: tuple[str, ...]
+    where: StorageLocation | str, suffixes: tuple[str, ...]
 ) -> list[tuple[pafs.FileSystem, str, str]]:
-    """(fs, path, uri) of the annotation file ``uri`` or of the matching files in folder ``uri``."""
-    fs, path = resolve_filesystem(uri, endpoint_url)
+    """(fs, path, uri) of the annotation file ``where`` or of the matching files in that
+    folder."""
+    where = storage.as_location(where)
+    fs, path, uri = where.filesystem, where.path, where.uri
     info = fs.get_file_info(path)
     if info.type == pafs.FileType.NotFound:
         raise ValueError(f"annotation file or folder {uri} does not exist")

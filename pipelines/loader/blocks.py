@@ -28,7 +28,8 @@ from __future__ import annotations
 from typing import Any
 
 from raysf import storage
-from raysf.runtime import read_manifest, resolve_filesystem
+from raysf.runtime import read_manifest
+from raysf.storage import StorageLocation
 
 #: Record columns the loader cannot do without.
 REQUIRED_COLUMNS = (
@@ -51,13 +52,14 @@ def record_blocks(
     shuffled: bool,
     seed: int | None,
     block_rows: int,
-    endpoint_url: str | None = None,
     limit: int | None = None,
 ):
     """The records of ``split`` as a Ray Dataset of ``block_rows``-record blocks (see the
-    module docstring); ``shuffled``: a new order every epoch (``seed`` fixes the sequence)."""
+    module docstring); ``source``: a dataset root (its :class:`~raysf.storage.StorageLocation`;
+    a path or URI is resolved with the AWS environment's S3 settings) or a Ray Dataset of
+    records; ``shuffled``: a new order every epoch (``seed`` fixes the sequence)."""
     file_shuffled = shuffled and limit is None and is_path(source)
-    ds = _records(source, split, endpoint_url, file_shuffle(seed) if file_shuffled else None)
+    ds = _records(source, split, file_shuffle(seed) if file_shuffled else None)
     if limit is not None:
         ds = ds.limit(int(limit))
     if shuffled and not file_shuffled:
@@ -66,8 +68,8 @@ def record_blocks(
 
 
 def is_path(source: Any) -> bool:
-    """A dataset root (local path or URI), not a ``ray.data.Dataset`` of records."""
-    return isinstance(source, (str, bytes)) or hasattr(source, "__fspath__")
+    """A dataset root (location, local path or URI), not a ``ray.data.Dataset`` of records."""
+    return isinstance(source, (str, bytes, StorageLocation)) or hasattr(source, "__fspath__")
 
 
 def file_shuffle(seed: int | None):
@@ -86,7 +88,7 @@ def block_order_seed(seed: int | None):
     return RandomSeedConfig(seed=int(seed), reseed_after_execution=True)
 
 
-def _records(source: Any, split: str, endpoint_url: str | None, shuffle: Any):
+def _records(source: Any, split: str, shuffle: Any):
     """The records of ``split`` (the columns the loader reads); ``shuffle``: ``read_parquet``'s
     file shuffle for a dataset root (a Dataset is taken as given)."""
     import ray.data  # heavy; the decode tasks never need it
@@ -95,9 +97,9 @@ def _records(source: Any, split: str, endpoint_url: str | None, shuffle: Any):
     if isinstance(source, ray.data.Dataset):
         ds = source
     else:
-        read_manifest(str(source), endpoint_url)  # fail early on a root that is not a dataset
-        fs, root = resolve_filesystem(str(source), endpoint_url)
-        ds = read_record_files(storage.join(root, "clips"), fs, shuffle)
+        root = storage.as_location(source)
+        read_manifest(root)  # fail early on a root that is not a dataset
+        ds = read_record_files(root.join("clips").path, root.filesystem, shuffle)
     # An expression filter: Ray's optimizer pushes it down into the Parquet reader.
     ds = ds.filter(expr=col("split") == split)
     columns = [c for c in RECORD_COLUMNS if c in ds.schema().names]

@@ -80,21 +80,20 @@ def build_clip_dataset(
     spec: ClipSpec,
     decode: DecodeOptions = DecodeOptions(),
     seed: int | None = None,
-    endpoint_url: str | None = None,
     limit: int | None = None,
     errors: DecodeErrorSink | None = None,
 ):
     """Ray Dataset of decoded clips for one split.
 
     Args:
-        source: dataset root (local path or ``s3://`` URI holding ``clips/`` and
-            ``manifest.json``) or a ``ray.data.Dataset`` of clip records.
+        source: dataset root holding ``clips/`` and ``manifest.json`` (its
+            :class:`~raysf.storage.StorageLocation`; a local path or ``s3://`` URI is resolved
+            with the AWS environment's S3 settings) or a ``ray.data.Dataset`` of clip records.
         split: records to keep (``"train"``, ``"val"``, ``"test"``...).
         mode: ``"train"`` | ``"val"`` | ``"test"`` (augmentation, see module docstring).
         spec: how clips are cut and fed; must be resolved (:meth:`ClipSpec.resolve`).
         decode: where and how the decode tasks run.
         seed: fixed augmentation per record (default: new randomness every iteration).
-        endpoint_url: S3 endpoint of an ``s3://`` source (default: the AWS environment).
         limit: keep at most this many records (smoke tests).
         errors: drop a record that fails to decode and count it there (default: the failure
             fails the task).
@@ -108,7 +107,7 @@ def build_clip_dataset(
     """
     view_kind(mode, decode)  # checks the mode
     spec.require_resolved("build_clip_dataset")
-    blocks = dict(block_rows=decode.batch_size, endpoint_url=endpoint_url, limit=limit)
+    blocks = dict(block_rows=decode.batch_size, limit=limit)
     ds = record_blocks(source, split, shuffled=mode == "train", seed=seed, **blocks)
     udf_args = dict(spec=spec, mode=mode, seed=seed, decode=decode, errors=errors)
     tasks = dict(batch_size=decode.batch_size, batch_format="numpy", fn_kwargs=udf_args)

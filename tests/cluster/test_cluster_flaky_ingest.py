@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from infra.local.faulty_s3_proxy import FaultyS3Proxy
-from raysf.runtime import resolve_filesystem
+from raysf.storage import S3Config, resolve_location
 from tests.cluster.cluster_helpers import S3_BUCKET, Env, ingest_argv
 
 pytestmark = pytest.mark.slow
@@ -22,7 +22,8 @@ KEY = ["split", "video_id", "clip_index"]
 
 
 def _clips(uri: str, endpoint: str):
-    fs, root = resolve_filesystem(uri, endpoint)
+    where = resolve_location(uri, S3Config(endpoint))
+    fs, root = where.filesystem, where.path
     table = pq.read_table(f"{root}/clips", filesystem=fs)
     order = pc.sort_indices(table, sort_keys=[(k, "ascending") for k in KEY])
     return table.take(order)

@@ -12,7 +12,7 @@ import pickle
 import pytest
 
 from infra.local.faulty_s3_proxy import FaultyS3Proxy
-from raysf.runtime import s3_filesystem
+from raysf.storage import s3_filesystem
 
 pytestmark = pytest.mark.slow
 

@@ -11,6 +11,7 @@ import pytest
 from jobs import cli
 from jobs.evaluate import parse_args as evaluate_args
 from raysf.config import ConfigError, with_overrides
+from raysf.storage import S3Config
 from training.inference.evaluate import EvalRequest
 
 SHARED = ("--smoke-test", "--verbose", "--log-dir")
@@ -79,3 +80,11 @@ def test_evaluate_takes_eval_request_fields_as_overrides():
     assert evaluate_args(["--smoke-test", "split=val"]).overrides == ["split=val"]
     with pytest.raises(ConfigError, match="splt: unknown key .*'split'"):
         with_overrides(request, ["splt=val"])
+
+
+def test_evaluate_s3_endpoint_is_the_storage_section():
+    request = with_overrides(EvalRequest("ckpt"), ["storage.endpoint_url=http://127.0.0.1:9"])
+    assert request.storage == S3Config("http://127.0.0.1:9")
+    with pytest.raises(ConfigError, match="endpoint_url: unknown key.*'storage'"):
+        with_overrides(request, ["endpoint_url=http://127.0.0.1:9"])
+    assert evaluate_args(["ckpt", "--endpoint-url", "http://h:1"]).endpoint == "http://h:1"

@@ -15,7 +15,7 @@ import pytest
 from infra.local.procs import free_port
 from raysf.clip_spec import ClipSpec
 from raysf.config import dump_yaml, to_dict
-from raysf.runtime import RetryingS3FileSystem, s3_filesystem
+from raysf.storage import RetryingS3FileSystem, s3_filesystem
 from training import tracking
 from training.config import load_train_config, recorded_job
 from training.plan import plan_training

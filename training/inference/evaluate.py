@@ -28,6 +28,7 @@ from pipelines.loader.decode_errors import (
 )
 from pipelines.loader.options import DecodeOptions
 from raysf import display, runtime
+from raysf.storage import S3Config, StorageLocation, resolve_location
 from training.artifacts import build_model_from_state
 from training.checkpoints import TrainingState, load_state
 from training.config import resolve_path
@@ -44,7 +45,7 @@ class EvalRequest:
         checkpoint: checkpoint directory or ``state.pt`` (local or ``s3://``).
         dataset: dataset URI (default: the one the checkpoint was trained on).
         split: the split to score.
-        endpoint_url: S3 endpoint of an ``s3://`` dataset.
+        storage: S3 settings of an ``s3://`` dataset (unset: the AWS environment's).
         batch_size: views per inference batch.
         num_crops: override the checkpoint's ``num_test_crops`` (1 or 3).
         concurrency: model actors.
@@ -60,7 +61,7 @@ class EvalRequest:
     checkpoint: str
     dataset: str | None = None
     split: str = "test"
-    endpoint_url: str | None = None
+    storage: S3Config = field(default_factory=S3Config)
     batch_size: int = 8
     num_crops: int | None = None
     concurrency: int = 1
@@ -68,6 +69,16 @@ class EvalRequest:
     decode: DecodeOptions = field(default_factory=DecodeOptions)
     precision: Precision = "auto"
     channels_last: Switch = "auto"
+
+    def dataset_location(self, state: TrainingState) -> StorageLocation:
+        """Where the dataset to score lives: ``dataset``, else the one ``state`` (the
+        checkpoint) was trained on."""
+        dataset = self.dataset or state.job_config.get("data", {}).get("dataset")
+        if not dataset:
+            raise ValueError(
+                f"{self.checkpoint}: no dataset given and none saved in the checkpoint"
+            )
+        return resolve_location(resolve_path(dataset), self.storage)
 
 
 class ViewScorer:
@@ -149,20 +160,16 @@ def score_views(request: EvalRequest, errors=None):
     with ``errors`` (a :class:`~pipelines.loader.decode_errors.DecodeErrorSink`) a record that fails
     to decode is dropped and counted there instead of failing the evaluation."""
     state = load_state(request.checkpoint)
-    dataset = request.dataset or state.job_config.get("data", {}).get("dataset")
-    if not dataset:
-        raise ValueError(f"{request.checkpoint}: no dataset given and none saved in the checkpoint")
     spec = state.clip_spec
     if request.num_crops is not None:
         spec = spec.replace(num_test_crops=request.num_crops)
     runtime.init_ray()
     views = build_clip_dataset(
-        resolve_path(dataset),
+        request.dataset_location(state),
         split=request.split,
         mode="test",
         spec=spec,
         decode=request.decode,
-        endpoint_url=request.endpoint_url,
         errors=errors,
     ).select_columns([*RGB_COLUMNS, "label", "video_id"])
     return views.map_batches(
@@ -215,9 +222,8 @@ def counted(batches, shown: display.Progress):
 
 def expected_views(request: EvalRequest, state: TrainingState) -> int | None:
     """Test views of the split (windows cut at ingest x spatial crops); ``None`` if unknown."""
-    dataset = request.dataset or state.job_config.get("data", {}).get("dataset")
     try:
-        manifest = runtime.read_manifest(resolve_path(dataset), request.endpoint_url)
+        manifest = runtime.read_manifest(request.dataset_location(state))
     except (OSError, ValueError):
         return None
     crops = request.num_crops or state.clip_spec.num_test_crops

@@ -114,17 +114,16 @@ def _fit(plan: TrainingPlan, run, init_state, callbacks, metrics_log) -> TrainOu
 def stored_job_config(job: TrainJobConfig, run_name: str) -> tuple[dict | None, str]:
     """``(job_config of the latest checkpoint of run_name, its location)``; ``None`` when the
     run has no checkpoint (a fresh run)."""
-    root = f"{resolve_path(job.storage.path).rstrip('/')}/{run_name}"
-    fs, path = runtime.resolve_filesystem(root, job.storage.endpoint_url)
+    root = job.storage.location().join(run_name)
     states = [
-        p
-        for p in storage.list_files(fs, path, recursive=True)
-        if p.endswith(f"/{STATE_FILE}") and p.rsplit("/", 2)[-2].startswith("checkpoint_")
+        f
+        for f in root.list_files(recursive=True)
+        if f.path.endswith(f"/{STATE_FILE}") and f.path.rsplit("/", 2)[-2].startswith("checkpoint_")
     ]
     if not states:
-        return None, root
-    latest = storage.to_uri(fs, max(states, key=lambda p: p.rsplit("/", 2)[-2]))
-    return load_state(latest).job_config, latest
+        return None, root.uri
+    latest = max(states, key=lambda f: f.path.rsplit("/", 2)[-2])
+    return load_state(latest).job_config, latest.uri
 
 
 def check_services(job: TrainJobConfig) -> str | None:
@@ -134,8 +133,8 @@ def check_services(job: TrainJobConfig) -> str | None:
     if job.mlflow.enabled:
         tracking_uri = tracking.resolve_tracking_uri(job.mlflow.tracking_uri)
         tracking.check_reachable(tracking_uri)
-    runtime.check_s3_endpoint(job.data.dataset, job.data.endpoint_url)
-    runtime.check_s3_endpoint(job.storage.path, job.storage.endpoint_url)
+    storage.check_s3_endpoint(job.data.location())
+    storage.check_s3_endpoint(job.storage.location())
     return tracking_uri
 
 
@@ -161,12 +160,12 @@ def build_datasets(plan: TrainingPlan, errors: Any = None) -> dict[str, Any]:
     ``data.decode.train_view: planes``, :func:`~pipelines.loader.dataset.view_kind`) and labels;
     with the ``errors`` log actor, records that fail to decode are dropped and counted there."""
     data = plan.job.data
-    common = dict(spec=plan.clip, decode=data.decode, endpoint_url=data.endpoint_url)
+    common = dict(spec=plan.clip, decode=data.decode)
     train_sink = DecodeErrorSink(errors, data.train_split) if errors is not None else None
     val_sink = DecodeErrorSink(errors, data.val_split) if errors is not None else None
     seed = plan.job.train.seed if data.reproducible else None
     train = build_clip_dataset(
-        plan.dataset_uri,
+        plan.dataset,
         split=data.train_split,
         mode="train",
         seed=seed,
@@ -174,7 +173,7 @@ def build_datasets(plan: TrainingPlan, errors: Any = None) -> dict[str, Any]:
         **common,
     )
     val = build_clip_dataset(
-        plan.dataset_uri, split=data.val_split, mode="val", errors=val_sink, **common
+        plan.dataset, split=data.val_split, mode="val", errors=val_sink, **common
     )
     train_cols = [*view_kind("train", data.decode).columns, "label"]
     val_cols = [*view_kind("val", data.decode).columns, "label"]
@@ -217,12 +216,11 @@ def build_trainer(setup: WorkerSetup, datasets: dict[str, Any], callbacks: list)
 def _storage(job: TrainJobConfig):
     """``(storage_path, filesystem)`` for Ray Train: S3 paths with their filesystem, local
     folders created (filesystem ``None``)."""
-    path = resolve_path(job.storage.path)
-    if path.startswith("s3://"):
-        fs, stripped = runtime.resolve_filesystem(path, endpoint_url=job.storage.endpoint_url)
-        return stripped, fs
-    Path(path).mkdir(parents=True, exist_ok=True)
-    return path, None
+    root = job.storage.location()
+    if root.is_s3:
+        return root.path, root.filesystem
+    Path(root.path).mkdir(parents=True, exist_ok=True)
+    return root.path, None
 
 
 def pretrained_state(job: TrainJobConfig, model_cfg: slowfast_model.SlowFastConfig):
@@ -275,7 +273,7 @@ def _eval_request(job: TrainJobConfig, outcome: TrainOutcome) -> EvalRequest:
         checkpoint=outcome.checkpoint_uri,
         dataset=resolve_path(job.data.dataset),
         split=job.data.test_split,
-        endpoint_url=job.data.endpoint_url,
+        storage=job.data.s3,
         batch_size=job.eval.batch_size,
         num_crops=job.eval.num_crops,
         decode=DecodeOptions(num_cpus=job.data.decode.num_cpus),

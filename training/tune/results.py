@@ -27,7 +27,7 @@ from typing import Any
 
 import pyarrow.fs
 
-from raysf import runtime, storage
+from raysf.storage import StorageLocation
 from training.config import TrainJobConfig
 from training.tune.space import Point
 from training.tune.stats import Summary, paired_differences, summarize
@@ -126,11 +126,11 @@ def error_summary(error: BaseException) -> str:
     return f"{type(error).__name__}: {message}"[:MAX_ERROR_CHARS]
 
 
-def write_error_record(trial_uri: str, error: BaseException, endpoint_url: str | None) -> None:
-    """Write ``{"error": error_summary(error)}`` to ``<trial_uri>/raysf_error.json``."""
-    fs, root = runtime.resolve_filesystem(trial_uri, endpoint_url)
+def write_error_record(trial: StorageLocation, error: BaseException) -> None:
+    """Write ``{"error": error_summary(error)}`` to ``raysf_error.json`` in the ``trial``'s
+    folder."""
     record = json.dumps({"error": error_summary(error)}).encode()
-    storage.write_bytes_atomic(fs, storage.join(root, ERROR_RECORD), record)
+    trial.join(ERROR_RECORD).write_bytes_atomic(record)
 
 
 def _trial_error(result) -> str | None:

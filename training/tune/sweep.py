@@ -21,6 +21,7 @@ from typing import Any
 
 from raysf import console, runtime
 from raysf.config import ConfigError, dump_yaml, flatten, to_dict
+from raysf.storage import StorageLocation, resolve_location
 from training import tracking
 from training.config import TrainJobConfig, recorded_job, resolve_path
 from training.plan import epoch_rows, model_summary
@@ -68,7 +69,7 @@ def prepare(cfg: TuneJobConfig, source: str = "tune config") -> list[PreparedPoi
     """Every selected point validated, with its training job and cost; ``ConfigError`` naming
     the ``space.*`` or ``train.*`` key of the first invalid one."""
     base = cfg.train
-    manifest = runtime.read_manifest(resolve_path(base.data.dataset), base.data.endpoint_url)
+    manifest = runtime.read_manifest(base.data.location())
     rows, described = epoch_rows(base, manifest)
     if rows < base.train.batch_size * base.scaling.num_workers:
         raise ConfigError(
@@ -122,13 +123,17 @@ def _max_concurrent(cfg: TuneJobConfig) -> int:
     return cfg.search.max_concurrent or max(1, int(cpus // need))
 
 
+def _storage_location(cfg: TuneJobConfig) -> StorageLocation:
+    """The sweep's storage root, resolved with the S3 settings of ``train.storage``."""
+    return resolve_location(_storage_root(cfg), cfg.train.storage.s3)
+
+
 def _tune_storage(cfg: TuneJobConfig):
-    root = _storage_root(cfg)
-    if root.startswith("s3://"):
-        fs, stripped = runtime.resolve_filesystem(root, cfg.train.storage.endpoint_url)
-        return stripped, fs
-    Path(root).mkdir(parents=True, exist_ok=True)
-    return root, None
+    root = _storage_location(cfg)
+    if root.is_s3:
+        return root.path, root.filesystem
+    Path(root.path).mkdir(parents=True, exist_ok=True)
+    return root.path, None
 
 
 def build_tuner(cfg: TuneJobConfig, prepared, tracking_uri, parent_run_id):
@@ -140,7 +145,7 @@ def build_tuner(cfg: TuneJobConfig, prepared, tracking_uri, parent_run_id):
         base=absolute_paths(cfg.train),  # trials run in their own working folders
         train_root=_train_root(cfg),
         sweep=cfg.sweep.name,
-        experiment_uri=f"{_storage_root(cfg)}/{cfg.sweep.name}",
+        experiment=_storage_location(cfg).join(cfg.sweep.name),
         tracking_uri=tracking_uri,
         parent_run_id=parent_run_id,
     )

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from raysf.storage import StorageLocation
 from training import tracking
 from training.config import TrainJobConfig
 from training.run.trainer import run_training
@@ -25,13 +26,13 @@ def run_trial(
     base: TrainJobConfig,
     train_root: str,
     sweep: str,
-    experiment_uri: str,
+    experiment: StorageLocation,
     tracking_uri: str | None,
     parent_run_id: str | None,
 ) -> None:
     """Tune trainable: one Ray Train run for ``config["point"]``, reported to Tune per epoch.
 
-    A failure leaves its JSON error record in the trial's folder under ``experiment_uri``
+    A failure leaves its JSON error record in the trial's folder under ``experiment``
     (:func:`training.tune.results.write_error_record`), for a resumed sweep to report.
     """
     # heavy, and only inside a Tune trial
@@ -49,7 +50,7 @@ def run_trial(
     except Exception as exc:
         trial = trial_dirname(point.key, ray.tune.get_context().get_trial_id())
         try:
-            write_error_record(f"{experiment_uri}/{trial}", exc, base.storage.endpoint_url)
+            write_error_record(experiment.join(trial), exc)
         except OSError as record_error:  # the trial's own error is the one to raise
             print(f"[tune] could not record the error of {trial}: {record_error}", flush=True)
         if run_id:

@@ -20,7 +20,8 @@ from pipelines.ingest import config as ingest_config
 from pipelines.ingest import run as ingest
 from pipelines.schema import CLIP_SCHEMA, check_clip_table
 from raysf.config import ConfigError
-from raysf.runtime import read_manifest, resolve_filesystem
+from raysf.runtime import read_manifest
+from raysf.storage import resolve_location
 
 REPO = Path(__file__).resolve().parents[3]
 SMALL = [
@@ -305,7 +306,8 @@ def test_ingest_s3_to_s3(tmp_path, ray_local, ingest_media, ingest_s3_endpoint, 
         "ds/clips/shard-00000.parquet",
         "ds/_shards/shard-00001.json",
     } <= keys
-    fs, path = resolve_filesystem("s3://ingest-out/ds/clips")
+    clips = resolve_location("s3://ingest-out/ds/clips")
+    fs, path = clips.filesystem, clips.path
     table = pads.dataset(path, filesystem=fs, format="parquet", schema=CLIP_SCHEMA).to_table()
     assert table.num_rows == 5
     for row in table.to_pylist():

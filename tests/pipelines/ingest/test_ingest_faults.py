@@ -268,9 +268,10 @@ def test_transient_failure_then_rerun_ends_with_the_video_ingested(
     assert manifest["reject_reasons"] == {"bad_entry": 1}
     import pyarrow.fs as pafs
 
-    from raysf.runtime import resolve_filesystem
+    from raysf.storage import resolve_location
 
-    fs, path = resolve_filesystem("s3://flaky-out/ds/clips")
+    clips = resolve_location("s3://flaky-out/ds/clips")
+    fs, path = clips.filesystem, clips.path
     ids = set()
     for info_ in fs.get_file_info(pafs.FileSelector(path)):
         with fs.open_input_file(info_.path) as f:

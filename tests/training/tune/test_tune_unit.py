@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from raysf.config import ConfigError, dump_yaml, load_config, with_overrides
+from raysf.storage import resolve_location
 from training.config import TrainJobConfig, load_train_config
 from training.recipes.smoke import smoke_sweep
 from training.tune.config import load_tune_config
@@ -233,7 +234,9 @@ def test_error_of_a_trial_failed_before_a_resume_is_read_from_its_json_record(tm
     # Tuner.restore gives a trial that failed before its first report neither its config nor
     # its error; its folder is <key>_<trial_id> and the trial left raysf_error.json in it.
     trial_dir = tmp_path / "ttc-a4-b8-rgb_1f2e3_00001"
-    write_error_record(str(trial_dir), RuntimeError("\x1b[36mworker died\x1b[39m\nat"), None)
+    write_error_record(
+        resolve_location(str(trial_dir)), RuntimeError("\x1b[36mworker died\x1b[39m\nat")
+    )
     assert json.loads((trial_dir / ERROR_RECORD).read_text()) == {
         "error": "RuntimeError: worker died"
     }
