@@ -14,6 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from raysf import console
+from raysf.entry import command_parser, run_command
 from training.config import load_train_config
 from training.recipes.demo import SMOKE_OPTIONS, DemoOptions, run_demo
 from training.tune.config import load_tune_config
@@ -21,9 +22,13 @@ from training.tune.config import load_tune_config
 HERE = Path(__file__).parent
 
 
+#: What ``--smoke-test`` does for this command.
+SMOKE_HELP = "every step at the smallest size (6 videos per class, 1 epoch, 1-epoch trials)"
+
+
 def parse_options(argv: list[str] | None = None) -> tuple[DemoOptions, argparse.Namespace]:
     """The demo's options and the parsed command line (``--json``, console flags)."""
-    parser = argparse.ArgumentParser(prog="raysf demo", description=__doc__.split("\n")[0])
+    parser = command_parser("demo", __doc__, SMOKE_HELP)
     parser.add_argument("--epochs", type=int, default=None, help="override the demo's epochs")
     parser.add_argument("--videos-per-class", type=int, default=None)
     parser.add_argument(
@@ -38,12 +43,6 @@ def parse_options(argv: list[str] | None = None) -> tuple[DemoOptions, argparse.
         help="ingest the videos with the training re-encode profile (reencode.profile=train)",
     )
     parser.add_argument("--json", default=None, help="also write the table as JSON here")
-    parser.add_argument(
-        "--smoke-test",
-        action="store_true",
-        help="every step at the smallest size (6 videos per class, 1 epoch, 1-epoch trials)",
-    )
-    console.add_console_arguments(parser)
     args = parser.parse_args(argv)
     options = DemoOptions(
         args.epochs, args.videos_per_class, args.sweep_epochs, train_profile=args.train_profile
@@ -55,12 +54,15 @@ def parse_options(argv: list[str] | None = None) -> tuple[DemoOptions, argparse.
 
 def main(argv: list[str] | None = None) -> int:
     options, args = parse_options(argv)
+    return run_command("demo", args, lambda: _demo(options, args))
+
+
+def _demo(options: DemoOptions, args: argparse.Namespace) -> int:
     start = time.time()
-    train = load_train_config(HERE / "train.yaml")
-    tune = load_tune_config(HERE / "tune.yaml")
-    with console.session("demo", verbose=args.verbose, log_dir=args.log_dir):
-        rows = run_demo(train, tune, options)
-        console.line(f"[demo] finished in {(time.time() - start) / 60:.1f} min")
+    rows = run_demo(
+        load_train_config(HERE / "train.yaml"), load_tune_config(HERE / "tune.yaml"), options
+    )
+    console.line(f"[demo] finished in {(time.time() - start) / 60:.1f} min")
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2))
     return 0

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from raysf import console
 from raysf.config import with_overrides
-from raysf.errors import run_entry_point
+from raysf.entry import command_parser, run_command
 from raysf.storage import S3Config
 from training.config import load_train_config
 from training.inference.evaluate import EvalRequest, evaluate_checkpoint
@@ -28,8 +28,12 @@ from training.recipes.smoke import smoke_checkpoint
 TRAIN_CONFIG = Path(__file__).with_name("train.yaml")
 
 
+#: What ``--smoke-test`` does for this command.
+SMOKE_HELP = "train a tiny model on generated data first, then evaluate it"
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="raysf evaluate", description=__doc__.split("\n")[0])
+    parser = command_parser("evaluate", __doc__, SMOKE_HELP)
     parser.add_argument("checkpoint", nargs="?", help="checkpoint directory or state.pt (local/s3)")
     parser.add_argument("overrides", nargs="*", help="EvalRequest fields as key=value")
     parser.add_argument("--dataset", default=None, help="dataset URI (default: the training one)")
@@ -41,12 +45,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--endpoint-url", dest="endpoint", default=None, help="S3 endpoint for s3:// URIs"
     )
-    parser.add_argument(
-        "--smoke-test",
-        action="store_true",
-        help="train a tiny model on generated data first, then evaluate it",
-    )
-    console.add_console_arguments(parser)
     args = parser.parse_intermixed_args(argv)
     if args.checkpoint and "=" in args.checkpoint and not os.path.exists(args.checkpoint):
         args.overrides.insert(0, args.checkpoint)
@@ -58,8 +56,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    with console.session("evaluate", verbose=args.verbose, log_dir=args.log_dir):
-        return run_entry_point(lambda: _evaluate(args), verbose=args.verbose, report=console.error)
+    return run_command("evaluate", args, lambda: _evaluate(args))
 
 
 def _evaluate(args: argparse.Namespace) -> int:

@@ -31,12 +31,8 @@ from pipelines.synth.dataset import ABLATION_DATA, SMOKE_DATA, SynthDataset, ens
 from pipelines.synth.generate import generate
 from raysf import console, runtime
 from raysf.clip_spec import ClipSpec
-from raysf.config import (
-    add_config_arguments,
-    parse_config_arguments,
-    with_overrides,
-)
-from raysf.errors import run_entry_point
+from raysf.config import with_overrides
+from raysf.entry import command_parser, parse_with_config, run_command
 from training.recipes.demo import DEMO_DATA
 
 #: The SynthMotion sets ``--synth`` generates.
@@ -47,9 +43,12 @@ SYNTH_SETS: dict[str, SynthDataset] = {
 }
 
 
+#: What ``--smoke-test`` does for this command.
+SMOKE_HELP = "tiny SynthMotion set, smallest settings"
+
+
 def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
-    parser = argparse.ArgumentParser(prog="raysf ingest", description="Ingest videos.")
-    add_config_arguments(parser, DEFAULT_CONFIG)
+    parser = command_parser("ingest", __doc__, SMOKE_HELP, config=DEFAULT_CONFIG)
     parser.add_argument("--videos", help="video root (local path or s3:// prefix)")
     parser.add_argument("--annotations", help="annotation CSV / list file or folder")
     parser.add_argument("--format", choices=FORMATS, help="input listing format")
@@ -59,15 +58,11 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
         "--config", dest="config_option", help="YAML config (the positional CONFIG)"
     )
     parser.add_argument(
-        "--smoke-test", action="store_true", help="tiny SynthMotion set, smallest settings"
-    )
-    parser.add_argument(
         "--synth",
         choices=sorted(SYNTH_SETS),
         help="generate and ingest this SynthMotion set under --out (default demo_output/synth-NAME)",
     )
-    console.add_console_arguments(parser)
-    args = parse_config_arguments(parser, argv, DEFAULT_CONFIG)
+    args = parse_with_config(parser, argv, DEFAULT_CONFIG)
     args.config = args.config_option or args.config
     overrides = []
     for key in ("videos", "annotations", "format", "classes", "out"):
@@ -112,14 +107,9 @@ def main(argv: list[str] | None = None) -> int:
     unreachable endpoint). A traceback is printed only with ``--verbose``."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     args, overrides = parse_args(argv)
-    with console.session("ingest", verbose=args.verbose, log_dir=args.log_dir):
-        if args.synth:
-            return run_entry_point(
-                lambda: synth(args.synth, args.out), verbose=args.verbose, report=console.error
-            )
-        return run_entry_point(
-            lambda: _ingest(args, overrides), verbose=args.verbose, report=console.error
-        )
+    if args.synth:
+        return run_command("ingest", args, lambda: synth(args.synth, args.out))
+    return run_command("ingest", args, lambda: _ingest(args, overrides))
 
 
 def _ingest(args: argparse.Namespace, overrides: list[str]) -> int:

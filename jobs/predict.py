@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from raysf import console
-from raysf.errors import run_entry_point
+from raysf.entry import command_parser, run_command
 from raysf.storage import S3Config
 from training.config import load_train_config
 from training.inference.evaluate import EvalRequest
@@ -31,8 +31,12 @@ from training.recipes.smoke import smoke_checkpoint, smoke_videos
 TRAIN_CONFIG = Path(__file__).with_name("train.yaml")
 
 
+#: What ``--smoke-test`` does for this command.
+SMOKE_HELP = "train the tiny smoke model, then predict the smoke dataset's test videos"
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="raysf predict", description=__doc__.split("\n")[0])
+    parser = command_parser("predict", __doc__, SMOKE_HELP)
     parser.add_argument(
         "checkpoint", nargs="?", help="state.pt / checkpoint dir, or an external .pyth/.pth"
     )
@@ -55,12 +59,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="where the model runs (cuda: bf16 autocast + channels_last_3d; folder and dataset "
         "inputs get one GPU per actor)",
     )
-    parser.add_argument(
-        "--smoke-test",
-        action="store_true",
-        help="train the tiny smoke model, then predict the smoke dataset's test videos",
-    )
-    console.add_console_arguments(parser)
     args = parser.parse_args(argv)
     if not args.smoke_test and (args.checkpoint is None or not args.videos):
         parser.error("CHECKPOINT and VIDEO... are required (or --smoke-test)")
@@ -72,8 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     carry ``error``, the others are written) or another expected failure (one line, the
     traceback with ``--verbose``); 2 bad arguments or an unreadable checkpoint."""
     args = parse_args(argv)
-    with console.session("predict", verbose=args.verbose, log_dir=args.log_dir):
-        return run_entry_point(lambda: _predict(args), verbose=args.verbose, report=console.error)
+    return run_command("predict", args, lambda: _predict(args))
 
 
 def _predict(args: argparse.Namespace) -> int:

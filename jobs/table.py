@@ -22,18 +22,17 @@ import tempfile
 from pathlib import Path
 
 from raysf import console
-from raysf.errors import run_entry_point
+from raysf.entry import command_parser, run_command
 from training.tune.combine import combine_sweeps
 from training.tune.report import aggregate_csv, format_aggregate_table, plot_aggregate, table_csv
 
+#: What ``--smoke-test`` does for this command.
+SMOKE_HELP = "combine two generated sweep files instead"
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="raysf table", description=__doc__.split("\n")[0])
+    parser = command_parser("table", __doc__, SMOKE_HELP)
     parser.add_argument("sweeps", nargs="*", help="jobs.tune --json files")
-    parser.add_argument(
-        "--smoke-test", action="store_true", help="combine two generated sweep files instead"
-    )
-    console.add_console_arguments(parser)
     parser.add_argument("--baseline", default=None, help="configuration key to pair against")
     parser.add_argument(
         "--configs",
@@ -58,8 +57,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    with console.session("table", verbose=args.verbose, log_dir=args.log_dir):
-        return run_entry_point(lambda: _table(args), verbose=args.verbose, report=console.error)
+    return run_command("table", args, lambda: _table(args))
 
 
 def smoke_sweeps(folder: Path) -> list[Path]:

@@ -13,12 +13,8 @@ from dataclasses import asdict
 from pathlib import Path
 
 from raysf import console, runtime
-from raysf.config import (
-    add_config_arguments,
-    parse_config_arguments,
-    with_overrides,
-)
-from raysf.errors import run_entry_point
+from raysf.config import with_overrides
+from raysf.entry import command_parser, parse_with_config, run_command
 from training.config import TrainJobConfig, load_train_config
 from training.recipes.smoke import smoke_dataset_unless_given, smoke_train_job
 from training.run.trainer import run_training
@@ -26,22 +22,18 @@ from training.run.trainer import run_training
 DEFAULT_CONFIG = Path(__file__).with_name("train.yaml")
 
 
+#: What ``--smoke-test`` does for this command.
+SMOKE_HELP = "smallest real run on generated SynthMotion data (~2 min on 2 CPUs)"
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="raysf train", description=__doc__.split("\n")[0])
-    add_config_arguments(parser, DEFAULT_CONFIG)
-    console.add_console_arguments(parser)
-    parser.add_argument(
-        "--smoke-test",
-        action="store_true",
-        help="smallest real run on generated SynthMotion data (~2 min on 2 CPUs)",
-    )
-    parser.add_argument("--address", default=None, help="Ray address (default: RAY_ADDRESS/local)")
+    parser = command_parser("train", __doc__, SMOKE_HELP, config=DEFAULT_CONFIG, address=True)
     parser.add_argument(
         "--metrics-log",
         default=None,
         help="append every worker's per-epoch report to this JSON-lines file",
     )
-    return parse_config_arguments(parser, argv, DEFAULT_CONFIG)
+    return parse_with_config(parser, argv, DEFAULT_CONFIG)
 
 
 def load_job(args: argparse.Namespace) -> TrainJobConfig:
@@ -59,8 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     (unreachable service, missing dataset, unplaceable workers, damaged data), printed as one
     line (the traceback with ``--verbose``); unexpected errors keep their traceback."""
     args = parse_args(argv)
-    with console.session("train", verbose=args.verbose, log_dir=args.log_dir):
-        return run_entry_point(lambda: _train(args), verbose=args.verbose, report=console.error)
+    return run_command("train", args, lambda: _train(args))
 
 
 def _train(args: argparse.Namespace) -> int:

@@ -13,12 +13,8 @@ import sys
 from pathlib import Path
 
 from raysf import console, runtime
-from raysf.config import (
-    add_config_arguments,
-    parse_config_arguments,
-    with_overrides,
-)
-from raysf.errors import run_entry_point
+from raysf.config import with_overrides
+from raysf.entry import command_parser, parse_with_config, run_command
 from training.recipes.smoke import smoke_dataset_unless_given, smoke_sweep
 from training.tune.config import TuneJobConfig, load_tune_config
 from training.tune.report import format_aggregate_table, format_table
@@ -27,18 +23,14 @@ from training.tune.sweep import SweepOutcome, run_sweep
 DEFAULT_CONFIG = Path(__file__).with_name("tune.yaml")
 
 
+#: What ``--smoke-test`` does for this command.
+SMOKE_HELP = "4 tiny trials on generated SynthMotion data (~2-3 min on 2 CPUs)"
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="raysf tune", description=__doc__.split("\n")[0])
-    add_config_arguments(parser, DEFAULT_CONFIG)
-    console.add_console_arguments(parser)
-    parser.add_argument(
-        "--smoke-test",
-        action="store_true",
-        help="4 tiny trials on generated SynthMotion data (~2-3 min on 2 CPUs)",
-    )
-    parser.add_argument("--address", default=None, help="Ray address (default: RAY_ADDRESS/local)")
+    parser = command_parser("tune", __doc__, SMOKE_HELP, config=DEFAULT_CONFIG, address=True)
     parser.add_argument("--json", default=None, help="also write the rows and outcome here")
-    return parse_config_arguments(parser, argv, DEFAULT_CONFIG)
+    return parse_with_config(parser, argv, DEFAULT_CONFIG)
 
 
 def load_sweep(args: argparse.Namespace) -> TuneJobConfig:
@@ -72,8 +64,7 @@ def print_outcome(outcome: SweepOutcome) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    with console.session("tune", verbose=args.verbose, log_dir=args.log_dir):
-        return run_entry_point(lambda: _tune(args), verbose=args.verbose, report=console.error)
+    return run_command("tune", args, lambda: _tune(args))
 
 
 def _tune(args: argparse.Namespace) -> int:

@@ -329,23 +329,3 @@ __all__ = [
     "to_dict",
     "with_overrides",
 ]
-
-
-def add_config_arguments(parser, default_config: str | Path) -> None:
-    """``CONFIG [dotted.key=value ...]`` positionals shared by the entry points."""
-    parser.add_argument(
-        "config",
-        nargs="?",
-        default=str(default_config),
-        help=f"YAML config (default: {default_config})",
-    )
-    parser.add_argument("overrides", nargs="*", help="dotted.key=value overrides")
-
-
-def parse_config_arguments(parser, argv, default_config: str | Path):
-    """Parse with options anywhere among the overrides; a first ``k=v`` is an override."""
-    args = parser.parse_intermixed_args(argv)
-    if args.config and "=" in args.config:
-        args.overrides.insert(0, args.config)
-        args.config = str(default_config)
-    return args
