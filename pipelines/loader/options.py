@@ -14,7 +14,7 @@ from typing import Any, Literal, get_args
 #: - ``planes``: the crop's source region shipped as 4:2:0 planes, scaled, flipped and converted
 #:   to RGB on the training device (:mod:`pipelines.decode.planes`, the same draws).
 TrainView = Literal["rgb", "crop_first", "planes"]
-TRAIN_VIEWS: tuple[str, ...] = get_args(TrainView)
+TRAIN_VIEW_NAMES: tuple[str, ...] = get_args(TrainView)
 
 
 @dataclass(frozen=True)
@@ -53,8 +53,10 @@ class DecodeOptions:
             raise ValueError(f"batch_size: must be an int >= 1, got {self.batch_size!r}")
         if self.threads is not None and (not _is_int(self.threads) or self.threads < 1):
             raise ValueError(f"threads: must be an int >= 1 or null, got {self.threads!r}")
-        if self.train_view not in TRAIN_VIEWS:
-            raise ValueError(f"train_view: must be one of {TRAIN_VIEWS}, got {self.train_view!r}")
+        if self.train_view not in TRAIN_VIEW_NAMES:
+            raise ValueError(
+                f"train_view: must be one of {TRAIN_VIEW_NAMES}, got {self.train_view!r}"
+            )
         if not _is_int(self.clips_per_decode) or self.clips_per_decode < 1:
             raise ValueError(
                 f"clips_per_decode: must be an int >= 1, got {self.clips_per_decode!r}"
