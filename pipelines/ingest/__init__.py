@@ -7,7 +7,9 @@
 - :mod:`~pipelines.ingest.config` — the typed ingest job (``jobs/ingest.yaml``);
 - :mod:`~pipelines.ingest.probe` — probe a video and decide whether it can be ingested;
 - :mod:`~pipelines.ingest.sources` — a listing (Kinetics CSVs, ``<path> <label>`` lists, folders);
+- :mod:`~pipelines.ingest.kinetics_files` — a Kinetics row's file as downloads name it
+  (``<id>_<start>_<end>.<ext>`` or ``<id>.<ext>``, any video extension);
 - :mod:`~pipelines.ingest.segment` — whole GOPs remuxed, or re-encoded, into a self-contained MP4.
 
-Layers, top to bottom (checked by make lint): run > leaks > shards > clips > config | probe | sources > segment
+Layers, top to bottom (checked by make lint): run > leaks > shards > clips > config | probe | sources > segment | kinetics_files
 """

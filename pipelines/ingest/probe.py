@@ -118,7 +118,7 @@ class ProbeResult:
     """What ingest needs to know about a decodable video.
 
     Attributes:
-        codec: decoder name of the video stream (e.g. ``"h264"``).
+        codec: codec of the video stream (e.g. ``"h264"``, ``"vp9"``, ``"av1"``).
         fps: average frame rate.
         num_frames: frames found by demuxing (presentation order).
         width, height: coded size in pixels.
@@ -202,7 +202,8 @@ def probe_video(
     container = open_allowed(data, name)
     with container:
         stream = _video_stream(container, name)
-        codec = stream.codec_context.name
+        # The codec's own name (``av1``), not its decoder's (``libdav1d``).
+        codec = stream.codec_context.codec.canonical_name
         check_caps(container, stream, name, max_pixels, max_duration_s)
         has_audio = bool(container.streams.audio)
         # Demux before decoding: a cut-off file shows as missing packets, which is a clearer

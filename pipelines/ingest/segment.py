@@ -127,7 +127,7 @@ def extract_segment(
     expected = table.pts[begin:end] - lo_pts
     got = seg_table.pts - int(seg_table.pts[0])
     if seg_table.num_frames != end - begin or not _same_timing(
-        got, expected, table.time_base, seg_table.time_base
+        got, seg_table.time_base, expected, table.time_base
     ):
         raise ValueError(
             f"{name}: segment of frames [{begin}, {end}) remuxed to {seg_table.num_frames} "
@@ -141,8 +141,10 @@ def remux_video(data: bytes, table: FrameTable, *, name: str = "<bytes>") -> Seg
     return extract_segment(data, table, 0, table.num_frames - 1, name=name)
 
 
-def _same_timing(a: np.ndarray, b: np.ndarray, tb_a, tb_b) -> bool:
-    """Relative timestamps ``a`` (in ``tb_a``) and ``b`` (in ``tb_b``) agree within half a tick."""
+def _same_timing(a: np.ndarray, tb_a, b: np.ndarray, tb_b) -> bool:
+    """Relative timestamps ``a`` (in ``tb_a``) and ``b`` (in ``tb_b``) agree within half a tick
+    of the coarser time base: each array is compared in seconds, in its own time base (a WebM's
+    milliseconds against the remuxed MP4's 1/16000 s, an AVI's frame ticks against 1/12800 s)."""
     if a.shape != b.shape:
         return False
     sec_a = a.astype(np.float64) * float(tb_a)
@@ -158,7 +160,9 @@ def _remux_range(data: bytes, lo_pts: int, hi_pts: int | None, name: str) -> byt
         with open_container(data) as src:
             vin = src.streams.video[0]
             with av.open(buffer, mode="w", format="mp4") as dst:
-                vout = dst.add_stream_from_template(vin)
+                # opaque: copy the codec parameters without looking up an encoder of the
+                # decoder's name (AV1 decodes with libdav1d, which has no encoder).
+                vout = dst.add_stream_from_template(vin, opaque=True)
                 for packet in src.demux(vin):
                     if packet.pts is None or packet.size == 0:
                         continue

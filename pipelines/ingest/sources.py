@@ -4,8 +4,10 @@ Formats (``videos`` is a local root or an ``s3://`` prefix):
 
 - ``kinetics``: official annotation CSVs with the columns
   ``label,youtube_id,time_start,time_end,split`` (extra columns are ignored); the file of a row
-  is ``<videos>/<split>/{youtube_id}_{time_start:06d}_{time_end:06d}.mp4``. ``annotations`` is
-  one CSV or a folder of ``*.csv`` (default ``<videos>/annotations``).
+  is ``<videos>/<split>/{youtube_id}_{time_start:06d}_{time_end:06d}.<ext>`` or
+  ``<videos>/<split>/{youtube_id}.<ext>``, any video extension
+  (:mod:`pipelines.ingest.kinetics_files`; two candidates for one row are a ``bad_entry``).
+  ``annotations`` is one CSV or a folder of ``*.csv`` (default ``<videos>/annotations``).
 - ``list``: PySlowFast / PyTorchVideo lists, one ``<path> <label_id>`` per line (path relative
   to ``videos`` or absolute / ``s3://``). The split is the list file's stem (``train.csv`` ->
   ``train``). ``annotations`` is one list file or a folder of ``*.csv``/``*.txt`` lists.
@@ -39,6 +41,7 @@ from dataclasses import dataclass, replace
 
 import pyarrow.fs as pafs
 
+from pipelines.ingest.kinetics_files import clip_stem, find_clip_file, index_videos
 from raysf import storage
 from raysf.storage import StorageLocation
 
@@ -208,6 +211,7 @@ def _read_kinetics(
     fs: pafs.FileSystem, root: str, files: list[tuple[pafs.FileSystem, str, str]]
 ) -> list[SourceEntry]:
     entries: list[SourceEntry] = []
+    folders: dict[str, dict[str, list[str]]] = {}  # split -> its video files by name stem
     for afs, apath, auri in files:
         text = _read_listing_file(afs, apath, auri)
         reader = csv.DictReader(io.StringIO(text))
@@ -225,23 +229,46 @@ def _read_kinetics(
                 end = int(float(row["time_end"]))
             except (TypeError, ValueError) as exc:
                 raise ValueError(f"{auri}:{line}: time_start/time_end must be numbers") from exc
-            entries.append(_kinetics_entry(fs, root, row, start, end, f"{auri}:{line}"))
+            split = (row["split"] or "").strip()
+            if split not in folders and not bad_name_part(split, "split"):
+                folders[split] = _split_videos(fs, root, split)
+            entries.append(
+                _kinetics_entry(
+                    fs, root, row, (start, end), folders.get(split, {}), f"{auri}:{line}"
+                )
+            )
     return entries
 
 
+def _split_videos(fs: pafs.FileSystem, root: str, split: str) -> dict[str, list[str]]:
+    """The video files directly in ``<root>/<split>/`` by name stem (one listing a split)."""
+    folder = storage.join(root, split)
+    if not storage.exists(fs, folder):
+        return {}
+    return index_videos(storage.list_files(fs, folder, recursive=False))
+
+
 def _kinetics_entry(
-    fs: pafs.FileSystem, root: str, row: dict, start: int, end: int, where: str
+    fs: pafs.FileSystem,
+    root: str,
+    row: dict,
+    times: tuple[int, int],
+    videos: dict[str, list[str]],
+    where: str,
 ) -> SourceEntry:
-    """The entry of one Kinetics row; a bad ``youtube_id``/``split`` gives an entry with
-    ``error`` set (its ``uri`` is the annotation line: nothing is read for it)."""
+    """The entry of one Kinetics row, its file found in ``videos`` (its split's files by
+    stem); a bad ``youtube_id``/``split``, or two candidate files, give an entry with ``error``
+    set (its ``uri`` is the annotation line: nothing is read for it). With no file, the uri is
+    the ``.mp4`` name, which the ingest rejects as missing."""
     youtube_id = (row["youtube_id"] or "").strip()
     split = (row["split"] or "").strip()
     label = (row["label"] or "").strip()
-    video_id = f"{youtube_id}_{start:06d}_{end:06d}"
+    video_id = clip_stem(youtube_id, *times)
     problem = bad_name_part(youtube_id, "youtube_id") or bad_name_part(split, "split")
-    if problem:
-        return SourceEntry(where, video_id, split, label, error=f"{where}: {problem}")
-    uri = _file_uri(fs, root, f"{split}/{video_id}.mp4")
+    path, ambiguous = (None, "") if problem else find_clip_file(videos, youtube_id, *times)
+    if problem or ambiguous:
+        return SourceEntry(where, video_id, split, label, error=f"{where}: {problem or ambiguous}")
+    uri = storage.to_uri(fs, path) if path else _file_uri(fs, root, f"{split}/{video_id}.mp4")
     return SourceEntry(uri=uri, video_id=video_id, split=split, label=label)
 
 

@@ -79,6 +79,52 @@ def write_ingest_mp4(
     return path
 
 
+#: (container format, encoder, pixel format, encoder options) of the real-download kinds the
+#: ingest must take: Kinetics mirrors serve WebM/VP9 mostly, some AV1 and MKV; older sets AVI.
+FORMAT_KINDS: dict[str, tuple[str, str, str, dict[str, str]]] = {
+    "vp9.webm": ("webm", "libvpx-vp9", "yuv420p", {"deadline": "realtime", "cpu-used": "8"}),
+    "av1.mkv": ("matroska", "libsvtav1", "yuv420p", {"preset": "12"}),
+    "av1.mp4": ("mp4", "libsvtav1", "yuv420p", {"preset": "12"}),
+    "h264.mkv": ("matroska", "libx264", "yuv420p", {"preset": "ultrafast"}),
+    "mpeg4.avi": ("avi", "mpeg4", "yuv420p", {}),
+    "hevc.mp4": (
+        "mp4",
+        "libx265",
+        "yuv420p",
+        {"preset": "ultrafast", "x265-params": "log-level=0"},
+    ),
+    "mjpeg.mov": ("mov", "mjpeg", "yuvj420p", {}),
+}
+
+
+def write_format_video(
+    path: str | os.PathLike,
+    kind: str,
+    *,
+    num_frames: int = 40,
+    fps: int = 25,
+    width: int = 64,
+    height: int = 48,
+    gop: int = 12,
+) -> Path:
+    """Encode :func:`ingest_frame` frames as ``kind`` (a key of :data:`FORMAT_KINDS`)."""
+    container, codec, pix_fmt, options = FORMAT_KINDS[kind]
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), mode="w", format=container) as out:
+        stream = out.add_stream(codec, rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
+        stream.codec_context.gop_size = gop
+        stream.options = dict(options)
+        for i in range(num_frames):
+            frame = av.VideoFrame.from_ndarray(ingest_frame(i, width, height), format="rgb24")
+            frame.pts = i
+            frame.time_base = Fraction(1, fps)
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    return path
+
+
 def _write_tone(out: av.container.OutputContainer, stream, seconds: float) -> None:
     rate = stream.codec_context.sample_rate
     samples = np.sin(np.arange(int(rate * seconds)) * 0.05).astype(np.float32)
@@ -276,12 +322,14 @@ def ingest_s3_endpoint():
 @pytest.fixture(scope="session")
 def ingest_media():
     """The helpers of this module, for tests (``from conftest import`` is ambiguous when
-    several test folders have a conftest): ``write_mp4``, ``write_bad(kind, path, scratch)``,
+    several test folders have a conftest): ``write_mp4``, ``write_format(path, kind)`` (``format_kinds``), ``write_bad(kind, path, scratch)``,
     ``decode`` (all frames), ``bad_kinds``, ``corrupt_avcc``, ``rot_middle``."""
     import types
 
     return types.SimpleNamespace(
         write_mp4=write_ingest_mp4,
+        write_format=write_format_video,
+        format_kinds=tuple(FORMAT_KINDS),
         write_bad=write_bad_input,
         decode=decode_all_frames,
         bad_kinds=BAD_KINDS,

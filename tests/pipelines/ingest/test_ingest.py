@@ -267,6 +267,37 @@ def test_ingest_list_and_folder_formats(tmp_path, ray_local, ingest_media, fmt):
     ]
 
 
+#: (class, youtube id, split, kind, file name) of the downloads ingest_formats writes: the
+#: containers and codecs Kinetics mirrors serve, named as the crawler (cut clips) and yt-dlp
+#: (``<id>.<ext>``) name them.
+DOWNLOADS = [
+    ("a", "vp", "train", "vp9.webm", "vp_000000_000002.webm"),
+    ("b", "av", "train", "av1.mkv", "av.mkv"),
+    ("a", "hm", "val", "h264.mkv", "hm_000000_000002.mkv"),
+    ("b", "mp", "test", "mpeg4.avi", "mp.avi"),
+]
+
+
+@pytest.mark.slow
+def test_ingest_takes_webm_av1_mkv_and_avi_downloads_frame_exact(tmp_path, ray_local, ingest_media):
+    """A Kinetics CSV over WebM/VP9, MKV/AV1, MKV/H.264 and AVI/MPEG-4 files in both download
+    layouts: every video ingested (none rejected), each record's frames the source's."""
+    root = tmp_path / "videos"
+    for _, _, split, kind, name in DOWNLOADS:
+        ingest_media.write_format(root / split / name, kind, num_frames=40, gop=10)
+    _kinetics_tree(root, ingest_media, [(c, y, s) for c, y, s, _, _ in DOWNLOADS])
+    manifest = ingest.run_ingest(_cfg(root, tmp_path / "out"))
+    assert manifest["counts"]["rejects"] == 0 and manifest["counts"]["videos"] == len(DOWNLOADS)
+    clips = _read_clips(tmp_path / "out")
+    codecs = {c["video_id"].split("_")[0]: c["codec"] for c in clips}
+    assert codecs == {"vp": "vp9", "av": "av1", "hm": "h264", "mp": "mpeg4"}
+    for c in clips:
+        src = ingest_media.decode(Path(c["source_uri"]).read_bytes())
+        seg = ingest_media.decode(c["content"])
+        for i in c["fast_idx"]:
+            assert np.array_equal(seg[i], src[c["source_start_frame"] + i])
+
+
 @pytest.mark.slow
 def test_ingest_s3_to_s3(tmp_path, ray_local, ingest_media, ingest_s3_endpoint, monkeypatch):
     import boto3

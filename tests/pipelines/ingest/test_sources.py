@@ -38,6 +38,39 @@ def test_kinetics_csv(tmp_path):
     assert len(again.entries) == 2 and again.fingerprint() != listing.fingerprint()
 
 
+def test_kinetics_rows_find_downloads_of_any_container_without_renaming(tmp_path):
+    """A row's file is ``<id>_<start>_<end>.<ext>`` or yt-dlp's ``<id>.<ext>``, any video
+    extension; non-video files are ignored; with no file the row keeps the ``.mp4`` name."""
+    ann = tmp_path / "annotations"
+    ann.mkdir()
+    (ann / "k.csv").write_text(
+        "label,youtube_id,time_start,time_end,split\n"
+        "a,cut,10,20,train\na,ytdlp,0,10,train\na,upper,0,10,train\na,gone,0,10,train\n"
+    )
+    webm = _touch(tmp_path / "train" / "cut_000010_000020.webm")
+    mkv = _touch(tmp_path / "train" / "ytdlp.mkv")
+    upper = _touch(tmp_path / "train" / "upper.MP4")
+    _touch(tmp_path / "train" / "gone_000000_000010.part")  # an unfinished download
+    listing = read_listing(str(tmp_path), format="kinetics")
+    by_id = {e.video_id: e for e in listing.entries}
+    assert by_id["cut_000010_000020"].uri == str(webm)
+    assert by_id["ytdlp_000000_000010"].uri == str(mkv)
+    assert by_id["upper_000000_000010"].uri == str(upper)
+    assert by_id["gone_000000_000010"].uri == str(tmp_path / "train" / "gone_000000_000010.mp4")
+    assert not any(e.error for e in listing.entries)
+
+
+def test_two_candidate_files_for_one_kinetics_row_are_a_bad_entry_naming_both(tmp_path):
+    ann = tmp_path / "annotations"
+    ann.mkdir()
+    (ann / "k.csv").write_text("label,youtube_id,time_start,time_end,split\na,v,0,10,val\n")
+    _touch(tmp_path / "val" / "v_000000_000010.mp4")
+    _touch(tmp_path / "val" / "v.webm")
+    (entry,) = read_listing(str(tmp_path), format="kinetics").entries
+    assert entry.error.startswith(f"{ann / 'k.csv'}:2: 2 files could be this row's video")
+    assert "v.webm" in entry.error and "v_000000_000010.mp4" in entry.error
+
+
 def test_list_format_with_and_without_class_names(tmp_path):
     _touch(tmp_path / "a" / "v1.mp4")
     lists = tmp_path / "lists"
