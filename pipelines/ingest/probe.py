@@ -99,6 +99,11 @@ _REFUSED_MAGIC: tuple[tuple[int, bytes, str, str], ...] = (
         )
     ),
 )
+#: A file whose container declares a duration but no frame count (Matroska/WebM) is
+#: ``truncated`` when its demuxed frames fall short of that duration by more than this share
+#: (and by more than two frames): the slack covers a last frame's duration and rounding.
+DURATION_SLACK = 0.02
+
 _IMAGE_CODECS = frozenset({"png", "bmp", "tiff", "webp", "gif", "jpeg2000", "jpegls"})
 
 
@@ -208,7 +213,7 @@ def probe_video(
         has_audio = bool(container.streams.audio)
         # Demux before decoding: a cut-off file shows as missing packets, which is a clearer
         # reason than the decoder error it would cause.
-        table = _demuxed_table(data, int(stream.frames or 0), name)
+        table = _demuxed_table(data, _declared(container, stream), name)
         _check_duration(table.num_frames / table.fps, max_duration_s, name)
         rotation, decoded = _decode_check(container, stream, name, decode_all)
     if decode_all:
@@ -226,17 +231,43 @@ def probe_video(
     )
 
 
-def _demuxed_table(data: bytes, declared: int, name: str) -> FrameTable:
-    """The frame table of ``data``; ``truncated`` when it does not demux or holds fewer
-    frames than the container ``declared`` (0: no declared count)."""
+def _declared(container, stream) -> tuple[int, float | None]:
+    """What the container says the video stream holds: a frame count (MP4, MOV, AVI; 0 when
+    absent) and a duration in seconds (Matroska/WebM, which count no frames: the stream's
+    ``DURATION`` tag, else the file's duration when the video is its only stream; None when
+    neither is known)."""
+    tag = stream.metadata.get("DURATION") or stream.metadata.get("duration")
+    if tag:
+        try:
+            hours, minutes, seconds = tag.split(":")
+            return int(stream.frames or 0), int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+        except ValueError:
+            pass  # an unreadable tag: fall back to the file's duration
+    alone = len(container.streams) == 1
+    seconds = container.duration / 1e6 if container.duration and alone else None
+    return int(stream.frames or 0), seconds
+
+
+def _demuxed_table(data: bytes, declared: tuple[int, float | None], name: str) -> FrameTable:
+    """The frame table of ``data``; ``truncated`` when it does not demux, holds fewer frames
+    than the container declares, or (no declared count) falls short of the declared duration
+    by more than :data:`DURATION_SLACK` of it and two frames."""
     try:
         table = read_frame_table(data)
     except ValueError as exc:
         raise RejectError("truncated", f"{name}: {exc}") from exc
-    if declared and table.num_frames < declared:
+    frames, seconds = declared
+    if frames and table.num_frames < frames:
         raise RejectError(
             "truncated",
-            f"{name}: {table.num_frames} frames demuxed, container declares {declared}",
+            f"{name}: {table.num_frames} frames demuxed, container declares {frames}",
+        )
+    expected = (seconds or 0.0) * table.fps
+    if not frames and table.num_frames + max(2.0, DURATION_SLACK * expected) < expected:
+        raise RejectError(
+            "truncated",
+            f"{name}: {table.num_frames} frames demuxed ({table.num_frames / table.fps:.2f} s "
+            f"at {table.fps:g} fps), container declares {seconds:.2f} s",
         )
     return table
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from pipelines.decode.frame_table import read_frame_table
+from pipelines.ingest.probe import RejectError, probe_video
 from pipelines.ingest.segment import extract_segment, remux_video
 
 
@@ -45,3 +46,15 @@ def test_segment_of_a_matroska_or_avi_source_holds_its_gops(tmp_path, ingest_med
     source, record = ingest_media.decode(data), ingest_media.decode(seg.content)
     for i, frame in enumerate(record):
         assert np.array_equal(frame, source[seg.first_frame + i])
+
+
+@pytest.mark.parametrize("kind", ["vp9.webm", "h264.mkv", "mpeg4.avi"])
+def test_a_download_cut_at_half_is_truncated_naming_what_was_declared(tmp_path, ingest_media, kind):
+    """Matroska declares a duration, not a frame count: a cut WebM/MKV is found from it (as an
+    MP4 or AVI is from its frame count), and the whole file passes."""
+    data = _write(ingest_media, tmp_path, kind, num_frames=60)
+    assert probe_video(data, name=kind).num_frames == 60
+    with pytest.raises(RejectError, match="declares") as caught:
+        probe_video(data[: len(data) // 2], name=kind)
+    assert caught.value.category == "truncated"
+    assert ("2.40 s" if kind != "mpeg4.avi" else "declares 60") in str(caught.value)
