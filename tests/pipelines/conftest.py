@@ -68,12 +68,7 @@ def write_ingest_mp4(
         if rotation:
             stream.set_display_rotation(rotation)
         astream = out.add_stream("aac", rate=16000) if audio else None
-        for i in range(num_frames):
-            frame = av.VideoFrame.from_ndarray(ingest_frame(i, width, height), format="rgb24")
-            frame.pts = i
-            frame.time_base = Fraction(1, fps)
-            out.mux(stream.encode(frame))
-        out.mux(stream.encode(None))
+        _encode_frames(out, stream, num_frames, fps)
         if astream is not None:
             _write_tone(out, astream, seconds=num_frames / fps)
     return path
@@ -116,13 +111,19 @@ def write_format_video(
         stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
         stream.codec_context.gop_size = gop
         stream.options = dict(options)
-        for i in range(num_frames):
-            frame = av.VideoFrame.from_ndarray(ingest_frame(i, width, height), format="rgb24")
-            frame.pts = i
-            frame.time_base = Fraction(1, fps)
-            out.mux(stream.encode(frame))
-        out.mux(stream.encode(None))
+        _encode_frames(out, stream, num_frames, fps)
     return path
+
+
+def _encode_frames(out: av.container.OutputContainer, stream, num_frames: int, fps: int) -> None:
+    """Encode and mux ``num_frames`` :func:`ingest_frame` frames at ``fps``, then flush."""
+    for i in range(num_frames):
+        image = ingest_frame(i, stream.width, stream.height)
+        frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+        frame.pts = i
+        frame.time_base = Fraction(1, fps)
+        out.mux(stream.encode(frame))
+    out.mux(stream.encode(None))
 
 
 def _write_tone(out: av.container.OutputContainer, stream, seconds: float) -> None:
