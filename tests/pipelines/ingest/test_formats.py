@@ -4,6 +4,11 @@ ingest of them is in test_ingest.py)."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -58,3 +63,21 @@ def test_a_download_cut_at_half_is_truncated_naming_what_was_declared(tmp_path, 
         probe_video(data[: len(data) // 2], name=kind)
     assert caught.value.category == "truncated"
     assert ("2.40 s" if kind != "mpeg4.avi" else "declares 60") in str(caught.value)
+
+
+def test_format_bench_smoke_reports_every_format_against_h264_mp4():
+    """benchmarks/format_ingest_bench.py runs end to end (tiny videos): every format ingested,
+    each rate given as a ratio to H.264 MP4 measured in the same run."""
+    script = Path(__file__).resolve().parents[3] / "benchmarks" / "format_ingest_bench.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "--smoke-test", "--repeats", "1"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(done.stdout)
+    assert set(report["formats"]) == {"h264.mp4", "vp9.webm", "av1.mkv", "h264.mkv", "mpeg4.avi"}
+    assert report["formats"]["h264.mp4"]["train_over_h264_mp4"] == 1.0
+    for row in report["formats"].values():
+        assert row["train_videos_per_s"] > 0 and row["test_videos_per_s"] > 0
