@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 
 #: Bumped whenever a column is added, removed or changes meaning.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 CLIP_SCHEMA = pa.schema(
     [

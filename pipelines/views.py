@@ -36,6 +36,7 @@ from pipelines import sampling
 from pipelines.decode.convert import scaled_size
 from pipelines.decode.frame_table import VideoSource, read_frame_table
 from pipelines.decode.frames import (
+    decode_av_frames,
     decode_clip,
     decode_clip_boxes,
     decode_clip_planes,
@@ -165,12 +166,16 @@ def _boxes_and_flips(
 
 
 def _frame_size(record: Mapping[str, Any]) -> tuple[int, int]:
-    """``(width, height)`` of a record's video: its columns, or read from the content."""
+    """``(width, height)`` of a record's upright video: its columns, or read from the content
+    (the first frame, decoded and turned upright)."""
     width, height = record.get("width"), record.get("height")
     if width is not None and height is not None:
         return int(width), int(height)
     table = read_frame_table(record["content"])
-    return table.width, table.height
+    first = decode_av_frames(
+        record["content"], [0], frame_pts=table.pts, keyframes=table.keyframes, threads=1
+    )[0]
+    return first.width, first.height
 
 
 def spatial_views(

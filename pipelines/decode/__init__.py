@@ -6,7 +6,8 @@
   demuxing only;
 - :mod:`~pipelines.decode.h264` — which H.264 packets no other frame references (NAL headers);
 - :mod:`~pipelines.decode.planes` — a crop's source region copied out of the decoder's planes;
+- :mod:`~pipelines.decode.orientation` — frames turned upright by their display matrix;
 - :mod:`~pipelines.decode.convert` — decoded frame to RGB in libswscale (whole frame or a box).
 
-Layers, top to bottom (checked by make lint): frames > planes | h264 | frame_table > convert
+Layers, top to bottom (checked by make lint): frames > planes | h264 | frame_table | orientation > convert
 """

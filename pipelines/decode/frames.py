@@ -14,7 +14,9 @@ Strategy (one pass per clip, :func:`decode_av_frames`):
 4. Identify each decoded frame by its pts (looked up in the clip's ``frame_pts`` table), never
    by counting frames from the seek point: with B-frames, open GOPs or a demuxer that lands on
    an earlier keyframe, counting silently shifts the clip.
-5. Convert to RGB only the frames that are needed, scaling inside libswscale straight to the
+5. Turn the frames upright when the stream has a display matrix (rotation/mirror:
+   :mod:`pipelines.decode.orientation`), a move of the samples, no resampling.
+6. Convert to RGB only the frames that are needed, scaling inside libswscale straight to the
    output size (no full-resolution RGB frame is ever built and resized in Python), with one
    swscale context and one swscale thread per call (:mod:`pipelines.decode.convert`); or, for
    training views converted on the device, copy out the crop's box of the 4:2:0 planes
@@ -40,6 +42,7 @@ from pipelines.decode.frame_table import (
     read_frame_table,
 )
 from pipelines.decode.h264 import avcc_length_size, is_non_reference
+from pipelines.decode.orientation import upright_frames
 from pipelines.decode.planes import PlaneCutter
 
 if TYPE_CHECKING:
@@ -139,8 +142,8 @@ def decode_av_frames(
 ) -> list[av.VideoFrame]:
     """The decoded, unconverted frames at the sorted, unique presentation indices ``wanted``.
 
-    Steps 1-4 of the module docstring; arguments as in :func:`decode_frames`. The benchmarks'
-    decode-only ceiling is this call.
+    Steps 1-5 of the module docstring (upright frames: sizes, boxes and crops are the displayed
+    picture's); arguments as in :func:`decode_frames`. The benchmarks' decode-only ceiling.
     """
     import av  # heavy; imported where a video is decoded (training-only hosts have no PyAV)
 
@@ -176,7 +179,7 @@ def decode_av_frames(
             f"{label}: frames {missing[:8]} were not produced by the decoder "
             f"(frame_pts/keyframes do not match the content?)"
         )
-    return frames
+    return upright_frames(frames, label)
 
 
 def _frame_tables(

@@ -23,7 +23,6 @@ import signal
 import stat
 import threading
 import time
-from dataclasses import replace
 from typing import Any
 
 import pyarrow.fs as pafs
@@ -69,7 +68,7 @@ def clips_for_video(
         "codec": probe.codec,
     }
     return [
-        {**common, **_window_columns(clip_index, seg, start, span, probe.fps, s)}
+        {**common, **_window_columns(clip_index, seg, start, span, probe, s)}
         for clip_index, seg, start in _segments(entry, data, probe, span, cfg)
     ]
 
@@ -97,10 +96,18 @@ def _segments(
 
 
 def _window_columns(
-    clip_index: int, seg: Segment, source_start: int | None, span: int, fps: float, s: ClipSpec
+    clip_index: int,
+    seg: Segment,
+    source_start: int | None,
+    span: int,
+    probe: ProbeResult,
+    s: ClipSpec,
 ) -> dict[str, Any]:
-    """The record columns of one segment: its frame table, content and default window."""
-    seg_n = seg.table.num_frames
+    """The record columns of one segment: its frame table, content and default window (its
+    size is the upright picture's: the content keeps the display matrix, and the decoder
+    applies it)."""
+    seg_n, fps = seg.table.num_frames, probe.fps
+    width, height = probe.orientation.display_size(seg.table.width, seg.table.height)
     if source_start is None:  # train: the whole video, default window centred
         start = sampling.center_start(seg_n, span)
     else:  # val/test: the window's start, relative to the segment
@@ -109,8 +116,8 @@ def _window_columns(
     return {
         "clip_index": clip_index,
         "num_frames": seg_n,
-        "height": seg.table.height,
-        "width": seg.table.width,
+        "height": height,
+        "width": width,
         "start_frame": start,
         "fast_idx": fast,
         "slow_idx": slow,
@@ -166,6 +173,7 @@ def video_rows(
         max_pixels=limits.max_pixels,
         max_duration_s=limits.max_duration_s,
     )
+    rotation = probe.rotation
     if cfg.reencode is not None:
         r, x264 = cfg.reencode, cfg.reencode.settings()
         try:
@@ -183,7 +191,7 @@ def video_rows(
             )
         except ValueError as exc:
             raise RejectError("processing_error", str(exc)) from exc
-        probe = replace(probe_video(data, entry.uri), rotation=probe.rotation)
+        probe = probe_video(data, entry.uri)  # upright now (the re-encode applied the matrix)
     min_frames = cfg.checks.min_frames or window_span(cfg.clip, probe.fps)
     if cfg.checks.short_policy == "reject":
         validate_length(probe, min_frames, entry.uri)
@@ -191,7 +199,8 @@ def video_rows(
         rows = clips_for_video(entry, label_id, data, probe, cfg)
     except (ValueError, OSError) as exc:
         raise RejectError("processing_error", str(exc)) from exc
-    return [{**row, "source_sha256": digest} for row in rows]
+    # ``rotation``: the source's, whether the content keeps its matrix or was re-encoded upright.
+    return [{**row, "rotation": rotation, "source_sha256": digest} for row in rows]
 
 
 class time_limit:  # noqa: N801 - used as a context manager, like contextlib's

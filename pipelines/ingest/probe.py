@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import av
 
 from pipelines.decode.frame_table import FrameTable, read_frame_table
+from pipelines.decode.orientation import UPRIGHT, Orientation
 
 #: Reason categories of the rejects table, with their meaning (documented in docs/data.md).
 REJECT_CATEGORIES: dict[str, str] = {
@@ -126,8 +127,9 @@ class ProbeResult:
         codec: codec of the video stream (e.g. ``"h264"``, ``"vp9"``, ``"av1"``).
         fps: average frame rate.
         num_frames: frames found by demuxing (presentation order).
-        width, height: coded size in pixels.
-        rotation: display rotation in degrees (from the display matrix; 0 when absent).
+        width, height: coded size in pixels (:attr:`display_size` is the upright one).
+        orientation: what the display matrix asks for (upright when there is none); the
+            decoder applies it (:mod:`pipelines.decode.orientation`).
         duration_s: ``num_frames / fps``.
         has_audio: the container also holds an audio stream (dropped at ingest).
         table: the demuxed :class:`FrameTable`.
@@ -138,10 +140,20 @@ class ProbeResult:
     num_frames: int
     width: int
     height: int
-    rotation: int
+    orientation: Orientation
     duration_s: float
     has_audio: bool
     table: FrameTable
+
+    @property
+    def rotation(self) -> int:
+        """Counter-clockwise display rotation in degrees (0, 90, 180, 270)."""
+        return self.orientation.rotation
+
+    @property
+    def display_size(self) -> tuple[int, int]:
+        """``(width, height)`` of the upright picture."""
+        return self.orientation.display_size(self.width, self.height)
 
 
 def sniff_container(data: bytes) -> str | None:
@@ -215,7 +227,7 @@ def probe_video(
         # reason than the decoder error it would cause.
         table = _demuxed_table(data, _declared(container, stream), name)
         _check_duration(table.num_frames / table.fps, max_duration_s, name)
-        rotation, decoded = _decode_check(container, stream, name, decode_all)
+        orientation, decoded = _decode_check(container, stream, name, decode_all)
     if decode_all:
         _check_all_decoded(decoded, table, name)
     return ProbeResult(
@@ -224,7 +236,7 @@ def probe_video(
         num_frames=table.num_frames,
         width=table.width,
         height=table.height,
-        rotation=rotation,
+        orientation=orientation,
         duration_s=table.num_frames / table.fps,
         has_audio=has_audio,
         table=table,
@@ -336,14 +348,15 @@ def decode_every_frame(data: bytes, name: str) -> None:
 
 def _decode_check(
     container: av.container.InputContainer, stream, name: str, decode_all: bool
-) -> tuple[int, int]:
-    """Decode the first frame (or all); return (rotation in degrees, frames decoded)."""
-    rotation = 0
+) -> tuple[Orientation, int]:
+    """Decode the first frame (or all); return (its display orientation, frames decoded).
+    A display matrix that is no multiple of 90 degrees is ``undecodable`` (named)."""
+    orientation = UPRIGHT
     decoded = 0
     try:
         for frame in container.decode(stream):
             if decoded == 0:
-                rotation = int(round(frame.rotation or 0)) % 360
+                orientation = Orientation.of_frame(frame, name)
             decoded += 1
             if not decode_all:
                 break
@@ -351,9 +364,11 @@ def _decode_check(
         raise RejectError(
             "undecodable", f"{name}: decoding failed after {decoded} frames: {exc}"
         ) from exc
+    except ValueError as exc:  # a display matrix that is no multiple of 90 degrees
+        raise RejectError("undecodable", str(exc)) from exc
     if decoded == 0:
         raise RejectError("undecodable", f"{name}: no frame decodes")
-    return rotation, decoded
+    return orientation, decoded
 
 
 def validate_length(result: ProbeResult, min_frames: int, name: str = "<bytes>") -> None:

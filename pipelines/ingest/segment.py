@@ -21,6 +21,7 @@ import numpy as np
 from av.video.frame import PictureType
 
 from pipelines.decode.frame_table import FrameTable, open_container, read_frame_table
+from pipelines.decode.orientation import upright_frames
 
 
 @dataclass(frozen=True)
@@ -192,7 +193,7 @@ def reencode_video(
     extra_params: Sequence[str] = (),
     name: str = "<bytes>",
 ) -> bytes:
-    """Decode the first video stream and re-encode it with libx264 (no audio).
+    """Decode the first video stream and re-encode it upright with libx264 (no audio).
 
     Args:
         short_side: resize so the shorter side has this many pixels (even sizes; None keeps
@@ -249,7 +250,8 @@ def _decode_timed(data: bytes, name: str) -> tuple[list[tuple[float, av.VideoFra
     if not frames:
         raise ValueError(f"{name}: no frame to re-encode")
     frames.sort(key=lambda tf: tf[0])
-    return frames, src_fps
+    upright = upright_frames([frame for _, frame in frames], name)
+    return [(t, frame) for (t, _), frame in zip(frames, upright, strict=True)], src_fps
 
 
 def _resample(times: np.ndarray, out_fps: float, src_fps: float) -> np.ndarray:
