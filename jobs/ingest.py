@@ -27,7 +27,13 @@ from dataclasses import replace
 from pipelines.ingest.config import DEFAULT_CONFIG, IngestConfig, load_ingest_config
 from pipelines.ingest.run import run_ingest
 from pipelines.ingest.sources import FORMATS
-from pipelines.synth.dataset import ABLATION_DATA, SMOKE_DATA, SynthDataset, ensure_synth_dataset
+from pipelines.synth.dataset import (
+    ABLATION_DATA,
+    SMOKE_DATA,
+    SynthDataset,
+    ensure_synth_dataset,
+    synth_flip_labels,
+)
 from pipelines.synth.generate import generate
 from raysf import console, runtime
 from raysf.clip_spec import ClipSpec
@@ -86,6 +92,7 @@ def smoke_config(cfg: IngestConfig, tmp: str) -> IngestConfig:
         out=cfg.out or os.path.join(tmp, "dataset"),
         shard_size=4,
         clip=ClipSpec(slow_frames=4, tau=4, alpha=2, num_val_clips=1, num_test_clips=2),
+        flip=synth_flip_labels(3) if cfg.videos is None else cfg.flip,
         resources=replace(cfg.resources, num_cpus=2),
     )
 

@@ -14,7 +14,8 @@ a whole video file — one home for the crops of the loader, the evaluation and 
 - **a video file** (prediction): its ``spec.num_test_clips`` uniform windows, decoded once,
   each cut into its test views: the protocol the evaluation applies to ingested test records.
 
-:func:`train_clip` and :func:`train_clips` give ``[slow, fast]`` views (the decoder's pair);
+:func:`train_clip` gives a ``[slow, fast]`` view (the decoder's pair), :func:`train_clips`
+such views with their flips (:class:`TrainClip`: a flip may change the label);
 the loader ships only ``fast``, the test views of :func:`video_views` and the plane views of
 :func:`train_planes` hold only the Fast frames: with every index rule the Slow frames are
 positions of the Fast ones (:func:`pipelines.sampling.slow_positions`) and the training device
@@ -28,7 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -48,7 +49,6 @@ from pipelines.transforms import (
     draw_flip,
     horizontal_flip,
     random_crop,
-    random_horizontal_flip,
     random_short_side,
     source_box,
     spatial_crop,
@@ -58,10 +58,19 @@ from raysf.clip_spec import ClipSpec
 Clip = list[np.ndarray]  # pathway arrays (T_i, H, W, 3) uint8 with one H, W
 
 
-def train_view(clip: Clip, spec: ClipSpec, rng: np.random.Generator) -> Clip:
+class TrainClip(NamedTuple):
+    """One training view and whether it was flipped (a flip may change its label:
+    :mod:`raysf.flip_labels`)."""
+
+    clip: Clip
+    flip: bool
+
+
+def train_view(clip: Clip, spec: ClipSpec, rng: np.random.Generator) -> TrainClip:
     """One random crop (and flip, when ``spec.flip``) applied to both pathways."""
     view = random_crop(clip, spec.crop_size, rng)
-    return random_horizontal_flip(view, rng) if spec.flip else view
+    flip = bool(spec.flip and draw_flip(rng))
+    return TrainClip(horizontal_flip(view) if flip else view, flip)
 
 
 def train_clip(
@@ -82,7 +91,7 @@ def train_clip(
     """
     return train_clips(
         record, fast_idx, slow_idx, spec, rng, count=1, crop_first=crop_first, threads=threads
-    )[0]
+    )[0].clip
 
 
 def train_clips(
@@ -95,7 +104,7 @@ def train_clips(
     count: int = 1,
     crop_first: bool = False,
     threads: int = 1,
-) -> list[Clip]:
+) -> list[TrainClip]:
     """``count`` training views of one window from one decode: one short side for all, then
     each view's own crop and flip (draws in that order: short side, then crop and flip of the
     first view, of the second...; ``count=1`` is :func:`train_clip`). Without ``crop_first``
@@ -115,7 +124,7 @@ def train_clips(
         record, fast_idx=fast_idx, slow_idx=slow_idx, size=size, boxes=boxes, threads=threads
     )
     return [
-        horizontal_flip(clip) if flip else list(clip)
+        TrainClip(horizontal_flip(clip) if flip else list(clip), flip)
         for clip, flip in zip(clips, flips, strict=True)
     ]
 

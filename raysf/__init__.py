@@ -6,6 +6,8 @@
   traceback only with ``--verbose``);
 - :mod:`raysf.clip_spec` — how a clip is cut from a video and fed to a network (:class:`ClipSpec`);
 - :mod:`raysf.manifest` — the dataset manifest (``manifest.json``) and its typed view;
+- :mod:`raysf.flip_labels` — what a horizontal flip does to a dataset's labels (pairs it swaps,
+  or not allowed);
 - :mod:`raysf.entry` — the entry points' one command line (config, overrides, ``--smoke-test``,
   ``--address``, console flags) and run wrapper;
 - :mod:`raysf.storage` — where data lives: a :class:`~raysf.storage.StorageLocation` (the URI,
@@ -18,5 +20,5 @@
   formatting of durations and paths;
 - :mod:`raysf.ray_output` — Ray's worker output on the driver, routed through the console.
 
-Layers, top to bottom (checked by make lint): entry | runtime > display | ray_output | manifest | storage > console | clip_spec | config | errors
+Layers, top to bottom (checked by make lint): entry | runtime > display | ray_output | manifest | storage > console | clip_spec | flip_labels | config | errors
 """

@@ -13,7 +13,8 @@ Fields added within version 2 (absent from older documents, read with their defa
 ``counts.transient`` and ``transient`` (inputs that failed with errors that may pass, retried by
 the next run), ``incomplete_reason`` (why ``complete`` is false: transient inputs left, or more
 rejects than ``checks.max_reject_fraction``) and ``split_leaks`` (videos whose bytes appear in
-two splits). ``complete`` always existed; since these fields it may be false, and
+two splits), ``flip`` (what a horizontal flip does to the labels, :mod:`raysf.flip_labels`;
+absent: allowed, no pairs). ``complete`` always existed; since these fields it may be false, and
 :func:`raysf.runtime.read_manifest` refuses such a dataset (naming the reason).
 """
 
@@ -24,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from raysf.clip_spec import ClipSpec
+from raysf.flip_labels import FlipLabels
 
 MANIFEST_NAME = "manifest.json"
 #: Written by this version of ingest.
@@ -44,6 +46,7 @@ class Manifest:
             video, ...), resolved.
         per_split: ``{split: {"inputs", "videos", "clips", "rejects"}}``.
         counts: dataset totals ``{"inputs", "videos", "rejects", "clips"}``.
+        flip: what a horizontal flip does to the labels.
         data: the whole JSON document.
     """
 
@@ -53,6 +56,7 @@ class Manifest:
     clip_spec: ClipSpec
     per_split: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
     counts: Mapping[str, int] = field(default_factory=dict)
+    flip: FlipLabels = field(default_factory=FlipLabels)
     data: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -91,6 +95,8 @@ def parse_manifest(data: Mapping[str, Any], uri: str) -> Manifest:
             spec = ClipSpec.from_legacy(data["sampling"], f"{uri}: sampling")
         else:
             spec = ClipSpec.from_dict(data["clip_spec"], f"{uri}: clip_spec")
+        flip = FlipLabels.from_dict(data.get("flip"), f"{uri}: flip")
+        flip.check_classes([c["name"] for c in classes], f"{uri}: flip.pairs")
     except (KeyError, TypeError) as exc:
         raise ValueError(f"{uri}: malformed manifest ({type(exc).__name__}: {exc})") from exc
     return Manifest(
@@ -100,5 +106,6 @@ def parse_manifest(data: Mapping[str, Any], uri: str) -> Manifest:
         clip_spec=spec,
         per_split=data.get("per_split", {}),
         counts=data.get("counts", {}),
+        flip=flip,
         data=data,
     )

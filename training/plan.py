@@ -1,7 +1,9 @@
 """What a training run will do, worked out before Ray starts: :func:`plan_training`.
 
 The plan is a pure function of the job config and the dataset manifest: the resolved network
-config (class count from the dataset), the resolved :class:`~raysf.clip_spec.ClipSpec`, the
+config (class count from the dataset), the resolved :class:`~raysf.clip_spec.ClipSpec` (its
+``flip`` off where the dataset does not allow flips) and the label map of flipped clips
+(:mod:`raysf.flip_labels`), the
 resolved device settings (:class:`~training.device.settings.DeviceSettings`: what ``auto`` precision,
 ``channels_last`` and ``compile`` become on the workers' device), the model's cost, the global
 batch, steps per epoch, the peak learning rate, the run name and the parameters logged to
@@ -55,6 +57,7 @@ class TrainingPlan:
     global_batch: int
     steps_per_epoch: int
     peak_lr: float
+    flip_map: tuple[int, ...] | None = None  # label of a flipped clip by label id (None: same)
 
     def mlflow_params(self) -> dict[str, Any]:
         """The run's parameters: the flattened job, the resolved network, its cost, the batch."""
@@ -64,6 +67,7 @@ class TrainingPlan:
         params.update(self.device.params("train.resolved"))
         params.update(
             {
+                "data.flip_map": str(self.flip_map),
                 "model.gflops": round(self.summary.gflops, 4),
                 "model.params": self.summary.params,
                 "train.global_batch": self.global_batch,
@@ -83,7 +87,7 @@ def model_summary(model: slowfast_model.SlowFastConfig, crop_size: int) -> Model
 def resolve_clip(job: TrainJobConfig, model, manifest: Manifest) -> ClipSpec:
     """The run's clip spec: ``data.clip`` completed from the model and the dataset."""
     try:
-        return job.data.clip.resolve(
+        clip = job.data.clip.resolve(
             slow_frames=model.slow_frames,
             alpha=model.alpha,
             default_tau=model.default_tau,
@@ -91,6 +95,9 @@ def resolve_clip(job: TrainJobConfig, model, manifest: Manifest) -> ClipSpec:
         )
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
+    # A dataset whose labels a flip would falsify (manifest "flip": allowed false) is never
+    # flipped, whatever data.clip.flip says.
+    return clip if manifest.flip.allowed else clip.replace(flip=False)
 
 
 def resolve_device(job: TrainJobConfig) -> DeviceSettings:
@@ -157,6 +164,7 @@ def plan_training(job: TrainJobConfig, manifest: Manifest | None = None) -> Trai
         global_batch=global_batch,
         steps_per_epoch=steps,
         peak_lr=scaled_lr(job.optim.base_lr, global_batch, job.optim.reference_batch),
+        flip_map=manifest.flip.label_map(manifest.classes) if clip.flip else None,
     )
 
 

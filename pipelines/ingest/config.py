@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pipelines.ingest.segment import REENCODE_PROFILES, EncodeSettings
 from raysf.clip_spec import DATASET_FIELDS, MODEL_FIELDS, ClipSpec
 from raysf.config import load_config, to_dict
+from raysf.flip_labels import FlipLabels
 from raysf.storage import S3Config, StorageLocation, resolve_location
 
 DEFAULT_CONFIG = os.path.normpath(
@@ -182,6 +183,8 @@ class IngestConfig:
     shard_size: int = 32
     row_group_size: int = 16
     clip: ClipSpec = field(default_factory=lambda: DEFAULT_CLIP)
+    # What a horizontal flip does to the labels (written to the manifest; not in the records).
+    flip: FlipLabels = field(default_factory=FlipLabels)
     segment: SegmentConfig = field(default_factory=SegmentConfig)
     reencode: ReencodeConfig | None = None
     checks: ChecksConfig = field(default_factory=ChecksConfig)

@@ -75,6 +75,10 @@ def prepare(cfg: IngestConfig) -> tuple[Listing, list[shards.ShardTask]]:
     listing = read_listing(videos, format=cfg.format, annotations=annotations, classes=classes)
     if not listing.entries:
         raise ValueError(f"the listing of {cfg.videos} is empty")
+    try:
+        cfg.flip.check_classes(listing.classes)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
     return listing, shards.plan_shards(listing, cfg.shard_size)
 
 
@@ -147,6 +151,7 @@ def summarize(fs, root: str, cfg: IngestConfig, listing: Listing, names: list[st
         num_inputs=len(listing.entries),
     )
     document["format"] = cfg.format
+    document["flip"] = cfg.flip.to_dict()
     document["source"] = {"videos": cfg.videos, "annotations": cfg.annotations}
     document["split_leaks"] = leaks.manifest_leaks(found, rejected=reject)
     if found:

@@ -18,7 +18,8 @@ recomputed at load time from each record's ``num_frames``/``fps`` with the spec'
 (``manifest.json``): a sweep over ``alpha`` or ``tau`` never re-ingests.
 
 - ``train``: random window (temporal jitter), then the training view of
-  :mod:`pipelines.views` (random short side at decode, random crop, random flip);
+  :mod:`pipelines.views` (random short side at decode, random crop, random flip: a flipped
+  view of a class the dataset pairs trains with the other class's label, ``flip_map``);
   ``DecodeOptions.clips_per_decode`` views per record, cut from one decode, in the form
   ``DecodeOptions.train_view`` names (one dispatch, :data:`TRAIN_VIEWS`): RGB, RGB scaled from
   the crop's region only, or 4:2:0 planes of the crop's region, which the training device
@@ -50,7 +51,7 @@ import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
 import numpy as np
 
@@ -68,7 +69,17 @@ MODES = ("train", "val", "test")
 RGB_COLUMNS = ("fast",)
 
 V = TypeVar("V")
-RgbView = tuple[np.ndarray, int]  # (fast uint8 (alpha*T, crop, crop, 3), spatial_index)
+
+
+class RgbView(NamedTuple):
+    """An RGB view: ``fast`` uint8 ``(alpha*T, crop, crop, 3)``, its test crop index (-1: a
+    random training crop) and whether it was flipped (as :class:`PlaneView`'s ``flip``)."""
+
+    fast: np.ndarray
+    spatial_index: int
+    flip: bool = False
+
+
 Window = tuple[np.ndarray, np.ndarray]  # (fast_idx, slow_idx), clip_window
 
 
@@ -82,6 +93,7 @@ def build_clip_dataset(
     seed: int | None = None,
     limit: int | None = None,
     errors: DecodeErrorSink | None = None,
+    flip_map: tuple[int, ...] | None = None,
 ):
     """Ray Dataset of decoded clips for one split.
 
@@ -97,6 +109,8 @@ def build_clip_dataset(
         limit: keep at most this many records (smoke tests).
         errors: drop a record that fails to decode and count it there (default: the failure
             fails the task).
+        flip_map: the label a flipped training view gets, by label id (the dataset's
+            :meth:`raysf.flip_labels.FlipLabels.label_map`; None: flips keep labels).
 
     Returns:
         ``ray.data.Dataset`` with rows ``fast`` uint8 ``(alpha*T, crop, crop, 3)``, ``label``
@@ -110,6 +124,7 @@ def build_clip_dataset(
     blocks = dict(block_rows=decode.batch_size, limit=limit)
     ds = record_blocks(source, split, shuffled=mode == "train", seed=seed, **blocks)
     udf_args = dict(spec=spec, mode=mode, seed=seed, decode=decode, errors=errors)
+    udf_args["flip_map"] = flip_map
     tasks = dict(batch_size=decode.batch_size, batch_format="numpy", fn_kwargs=udf_args)
     ds = ds.map_batches(decode_batch, **tasks, **decode.remote_args())
     if seed is not None:
@@ -193,7 +208,7 @@ def _train_rgb(
     clips = train_clips(
         record, *window, spec, rng, count=count, crop_first=crop_first, threads=threads
     )
-    return [(fast, -1) for _, fast in clips]
+    return [RgbView(clip[1], -1, flip) for clip, flip in clips]
 
 
 def _train_planes(
@@ -226,17 +241,17 @@ def _test_views(
         short_side=spec.test_short_side,
         threads=decode.decoder_threads,
     )
-    return [(view[0], s) for view, s in spatial_views([fast], spec, num_crops=num_crops)]
+    return [RgbView(view[0], s) for view, s in spatial_views([fast], spec, num_crops=num_crops)]
 
 
 def view_rows(views: list[RgbView], meta: Mapping[str, list]) -> dict[str, np.ndarray]:
     """The loader's row batch of RGB views: the stacked uint8 ``fast``, the label and ids."""
     return {
-        "fast": np.stack([fast for fast, _ in views]),
+        "fast": np.stack([view.fast for view in views]),
         "label": np.asarray(meta["label"], dtype=np.int64),
         "video_id": np.asarray(meta["video_id"], dtype=object),
         "clip_index": np.asarray(meta["clip_index"], dtype=np.int32),
-        "spatial_index": np.asarray([s for _, s in views], dtype=np.int32),
+        "spatial_index": np.asarray([view.spatial_index for view in views], dtype=np.int32),
     }
 
 
@@ -315,8 +330,10 @@ def decode_batch(
     *,
     decode: DecodeOptions = DecodeOptions(),
     errors: DecodeErrorSink | None = None,
+    flip_map: tuple[int, ...] | None = None,
 ) -> dict[str, np.ndarray]:
-    """``map_batches`` UDF: records -> decoded, augmented rows (see module docstring)."""
+    """``map_batches`` UDF: records -> decoded, augmented rows (see module docstring); a
+    flipped view's label is ``flip_map[label_id]`` (None: flips keep labels)."""
     kind = view_kind(mode, decode)
     views: list = []
     meta: dict[str, list] = {"label": [], "video_id": [], "clip_index": []}
@@ -327,7 +344,8 @@ def decode_batch(
             record, errors, kind, spec, decode, seed=seed, iteration=iteration
         ):
             views.append(view)
-            meta["label"].append(int(record["label_id"]))
+            label = int(record["label_id"])
+            meta["label"].append(flip_map[label] if flip_map and view.flip else label)
             meta["video_id"].append(str(record["video_id"]))
             meta["clip_index"].append(int(record["clip_index"]))
     return kind.rows(views, meta) if views else kind.empty(spec)

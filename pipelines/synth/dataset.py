@@ -18,8 +18,10 @@ from pipelines.ingest.config import IngestConfig, ReencodeConfig
 from pipelines.ingest.run import run_ingest
 from pipelines.ingest.shards import PLAN_NAME
 from pipelines.synth.generate import generate
+from pipelines.synth.spec import FLIP_PAIRS, class_names
 from raysf.clip_spec import ClipSpec
 from raysf.config import with_overrides
+from raysf.flip_labels import FlipLabels
 
 
 @dataclass(frozen=True)
@@ -99,11 +101,19 @@ def ensure_synth_dataset(root: str | os.PathLike, data: SynthDataset) -> str:
             shard_size=data.shard_size,
             clip=data.clip,
             reencode=data.reencode,
+            flip=synth_flip_labels(data.classes),
         )
     )
     _drop_stale_dataset(dataset, cfg)
     run_ingest(cfg)
     return str(dataset)
+
+
+def synth_flip_labels(classes: int) -> FlipLabels:
+    """SynthMotion's flip rule for its first ``classes`` classes: the pairs of
+    :data:`~pipelines.synth.spec.FLIP_PAIRS` it holds both of."""
+    names = set(class_names(classes))
+    return FlipLabels(pairs=tuple(p for p in FLIP_PAIRS if set(p) <= names))
 
 
 def _drop_stale_dataset(dataset: Path, cfg: IngestConfig) -> None:

@@ -26,6 +26,10 @@ CLASS_NAMES: tuple[str, ...] = (
     "orbit",  # circular motion, period 24..48 frames: visible to Slow and Fast
 )
 
+#: Classes a horizontal flip turns into each other (declared in the manifest, so a flipped
+#: ``drift_right`` clip trains as ``drift_left``: :mod:`raysf.flip_labels`).
+FLIP_PAIRS: tuple[tuple[str, str], ...] = (("drift_right", "drift_left"),)
+
 #: Classes whose motion has a period dividing 8 native frames: at a Slow stride that is a
 #: multiple of 8 the sampled frames all show the same state, so Slow-only sees "still".
 ALIASING_CLASSES: tuple[str, ...] = ("vibrate", "vibrate_slow", "flicker")

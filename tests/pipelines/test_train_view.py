@@ -91,7 +91,7 @@ def test_decode_batch_train_with_options(record, train_view):
     # the rows are the Fast pathway of views.train_clips with the same draws, bit for bit
     rng = record_rng(11, str(record["video_id"]), 0)
     window = clip_window(record, _spec(), "train", rng)
-    [clip] = train_clips(record, *window, _spec(), rng, crop_first=train_view == "crop_first")
+    [(clip, _)] = train_clips(record, *window, _spec(), rng, crop_first=train_view == "crop_first")
     np.testing.assert_array_equal(out["fast"][0], clip[1])
 
 
@@ -110,7 +110,7 @@ def test_one_of_train_clips_is_train_clip(record, crop_first):
     spec = _spec()
     fast, slow = window_indices(spec, 20, record["num_frames"], record["fps"])
     a_rng, b_rng = np.random.default_rng(4), np.random.default_rng(4)
-    [many] = train_clips(record, fast, slow, spec, a_rng, count=1, crop_first=crop_first)
+    [(many, _)] = train_clips(record, fast, slow, spec, a_rng, count=1, crop_first=crop_first)
     one = train_clip(record, fast, slow, spec, b_rng, crop_first=crop_first)
     for a, b in zip(many, one, strict=True):
         np.testing.assert_array_equal(a, b)
@@ -127,8 +127,9 @@ def test_train_clips_decode_once_and_each_view_is_a_train_clip(record, crop_firs
     real = views.decode_clip_boxes if crop_first else views.decode_clip
     name = "decode_clip_boxes" if crop_first else "decode_clip"
     monkeypatch.setattr(views, name, lambda *a, **k: calls.append(1) or real(*a, **k))
-    clips = train_clips(record, fast, slow, spec, np.random.default_rng(9), count=3,
-                        crop_first=crop_first)  # fmt: skip
+    views_ = train_clips(record, fast, slow, spec, np.random.default_rng(9), count=3,
+                         crop_first=crop_first)  # fmt: skip
+    clips = [v.clip for v in views_]
     assert len(calls) == 1 and len(clips) == 3
     assert all([x.shape for x in c] == [(4, 48, 48, 3), (16, 48, 48, 3)] for c in clips)
     assert not np.array_equal(clips[0][1], clips[1][1])  # their own crops (or flips)

@@ -107,3 +107,24 @@ def test_what_the_dataset_cannot_serve_is_a_config_error(dataset):
         plan_training(_job(dataset, "data.clip.num_test_clips=3"))
     with pytest.raises(ValueError, match="has no manifest.json"):
         plan_training(_job(str(Path(dataset) / "missing")))
+
+
+def _with_flip(dataset: str, flip) -> str:
+    path = Path(dataset) / "manifest.json"
+    doc = json.loads(path.read_text())
+    path.write_text(json.dumps({**doc, "flip": flip}))
+    return dataset
+
+
+def test_the_datasets_flip_rule_reaches_the_loader(dataset):
+    """Pairs give the loader its label map; a dataset that forbids flips is never flipped;
+    a manifest without the rule (older ingest) flips and keeps labels."""
+    assert plan_training(_job(dataset)).flip_map is None
+    paired = plan_training(_job(_with_flip(dataset, {"allowed": True, "pairs": [["c", "a"]]})))
+    assert paired.clip.flip and paired.flip_map == (2, 1, 0)
+    assert paired.mlflow_params()["data.flip_map"] == "(2, 1, 0)"
+    assert not plan_training(_job(dataset, "data.clip.flip=false")).flip_map
+    forbidden = plan_training(_job(_with_flip(dataset, {"allowed": False})))
+    assert forbidden.clip.flip is False and forbidden.flip_map is None
+    with pytest.raises(ValueError, match=": flip.pairs: class 'z' is not one of"):
+        plan_training(_job(_with_flip(dataset, {"pairs": [["a", "z"]]})))

@@ -170,6 +170,7 @@ def build_datasets(plan: TrainingPlan, errors: Any = None) -> dict[str, Any]:
         mode="train",
         seed=seed,
         errors=train_sink,
+        flip_map=plan.flip_map,
         **common,
     )
     val = build_clip_dataset(

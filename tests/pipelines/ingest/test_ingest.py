@@ -109,6 +109,18 @@ def test_plan_is_deterministic_and_flags_duplicates(tmp_path, ingest_media):
     assert ingest.prepare(cfg)[1] == tasks
 
 
+def test_flip_pairs_must_name_listed_classes(tmp_path, ingest_media):
+    _kinetics_tree(tmp_path, ingest_media, [("a", "v1", "train"), ("b", "v2", "train")])
+    cfg = _cfg(tmp_path, tmp_path / "out", "flip.pairs=[[a, b]]")
+    assert cfg.flip.label_map(["a", "b"]) == (1, 0)
+    ingest.prepare(cfg)
+    bad = _cfg(tmp_path, tmp_path / "out", "flip.pairs=[[a, c]]")
+    with pytest.raises(ConfigError, match="flip.pairs: class 'c' is not one of"):
+        ingest.prepare(bad)
+    with pytest.raises(ConfigError, match="flip.pairs: class 'a' is in two pairs"):
+        _cfg(tmp_path, tmp_path / "out", "flip.pairs=[[a, b], [a, c]]")
+
+
 def test_missing_out_or_videos_is_an_error(tmp_path):
     with pytest.raises(ConfigError, match="out: required"):
         ingest.prepare(ingest_config.load_ingest_config(None, [f"videos={tmp_path}"]))

@@ -14,7 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from pipelines.synth.dataset import synth_flip_labels
 from raysf.config import with_overrides
+from raysf.runtime import read_manifest
 from training.config import load_train_config
 from training.recipes.smoke import smoke_train_job
 from training.run.trainer import run_training
@@ -78,3 +80,12 @@ def test_same_seed_same_weights_other_seed_other_weights(dataset, local_ray, tmp
     assert [m["val_from_memory"] for m in b] == [0.0, 0.0], b
     assert a[0]["param_digest"] != a[1]["param_digest"]  # it trained
     assert a[-1]["param_digest"] != c[-1]["param_digest"]
+
+
+def test_synthmotion_declares_its_flip_pairs(dataset):
+    """The generated set's manifest pairs the two drifts (only those: orbit has no mirror
+    class), so its training flips keep labels true."""
+    manifest = read_manifest(dataset)
+    assert manifest.flip.pairs == (("drift_right", "drift_left"),)
+    assert manifest.flip.label_map(manifest.classes)[:2] == (1, 0)
+    assert synth_flip_labels(1).pairs == ()
