@@ -169,18 +169,7 @@ def video_rows(
     if cfg.reencode is not None:
         r, x264 = cfg.reencode, cfg.reencode.settings()
         try:
-            data = reencode_video(
-                data,
-                short_side=r.short_side,
-                fps=r.fps,
-                gop=x264.gop,
-                crf=x264.crf,
-                preset=x264.preset,
-                tune=x264.tune,
-                bframes=x264.bframes,
-                b_pyramid=x264.b_pyramid,
-                name=entry.uri,
-            )
+            data = reencode_video(data, x264, short_side=r.short_side, fps=r.fps, name=entry.uri)
         except ValueError as exc:
             raise RejectError("processing_error", str(exc)) from exc
         probe = replace(probe_video(data, entry.uri), rotation=probe.rotation)

@@ -75,7 +75,8 @@ def write_ingest_mp4(
 
 
 #: (container format, encoder, pixel format, encoder options) of the real-download kinds the
-#: ingest must take: Kinetics mirrors serve WebM/VP9 mostly, some AV1 and MKV; older sets AVI.
+#: ingest must take: Kinetics mirrors serve WebM/VP9 mostly, some AV1 and MKV; older sets AVI
+#: and WebM/VP8.
 FORMAT_KINDS: dict[str, tuple[str, str, str, dict[str, str]]] = {
     "vp9.webm": ("webm", "libvpx-vp9", "yuv420p", {"deadline": "realtime", "cpu-used": "8"}),
     "av1.mkv": ("matroska", "libsvtav1", "yuv420p", {"preset": "12"}),
@@ -89,6 +90,8 @@ FORMAT_KINDS: dict[str, tuple[str, str, str, dict[str, str]]] = {
         {"preset": "ultrafast", "x265-params": "log-level=0"},
     ),
     "mjpeg.mov": ("mov", "mjpeg", "yuvj420p", {}),
+    # Old Kinetics downloads: VP8 has no MP4 mapping, so ingest re-encodes it.
+    "vp8.webm": ("webm", "libvpx", "yuv420p", {"deadline": "realtime", "cpu-used": "8"}),
 }
 
 

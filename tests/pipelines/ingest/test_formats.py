@@ -14,7 +14,7 @@ import pytest
 
 from pipelines.decode.frame_table import read_frame_table
 from pipelines.ingest.probe import RejectError, probe_video
-from pipelines.ingest.segment import extract_segment, remux_video
+from pipelines.ingest.segment import RemuxError, extract_segment, remux_video
 
 
 def _write(ingest_media, tmp_path, kind: str, **kwargs) -> bytes:
@@ -37,6 +37,14 @@ def test_whole_video_remux_is_frame_exact(tmp_path, ingest_media, kind):
     seconds = (seg.table.pts - seg.table.pts[0]) * float(seg.table.time_base)
     expected = (table.pts - table.pts[0]) * float(table.time_base)
     assert np.allclose(seconds, expected, atol=float(table.time_base) / 2 + 1e-9)
+
+
+def test_a_codec_mp4_cannot_hold_is_a_remux_error_naming_it(tmp_path, ingest_media):
+    """VP8 (old WebM downloads) has no MP4 mapping: the remux says so, as a RemuxError (the
+    ingest then re-encodes the video, test_fallback.py)."""
+    data = _write(ingest_media, tmp_path, "vp8.webm")
+    with pytest.raises(RemuxError, match="vp8"):
+        remux_video(data, read_frame_table(data), name="v.webm")
 
 
 @pytest.mark.parametrize("kind", ["vp9.webm", "mpeg4.avi"])
