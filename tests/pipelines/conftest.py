@@ -90,8 +90,17 @@ FORMAT_KINDS: dict[str, tuple[str, str, str, dict[str, str]]] = {
         {"preset": "ultrafast", "x265-params": "log-level=0"},
     ),
     "mjpeg.mov": ("mov", "mjpeg", "yuvj420p", {}),
-    # Old Kinetics downloads: VP8 has no MP4 mapping, so ingest re-encodes it.
+    "h264.ts": ("mpegts", "libx264", "yuv420p", {"preset": "ultrafast"}),
+    "h264.flv": ("flv", "libx264", "yuv420p", {"preset": "ultrafast"}),
+    # Codecs an MP4 cannot hold (old Kinetics WebM downloads are VP8; the rest older or camera
+    # files): ingest re-encodes them.
     "vp8.webm": ("webm", "libvpx", "yuv420p", {"deadline": "realtime", "cpu-used": "8"}),
+    "wmv2.avi": ("avi", "wmv2", "yuv420p", {}),
+    "flv1.flv": ("flv", "flv", "yuv420p", {}),
+    "huffyuv.avi": ("avi", "huffyuv", "yuv422p", {}),
+    "rawvideo.avi": ("avi", "rawvideo", "yuv420p", {}),
+    "prores.mov": ("mov", "prores_ks", "yuv422p10le", {}),
+    "qtrle.mov": ("mov", "qtrle", "rgb24", {}),
 }
 
 

@@ -52,6 +52,28 @@ def test_a_vp8_webm_is_reencoded_and_said_so(tmp_path, ingest_media, split):
 
 
 @pytest.mark.parametrize(
+    ("kind", "codec"),
+    [
+        ("wmv2.avi", "wmv2"),
+        ("flv1.flv", "flv"),
+        ("huffyuv.avi", "huffyuv"),
+        ("rawvideo.avi", "rawvideo"),
+        ("prores.mov", "prores"),
+        ("qtrle.mov", "qtrle"),
+    ],
+)
+def test_other_codecs_mp4_cannot_hold_are_reencoded(tmp_path, ingest_media, kind, codec):
+    """The reason is the muxer's own (it names FFmpeg's codec id: ``flv`` for FLV1)."""
+    path = ingest_media.write_format(tmp_path / f"v.{kind}", kind, num_frames=20)
+    rows, reject = process_video(SourceEntry(str(path), "v", "train", "a"), 0, False, _cfg())
+    assert reject is None, reject
+    assert rows[0]["stored_as"] == "reencoded" and rows[0]["codec"] == "h264"
+    assert rows[0]["stored_reason"] == f"'mp4' format does not support '{codec}' codec"
+    assert rows[0]["source_format"] == EXPECTED_FORMATS[kind]
+    assert rows[0]["num_frames"] == 20
+
+
+@pytest.mark.parametrize(
     ("overrides", "stored_as", "reason"),
     [
         ((), "copied", ""),
@@ -108,6 +130,14 @@ EXPECTED_FORMATS = {
     "mpeg4.avi": "avi/mpeg4",
     "hevc.mp4": "mp4/hevc",
     "mjpeg.mov": "mov/mjpeg",
+    "h264.ts": "mpegts/h264",
+    "h264.flv": "flv/h264",
+    "wmv2.avi": "avi/wmv2",
+    "flv1.flv": "flv/flv1",
+    "huffyuv.avi": "avi/huffyuv",
+    "rawvideo.avi": "avi/rawvideo",
+    "prores.mov": "mov/prores",
+    "qtrle.mov": "mov/qtrle",
 }
 
 

@@ -22,7 +22,18 @@ def _write(ingest_media, tmp_path, kind: str, **kwargs) -> bytes:
 
 
 @pytest.mark.parametrize(
-    "kind", ["vp9.webm", "av1.mkv", "av1.mp4", "h264.mkv", "mpeg4.avi", "hevc.mp4", "mjpeg.mov"]
+    "kind",
+    [
+        "vp9.webm",
+        "av1.mkv",
+        "av1.mp4",
+        "h264.mkv",
+        "mpeg4.avi",
+        "hevc.mp4",
+        "mjpeg.mov",
+        "h264.ts",
+        "h264.flv",
+    ],
 )
 def test_whole_video_remux_is_frame_exact(tmp_path, ingest_media, kind):
     """The train-split record of every kind: all frames, the source's pixels, the source's
