@@ -162,16 +162,7 @@ def reencoded(
 
     def make() -> bytes:
         return reencode_video(
-            raw,
-            short_side=short_side,
-            fps=fps,
-            gop=settings.gop,
-            crf=settings.crf,
-            preset=settings.preset,
-            tune=settings.tune,
-            bframes=settings.bframes,
-            b_pyramid=settings.b_pyramid,
-            extra_params=extra_params,
+            raw, settings, short_side=short_side, fps=fps, extra_params=extra_params
         )
 
     return _cached(cache, key, make)

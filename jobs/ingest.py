@@ -24,6 +24,7 @@ import sys
 import tempfile
 from dataclasses import replace
 
+from pipelines.ingest import formats
 from pipelines.ingest.config import DEFAULT_CONFIG, IngestConfig, load_ingest_config
 from pipelines.ingest.run import run_ingest
 from pipelines.ingest.sources import FORMATS
@@ -125,7 +126,8 @@ def _ingest(args: argparse.Namespace, overrides: list[str]) -> int:
         if args.smoke_test:
             cfg = with_overrides(smoke_config(cfg, tmp), overrides, source="--smoke-test")
         manifest = run_ingest(cfg)
-    console.line(json.dumps({"out": cfg.out, **manifest.counts}))
+    summary = {"out": cfg.out, **manifest.counts, "formats": formats.compact(manifest.formats)}
+    console.line(json.dumps(summary))
     return 0
 
 

@@ -12,9 +12,12 @@ Versions: 2 stores the spec as ``clip_spec``; 1 (still read) stored the sampling
 Fields added within version 2 (absent from older documents, read with their defaults):
 ``counts.transient`` and ``transient`` (inputs that failed with errors that may pass, retried by
 the next run), ``incomplete_reason`` (why ``complete`` is false: transient inputs left, or more
-rejects than ``checks.max_reject_fraction``) and ``split_leaks`` (videos whose bytes appear in
-two splits), ``flip`` (what a horizontal flip does to the labels, :mod:`raysf.flip_labels`;
-absent: allowed, no pairs). ``complete`` always existed; since these fields it may be false, and
+rejects than ``checks.max_reject_fraction``), ``split_leaks`` (videos whose bytes appear in
+two splits), ``formats`` (``{"<container>/<codec>": {"inputs", "copied", "reencoded",
+"rejected", "transient"}}``), ``reencoded`` (``[{"split", "video_id", "path", "reason"}]``:
+the videos re-encoded because their stream could not be stored as it is) and ``flip`` (what a
+horizontal flip does to the labels, :mod:`raysf.flip_labels`; absent: allowed, no pairs).
+``complete`` always existed; since these fields it may be false, and
 :func:`raysf.runtime.read_manifest` refuses such a dataset (naming the reason).
 """
 
@@ -71,6 +74,16 @@ class Manifest:
     @property
     def incomplete_reason(self) -> str:
         return str(self.data.get("incomplete_reason") or "")
+
+    @property
+    def formats(self) -> dict[str, dict[str, int]]:
+        """Inputs per source format and how they were stored (``{}`` in older manifests)."""
+        return {k: dict(v) for k, v in self.data.get("formats", {}).items()}
+
+    @property
+    def reencoded(self) -> list[dict[str, str]]:
+        """The videos re-encoded because their stream could not be stored as it is."""
+        return [dict(r) for r in self.data.get("reencoded", [])]
 
     def clips_in(self, split: str) -> int:
         """Clip records of ``split`` (0 for a split the dataset does not have)."""

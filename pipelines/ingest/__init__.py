@@ -9,7 +9,9 @@
 - :mod:`~pipelines.ingest.sources` — a listing (Kinetics CSVs, ``<path> <label>`` lists, folders);
 - :mod:`~pipelines.ingest.kinetics_files` — a Kinetics row's file as downloads name it
   (``<id>_<start>_<end>.<ext>`` or ``<id>.<ext>``, any video extension);
-- :mod:`~pipelines.ingest.segment` — whole GOPs remuxed, or re-encoded, into a self-contained MP4.
+- :mod:`~pipelines.ingest.segment` — whole GOPs remuxed, or re-encoded, into a self-contained MP4;
+- :mod:`~pipelines.ingest.formats` — each input's ``<container>/<codec>``, how it was stored
+  (copied or re-encoded), and the counts per format.
 
-Layers, top to bottom (checked by make lint): run > leaks > shards > clips > config | probe | sources > segment | kinetics_files
+Layers, top to bottom (checked by make lint): run > leaks > shards > clips > config | probe | sources > segment | kinetics_files | formats
 """

@@ -13,6 +13,10 @@ with back-off (``retries``). What still fails that way is no verdict on the vide
 never as a reject. The whole of one video's processing is bounded by ``limits.timeout_s``.
 The sha256 of the bytes read (``source_sha256``, not a record column) lets the ingest find
 the same video in two splits.
+
+A video is stored as it is (remuxed, frame-exact) unless the config re-encodes every video or
+its stream cannot be (:class:`~pipelines.ingest.segment.RemuxError`: VP8, WMV ...): that video
+alone is re-encoded then (:data:`~pipelines.ingest.formats.FALLBACK_PROFILE`), not rejected.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from typing import Any
 import pyarrow.fs as pafs
 
 from pipelines import sampling
+from pipelines.ingest import formats
 from pipelines.ingest.config import IngestConfig
 from pipelines.ingest.probe import (
     ProbeResult,
@@ -36,7 +41,15 @@ from pipelines.ingest.probe import (
     probe_video,
     validate_length,
 )
-from pipelines.ingest.segment import Segment, extract_segment, reencode_video, remux_video
+from pipelines.ingest.segment import (
+    REENCODE_PROFILES,
+    EncodeSettings,
+    RemuxError,
+    Segment,
+    extract_segment,
+    reencode_video,
+    remux_video,
+)
 from pipelines.ingest.sources import SourceEntry
 from pipelines.views import window_indices, window_span
 from raysf import storage
@@ -129,34 +142,50 @@ def _window_columns(
 
 
 def process_video(
-    entry: SourceEntry, label_id: int | None, duplicate: bool, cfg: IngestConfig
+    entry: SourceEntry,
+    label_id: int | None,
+    duplicate: bool,
+    cfg: IngestConfig,
+    seen: dict[str, str] | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
     """Clip rows of one input, or ``([], reject_row)``; never raises for a bad input.
 
     Raises :class:`TransientError` when the input could not be read for a reason that may
     pass (or memory ran out): the caller keeps it for the next run instead of rejecting it.
-    Each clip row carries the ``source_sha256`` of the bytes read (not a record column).
+    Rows carry keys that are no record columns: clip rows ``source_sha256`` (of the bytes
+    read), ``source_format``, ``stored_as``, ``stored_reason``; a reject row the
+    ``source_format`` as far as it was known, which ``seen`` also tells the caller.
     """
+    seen = {} if seen is None else seen
+    seen["source_format"] = formats.UNREAD
     timer = time_limit(cfg.limits.timeout_s, entry.uri)
     try:
         with timer:
-            return video_rows(entry, label_id, duplicate, cfg), None
+            return video_rows(entry, label_id, duplicate, cfg, seen), None
     except RejectError as exc:
-        return [], reject_row(entry, exc.category, exc.message)
+        reject = reject_row(entry, exc.category, exc.message)
     except TransientError:
         raise
     except MemoryError as exc:
         raise TransientError(f"{entry.uri}: out of memory while processing") from exc
     except Exception as exc:  # noqa: BLE001 - one bad file must never fail the job
         if timer.expired:  # the time limit interrupted PyAV, which re-raised it as its own
-            return [], reject_row(entry, "timeout", timer.message)
-        return [], reject_row(entry, "processing_error", f"{type(exc).__name__}: {exc}")
+            reject = reject_row(entry, "timeout", timer.message)
+        else:
+            reject = reject_row(entry, "processing_error", f"{type(exc).__name__}: {exc}")
+    return [], {**reject, "source_format": seen["source_format"]}
 
 
 def video_rows(
-    entry: SourceEntry, label_id: int | None, duplicate: bool, cfg: IngestConfig
+    entry: SourceEntry,
+    label_id: int | None,
+    duplicate: bool,
+    cfg: IngestConfig,
+    seen: dict[str, str] | None = None,
 ) -> list[dict[str, Any]]:
-    """The clip rows of one input; raises :class:`RejectError` for an unusable one."""
+    """The clip rows of one input (see :func:`process_video` for ``seen``); raises
+    :class:`RejectError` for an unusable one."""
+    seen = {} if seen is None else seen
     if entry.error:
         raise RejectError("bad_entry", entry.error)
     if duplicate:
@@ -165,6 +194,7 @@ def video_rows(
         raise RejectError("unknown_label", f"label {entry.label!r} is not in the class list")
     data = read_input(entry.uri, cfg)
     digest = hashlib.sha256(data).hexdigest()
+    seen["source_format"] = formats.source_format(data, None)
     limits = cfg.limits
     probe = probe_video(
         data,
@@ -173,34 +203,64 @@ def video_rows(
         max_pixels=limits.max_pixels,
         max_duration_s=limits.max_duration_s,
     )
-    rotation = probe.rotation
+    rotation = probe.rotation  # the source's: a re-encode writes upright pictures
+    seen["source_format"] = formats.source_format(data, probe.codec)
+    stored = {"stored_as": "copied", "stored_reason": ""}
     if cfg.reencode is not None:
-        r, x264 = cfg.reencode, cfg.reencode.settings()
-        try:
-            data = reencode_video(
-                data,
-                short_side=r.short_side,
-                fps=r.fps,
-                gop=x264.gop,
-                crf=x264.crf,
-                preset=x264.preset,
-                tune=x264.tune,
-                bframes=x264.bframes,
-                b_pyramid=x264.b_pyramid,
-                name=entry.uri,
-            )
-        except ValueError as exc:
-            raise RejectError("processing_error", str(exc)) from exc
-        probe = probe_video(data, entry.uri)  # upright now (the re-encode applied the matrix)
+        r = cfg.reencode
+        data, probe = _reencode(data, probe, r.settings(), r.short_side, r.fps, entry.uri)
+        stored = {"stored_as": "reencoded", "stored_reason": formats.configured_reason(r.profile)}
     min_frames = cfg.checks.min_frames or window_span(cfg.clip, probe.fps)
     if cfg.checks.short_policy == "reject":
         validate_length(probe, min_frames, entry.uri)
+    rows, stored = _stored_rows(entry, label_id, data, probe, cfg, stored)
+    extra = {"source_sha256": digest, "source_format": seen["source_format"], **stored}
+    extra["rotation"] = rotation
+    return [{**row, **extra} for row in rows]
+
+
+def _stored_rows(
+    entry: SourceEntry,
+    label_id: int,
+    data: bytes,
+    probe: ProbeResult,
+    cfg: IngestConfig,
+    stored: dict[str, str],
+) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """The clip rows of the video as it is, or, when its stream cannot be stored as it is,
+    of the video re-encoded with the fallback profile; and how it was stored."""
+    try:
+        return clips_for_video(entry, label_id, data, probe, cfg), stored
+    except RemuxError as exc:
+        if cfg.reencode is not None:  # the config's own re-encode does not remux: a bug
+            raise RejectError("processing_error", str(exc)) from exc
+        reason = str(exc).removeprefix(f"{entry.uri}: ")  # the path is listed beside it
+    except (ValueError, OSError) as exc:
+        raise RejectError("processing_error", str(exc)) from exc
+    fallback = REENCODE_PROFILES[formats.FALLBACK_PROFILE]
+    data, probe = _reencode(data, probe, fallback, None, None, entry.uri)
     try:
         rows = clips_for_video(entry, label_id, data, probe, cfg)
     except (ValueError, OSError) as exc:
+        raise RejectError("processing_error", f"{exc} (re-encoded because {reason})") from exc
+    return rows, {"stored_as": "reencoded", "stored_reason": reason}
+
+
+def _reencode(
+    data: bytes,
+    probe: ProbeResult,
+    settings: EncodeSettings,
+    short_side: int | None,
+    fps: float | None,
+    name: str,
+) -> tuple[bytes, ProbeResult]:
+    """The video re-encoded upright (:func:`reencode_video`) and its probe; a failure is a
+    ``processing_error``."""
+    try:
+        data = reencode_video(data, settings, short_side=short_side, fps=fps, name=name)
+    except ValueError as exc:
         raise RejectError("processing_error", str(exc)) from exc
-    # ``rotation``: the source's, whether the content keeps its matrix or was re-encoded upright.
-    return [{**row, "rotation": rotation, "source_sha256": digest} for row in rows]
+    return data, probe_video(data, name)
 
 
 class time_limit:  # noqa: N801 - used as a context manager, like contextlib's

@@ -9,9 +9,10 @@ With ``checks.split_leaks: reject`` the copies outside the *held-out* split are 
 those in the first other split by name; ``train`` copies never stay when another split has the
 video, because the evaluation sets are the fixed ones and the training data is what one
 controls. A shard with such copies is rewritten (:func:`apply_leak_rejects`): its clip rows of
-those videos are removed, reject rows added, its marker recomputed. The rewrite is idempotent
-(rejects first, then clips, then the marker), so a killed run or a rerun ends in the same
-files.
+those videos are removed, reject rows added, its marker recomputed (its per-format counts,
+:mod:`pipelines.ingest.formats`, count those videos as rejected instead of stored). The
+rewrite is idempotent (rejects first, then clips, then the marker), so a killed run or a
+rerun ends in the same files.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from pipelines.ingest import shards
+from pipelines.ingest import formats, shards
 from pipelines.ingest.config import IngestConfig
 from pipelines.schema import reject_table
 from raysf import storage
@@ -102,10 +103,12 @@ def apply_leak_rejects(
     rejects = _read_table(fs, shards.rejects_path(root, shard)).to_pylist()
     meta = clips.select(["split", "video_id", "label", "source_uri"]).to_pylist()
     rejected = {(r["split"], r["video_id"]) for r in rejects}
+    moved = set()
     for row in meta:
         key = (row["split"], row["video_id"])
         if key in todo and key not in rejected:
             rejected.add(key)
+            moved.add(key)
             rejects.append(
                 {
                     "path": row["source_uri"],
@@ -121,6 +124,8 @@ def apply_leak_rejects(
     inputs = Counter({split: c["inputs"] for split, c in marker["per_split"].items()})
     kept_meta = [r for r, k in zip(meta, keep, strict=True) if k]
     new = shards.shard_marker(shard, inputs, kept_meta, rejects, marker["transient_inputs"])
+    # The records keep no source format: the old marker's counts, these videos moved.
+    new.update(formats.leak_rejected(marker, moved))
     new["hashes"] = marker["hashes"]
     new["leak_rejects"] = sorted([list(k) for k in done | set(todo)])
     shards.write_shard(fs, root, new, kept, reject_table(rejects), cfg)

@@ -24,6 +24,12 @@ from pipelines.decode.frame_table import FrameTable, open_container, read_frame_
 from pipelines.decode.orientation import upright_frames
 
 
+class RemuxError(ValueError):
+    """The stream cannot be stored as it is in an MP4: the muxer refuses its codec (VP8,
+    WMV, FLV1, ProRes, raw video ...) or the copied packets do not keep the source's frames
+    and timing. Ingest then re-encodes the video (:mod:`pipelines.ingest.clips`)."""
+
+
 @dataclass(frozen=True)
 class EncodeSettings:
     """The x264 settings of a re-encode, resolved from a profile and its overrides.
@@ -115,8 +121,10 @@ def extract_segment(
         :class:`Segment` whose frame ``i`` is source frame ``first_frame + i``.
 
     Raises:
-        ValueError: the range is invalid, or the remuxed segment does not hold exactly the
-            expected frames (e.g. open GOPs whose B-frames reference the previous GOP).
+        ValueError: the range is invalid.
+        RemuxError: the stream cannot be copied into an MP4, or the remuxed segment does not
+            hold exactly the expected frames (e.g. open GOPs whose B-frames reference the
+            previous GOP).
     """
     lo_frame = max(0, first - pad)
     hi_frame = min(table.num_frames - 1, last + pad)
@@ -130,7 +138,7 @@ def extract_segment(
     if seg_table.num_frames != end - begin or not _same_timing(
         got, seg_table.time_base, expected, table.time_base
     ):
-        raise ValueError(
+        raise RemuxError(
             f"{name}: segment of frames [{begin}, {end}) remuxed to {seg_table.num_frames} "
             "frames with different timing (open GOP or broken timestamps?)"
         )
@@ -155,7 +163,9 @@ def _same_timing(a: np.ndarray, tb_a, b: np.ndarray, tb_b) -> bool:
 
 
 def _remux_range(data: bytes, lo_pts: int, hi_pts: int | None, name: str) -> bytes:
-    """Copy video packets with ``lo_pts <= pts < hi_pts`` into a new mp4, shifted to start at 0."""
+    """Copy video packets with ``lo_pts <= pts < hi_pts`` into a new mp4, shifted to start at 0.
+
+    :class:`RemuxError` when the mp4 muxer refuses the codec or a packet."""
     buffer = io.BytesIO()
     try:
         with open_container(data) as src:
@@ -163,7 +173,10 @@ def _remux_range(data: bytes, lo_pts: int, hi_pts: int | None, name: str) -> byt
             with av.open(buffer, mode="w", format="mp4") as dst:
                 # opaque: copy the codec parameters without looking up an encoder of the
                 # decoder's name (AV1 decodes with libdav1d, which has no encoder).
-                vout = dst.add_stream_from_template(vin, opaque=True)
+                try:
+                    vout = dst.add_stream_from_template(vin, opaque=True)
+                except ValueError as exc:  # "'mp4' format does not support 'vp8' codec"
+                    raise RemuxError(f"{name}: {exc}") from exc
                 for packet in src.demux(vin):
                     if packet.pts is None or packet.size == 0:
                         continue
@@ -175,38 +188,27 @@ def _remux_range(data: bytes, lo_pts: int, hi_pts: int | None, name: str) -> byt
                     packet.stream = vout
                     dst.mux(packet)
     except av.FFmpegError as exc:
-        raise ValueError(f"{name}: remux failed: {exc}") from exc
+        raise RemuxError(f"{name}: remux failed: {exc}") from exc
     return buffer.getvalue()
 
 
 def reencode_video(
     data: bytes,
+    settings: EncodeSettings,
     *,
-    short_side: int | None,
-    fps: float | None,
-    gop: int,
-    crf: int = 23,
-    preset: str = "veryfast",
-    tune: str | None = None,
-    bframes: int | None = None,
-    b_pyramid: bool = True,
+    short_side: int | None = None,
+    fps: float | None = None,
     extra_params: Sequence[str] = (),
     name: str = "<bytes>",
 ) -> bytes:
     """Decode the first video stream and re-encode it upright with libx264 (no audio).
 
     Args:
+        settings: the x264 settings (a :data:`REENCODE_PROFILES` entry, or one with overrides).
         short_side: resize so the shorter side has this many pixels (even sizes; None keeps
             the size).
         fps: output frame rate; frames are picked by nearest-earlier timestamp (dropped or
             repeated). None keeps every frame at the source rate.
-        gop: keyframe interval in output frames (closed GOPs, no scene-cut keyframes).
-        crf, preset: x264 quality and speed.
-        tune: x264 tune (``fastdecode``: CAVLC instead of CABAC, no deblocking, no weighted
-            prediction; None: none).
-        bframes: maximum consecutive B-frames (None: the preset's).
-        b_pyramid: False keeps B-frames out of the references, so a decoder may skip any
-            B-frame it does not output (:mod:`pipelines.decode.frames` does).
         extra_params: further x264 parameters (``"cabac=0"``, ``"no-deblock=1"``...), applied
             last.
 
@@ -220,15 +222,15 @@ def reencode_video(
     picks = list(range(len(frames))) if fps is None else _resample(times, out_fps, src_fps)
     chosen = [frames[int(i)][1] for i in picks]
     options = x264_options(
-        gop=gop,
-        crf=crf,
-        preset=preset,
-        tune=tune,
-        bframes=bframes,
-        b_pyramid=b_pyramid,
+        gop=settings.gop,
+        crf=settings.crf,
+        preset=settings.preset,
+        tune=settings.tune,
+        bframes=settings.bframes,
+        b_pyramid=settings.b_pyramid,
         extra_params=extra_params,
     )
-    return _encode_x264(chosen, out_w, out_h, out_fps, gop=gop, options=options)
+    return _encode_x264(chosen, out_w, out_h, out_fps, gop=settings.gop, options=options)
 
 
 def _decode_timed(data: bytes, name: str) -> tuple[list[tuple[float, av.VideoFrame]], float]:

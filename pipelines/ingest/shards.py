@@ -33,6 +33,7 @@ import av
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from pipelines.ingest import formats
 from pipelines.ingest.clips import TransientError, process_video, reject_row
 from pipelines.ingest.config import IngestConfig
 from pipelines.ingest.sources import Listing, SourceEntry
@@ -103,7 +104,9 @@ def build_manifest(
 ) -> dict[str, Any]:
     """Sum the shard markers into the manifest; ``inputs == videos + rejects + transient``
     (else ``ValueError``: a shard missing or counted twice). ``complete``: nothing transient
-    (the ingest also unsets it above ``checks.max_reject_fraction``)."""
+    (the ingest also unsets it above ``checks.max_reject_fraction``). ``formats`` counts the
+    inputs per source format, ``reencoded`` lists the videos re-encoded because their stream
+    could not be stored as it is (:mod:`pipelines.ingest.formats`)."""
     videos = sum(m["videos"] for m in markers)
     rejects = sum(m["rejects"] for m in markers)
     inputs = sum(m["inputs"] for m in markers)
@@ -130,6 +133,8 @@ def build_manifest(
         "per_split": per_split,
         "per_class": per_class,
         "reject_reasons": dict(sorted(reasons.items())),
+        "formats": formats.sum_formats(markers),
+        "reencoded": formats.all_reencoded(markers),
         "clip_spec": config["clip_spec"],
         "segment": config["segment"],
         "reencode": config["reencode"],
@@ -209,10 +214,12 @@ def build_shard(task: ShardTask, cfg: IngestConfig, out: StorageLocation) -> dic
     transient: list[dict[str, Any]] = []
     hashes: list[list[str]] = []
     for entry, label_id, duplicate in task.items:
+        seen: dict[str, str] = {}
         try:
-            rows, reject = process_video(entry, label_id, duplicate, cfg)
+            rows, reject = process_video(entry, label_id, duplicate, cfg, seen)
         except TransientError as exc:
-            transient.append(reject_row(entry, "transient", str(exc)))
+            row = reject_row(entry, "transient", str(exc))
+            transient.append({**row, "source_format": seen["source_format"]})
             continue
         if reject is not None:
             rejects.append(reject)
@@ -234,7 +241,9 @@ def shard_marker(
     transient: Sequence[dict[str, Any]],
 ) -> dict[str, Any]:
     """The counts of a shard: ``inputs`` per split and its clip, reject and transient rows
-    (each a dict with at least ``split``, ``video_id``, ``label``)."""
+    (each a dict with at least ``split``, ``video_id``, ``label``; the per-format counts of
+    :func:`~pipelines.ingest.formats.shard_formats` from their ``source_format`` and
+    ``stored_as``)."""
     per_split: dict[str, Counter] = {split: Counter(inputs=n) for split, n in inputs.items()}
     per_class: dict[str, Counter] = {}
     for row in rejects:
@@ -257,6 +266,7 @@ def shard_marker(
         "per_class": {k: dict(v) for k, v in per_class.items()},
         "reject_reasons": dict(Counter(r["reason"] for r in rejects)),
         "transient_inputs": list(transient),
+        **formats.shard_formats(clips, rejects, transient),
     }
 
 

@@ -11,6 +11,7 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import torch
@@ -91,6 +92,54 @@ def test_predict_video_files_prints_top5(trained, capsys):
         assert len(scores) == 3  # only 3 classes exist
         assert scores == sorted(scores, reverse=True) and abs(sum(scores) - 1) < 1e-3
         assert {t["label"] for t in line["top5"]} == {"drift_right", "drift_left", "still"}
+
+
+def _lossless_copy(frames: list, path: Path, rotation: int = 0) -> str:
+    """``frames`` (RGB arrays) as lossless RGB H.264 (libx264rgb, qp 0) with a display
+    rotation when given: the same pixels, however they are stored."""
+    import av
+
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264rgb", rate=25)
+        stream.height, stream.width = frames[0].shape[:2]
+        stream.pix_fmt = "rgb24"
+        stream.options = {"qp": "0", "preset": "ultrafast", "threads": "1"}
+        if rotation:
+            stream.set_display_rotation(rotation)
+        for i, img in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")
+            frame.pts = i
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    return str(path)
+
+
+def test_predict_sees_a_phone_video_upright(trained, tmp_path, capsys):
+    """A test video stored as a phone stores portrait video (turned clockwise, a 90-degree
+    display matrix) gets the scores of the same pictures stored upright; stored sideways
+    without the matrix, it gets other scores (the model sees orientation)."""
+    import av
+
+    root, _, ckpt, _ = trained
+    video = sorted((root / "videos" / "test").glob("*.mp4"))[0]
+    with av.open(str(video)) as container:
+        frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    turned = [np.rot90(f, -1) for f in frames]
+    paths = [
+        _lossless_copy(frames, tmp_path / "upright.mp4"),
+        _lossless_copy(turned, tmp_path / "phone.mp4", rotation=90),
+        _lossless_copy(turned, tmp_path / "sideways.mp4"),
+    ]
+    assert predict.main([ckpt, *paths]) == 0
+    out = capsys.readouterr().out.splitlines()
+    upright, phone, sideways = (
+        {t["label"]: t["score"] for t in json.loads(line)["top5"]}
+        for line in out
+        if line.startswith("{")
+    )
+    assert phone.keys() == upright.keys()
+    assert all(abs(phone[k] - upright[k]) < 1e-5 for k in upright)
+    assert max(abs(sideways[k] - upright[k]) for k in upright) > 1e-4
 
 
 def test_predict_folder_and_dataset_write_parquet(trained, tmp_path):

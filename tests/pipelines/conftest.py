@@ -75,7 +75,8 @@ def write_ingest_mp4(
 
 
 #: (container format, encoder, pixel format, encoder options) of the real-download kinds the
-#: ingest must take: Kinetics mirrors serve WebM/VP9 mostly, some AV1 and MKV; older sets AVI.
+#: ingest must take: Kinetics mirrors serve WebM/VP9 mostly, some AV1 and MKV; older sets AVI
+#: and WebM/VP8.
 FORMAT_KINDS: dict[str, tuple[str, str, str, dict[str, str]]] = {
     "vp9.webm": ("webm", "libvpx-vp9", "yuv420p", {"deadline": "realtime", "cpu-used": "8"}),
     "av1.mkv": ("matroska", "libsvtav1", "yuv420p", {"preset": "12"}),
@@ -89,6 +90,27 @@ FORMAT_KINDS: dict[str, tuple[str, str, str, dict[str, str]]] = {
         {"preset": "ultrafast", "x265-params": "log-level=0"},
     ),
     "mjpeg.mov": ("mov", "mjpeg", "yuvj420p", {}),
+    # VP9 with an alpha plane (WebM keeps it beside the picture; decoders show the picture),
+    # and 10-bit streams (the wheel's libvpx has no 10-bit VP9 encoder: HEVC Main10, AV1).
+    "vp9-alpha.webm": ("webm", "libvpx-vp9", "yuva420p", {"deadline": "realtime", "cpu-used": "8"}),
+    "hevc10.mp4": (
+        "mp4",
+        "libx265",
+        "yuv420p10le",
+        {"preset": "ultrafast", "x265-params": "log-level=0"},
+    ),
+    "av1-10.mkv": ("matroska", "libsvtav1", "yuv420p10le", {"preset": "12"}),
+    "h264.ts": ("mpegts", "libx264", "yuv420p", {"preset": "ultrafast"}),
+    "h264.flv": ("flv", "libx264", "yuv420p", {"preset": "ultrafast"}),
+    # Codecs an MP4 cannot hold (old Kinetics WebM downloads are VP8; the rest older or camera
+    # files): ingest re-encodes them.
+    "vp8.webm": ("webm", "libvpx", "yuv420p", {"deadline": "realtime", "cpu-used": "8"}),
+    "wmv2.avi": ("avi", "wmv2", "yuv420p", {}),
+    "flv1.flv": ("flv", "flv", "yuv420p", {}),
+    "huffyuv.avi": ("avi", "huffyuv", "yuv422p", {}),
+    "rawvideo.avi": ("avi", "rawvideo", "yuv420p", {}),
+    "prores.mov": ("mov", "prores_ks", "yuv422p10le", {}),
+    "qtrle.mov": ("mov", "qtrle", "rgb24", {}),
 }
 
 

@@ -13,7 +13,7 @@ from av.video.frame import PictureType
 from pipelines.decode import frames as decode_module
 from pipelines.decode.frame_table import read_frame_table
 from pipelines.decode.frames import decode_av_frames, decode_frames
-from pipelines.ingest.segment import reencode_video
+from pipelines.ingest.segment import EncodeSettings, reencode_video
 from pipelines.synth.generate import encode_mp4, render_frames, sample_spec
 
 NUM_FRAMES = 120
@@ -34,9 +34,10 @@ def video():
     """A training-profile-like encode: non-reference B-frames, closed GOPs of 32."""
     spec = sample_spec(np.random.default_rng(7), "vibrate", num_frames=NUM_FRAMES, size=(96, 64))
     source = encode_mp4(render_frames(spec), 30, gop=NUM_FRAMES, bframes=2)
-    content = reencode_video(
-        source, short_side=64, fps=30, gop=GOP, bframes=3, b_pyramid=False, tune="fastdecode"
+    settings = EncodeSettings(
+        gop=GOP, crf=23, preset="veryfast", tune="fastdecode", bframes=3, b_pyramid=False
     )
+    content = reencode_video(source, settings, short_side=64, fps=30)
     frames, types = _reference(content)
     return content, read_frame_table(content), frames, types
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from dataclasses import replace
 
 import av
 import numpy as np
@@ -10,7 +11,7 @@ import pytest
 from av.video.frame import PictureType
 
 from pipelines.decode.h264 import avcc_length_size, is_non_reference
-from pipelines.ingest.segment import reencode_video
+from pipelines.ingest.segment import REENCODE_PROFILES, reencode_video
 from pipelines.synth.generate import encode_mp4, render_frames, sample_spec
 
 
@@ -59,8 +60,13 @@ def source() -> bytes:
     return encode_mp4(render_frames(spec), 30, gop=30, bframes=3)
 
 
+def _settings(b_pyramid: bool):
+    """The archive profile's x264 settings, closed GOPs of 32, at most 3 B-frames."""
+    return replace(REENCODE_PROFILES["archive"], gop=32, bframes=3, b_pyramid=b_pyramid)
+
+
 def test_nonref_packets_are_exactly_the_b_frames_without_pyramid(source):
-    out = reencode_video(source, short_side=64, fps=30, gop=32, bframes=3, b_pyramid=False)
+    out = reencode_video(source, _settings(b_pyramid=False), short_side=64, fps=30)
     types, nonref = _flags(out)
     b_frames = {pts for pts, t in types.items() if t == "B"}
     assert len(b_frames) >= 20
@@ -68,7 +74,7 @@ def test_nonref_packets_are_exactly_the_b_frames_without_pyramid(source):
 
 
 def test_pyramid_b_frames_that_are_references_are_kept(source):
-    out = reencode_video(source, short_side=64, fps=30, gop=32, bframes=3, b_pyramid=True)
+    out = reencode_video(source, _settings(b_pyramid=True), short_side=64, fps=30)
     types, nonref = _flags(out)
     b_frames = {pts for pts, t in types.items() if t == "B"}
     assert nonref < b_frames  # some B-frames are references in a pyramid

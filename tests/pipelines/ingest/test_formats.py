@@ -7,14 +7,16 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from fractions import Fraction
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 
 from pipelines.decode.frame_table import read_frame_table
 from pipelines.ingest.probe import RejectError, probe_video
-from pipelines.ingest.segment import extract_segment, remux_video
+from pipelines.ingest.segment import RemuxError, extract_segment, remux_video
 
 
 def _write(ingest_media, tmp_path, kind: str, **kwargs) -> bytes:
@@ -22,7 +24,21 @@ def _write(ingest_media, tmp_path, kind: str, **kwargs) -> bytes:
 
 
 @pytest.mark.parametrize(
-    "kind", ["vp9.webm", "av1.mkv", "av1.mp4", "h264.mkv", "mpeg4.avi", "hevc.mp4", "mjpeg.mov"]
+    "kind",
+    [
+        "vp9.webm",
+        "av1.mkv",
+        "av1.mp4",
+        "h264.mkv",
+        "mpeg4.avi",
+        "hevc.mp4",
+        "mjpeg.mov",
+        "h264.ts",
+        "h264.flv",
+        "vp9-alpha.webm",
+        "hevc10.mp4",
+        "av1-10.mkv",
+    ],
 )
 def test_whole_video_remux_is_frame_exact(tmp_path, ingest_media, kind):
     """The train-split record of every kind: all frames, the source's pixels, the source's
@@ -37,6 +53,14 @@ def test_whole_video_remux_is_frame_exact(tmp_path, ingest_media, kind):
     seconds = (seg.table.pts - seg.table.pts[0]) * float(seg.table.time_base)
     expected = (table.pts - table.pts[0]) * float(table.time_base)
     assert np.allclose(seconds, expected, atol=float(table.time_base) / 2 + 1e-9)
+
+
+def test_a_codec_mp4_cannot_hold_is_a_remux_error_naming_it(tmp_path, ingest_media):
+    """VP8 (old WebM downloads) has no MP4 mapping: the remux says so, as a RemuxError (the
+    ingest then re-encodes the video, test_fallback.py)."""
+    data = _write(ingest_media, tmp_path, "vp8.webm")
+    with pytest.raises(RemuxError, match="vp8"):
+        remux_video(data, read_frame_table(data), name="v.webm")
 
 
 @pytest.mark.parametrize("kind", ["vp9.webm", "mpeg4.avi"])
@@ -81,3 +105,31 @@ def test_format_bench_smoke_reports_every_format_against_h264_mp4():
     assert report["formats"]["h264.mp4"]["train_over_h264_mp4"] == 1.0
     for row in report["formats"].values():
         assert row["train_videos_per_s"] > 0 and row["test_videos_per_s"] > 0
+
+
+def test_odd_sized_and_variable_rate_webm_is_frame_exact(tmp_path, ingest_media):
+    """A 321x241 VP9 WebM whose frames come at uneven intervals (1, 2, 3 ticks of 40 ms): the
+    record holds every frame, the source's pixels and the source's uneven timing."""
+    path = tmp_path / "vfr.webm"
+    with av.open(str(path), "w", format="webm") as out:
+        stream = out.add_stream("libvpx-vp9", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 321, 241, "yuv420p"
+        stream.options = {"deadline": "realtime", "cpu-used": "8"}
+        pts = 0
+        for i in range(30):
+            image = np.random.default_rng(i).integers(0, 256, (241, 321, 3), dtype=np.uint8)
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame.pts, frame.time_base = pts, Fraction(1, 25)
+            pts += 1 + i % 3
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    data = path.read_bytes()
+    table = read_frame_table(data)
+    gaps = np.diff(table.pts) * float(table.time_base)
+    assert np.allclose(sorted(set(np.round(gaps, 3))), [0.04, 0.08, 0.12])
+    seg = remux_video(data, table, name="vfr.webm")
+    source, record = ingest_media.decode(data), ingest_media.decode(seg.content)
+    assert len(record) == len(source) == 30 and record[0].shape == (241, 321, 3)
+    assert all(np.array_equal(a, b) for a, b in zip(record, source, strict=True))
+    seconds = (seg.table.pts - seg.table.pts[0]) * float(seg.table.time_base)
+    assert np.allclose(seconds, (table.pts - table.pts[0]) * float(table.time_base), atol=1e-3)

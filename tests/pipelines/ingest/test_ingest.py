@@ -15,6 +15,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from jobs import ingest as ingest_job
 from pipelines import sampling
 from pipelines.ingest import config as ingest_config
 from pipelines.ingest import run as ingest
@@ -308,6 +309,62 @@ def test_ingest_takes_webm_av1_mkv_and_avi_downloads_frame_exact(tmp_path, ray_l
         seg = ingest_media.decode(c["content"])
         for i in c["fast_idx"]:
             assert np.array_equal(seg[i], src[c["source_start_frame"] + i])
+
+
+#: (split, class, file name, kind) of the mixed download folder: every kind stored as it is
+#: but VP8 (no MP4 mapping: re-encoded), and a WebM cut at half (rejected).
+MIXED = [
+    ("train", "a", "vp9.webm", "vp9.webm"),
+    ("train", "b", "av1.mkv", "av1.mkv"),
+    ("train", "a", "mpeg4.avi", "mpeg4.avi"),
+    ("val", "b", "vp8.webm", "vp8.webm"),
+    ("train", "b", "h264.mp4", None),
+    ("train", "a", "cut.webm", "vp9.webm"),
+]
+
+
+@pytest.mark.slow
+def test_cli_ingest_counts_each_container_and_codec(tmp_path, ray_local, ingest_media, capsys):
+    """``raysf ingest`` (in process, on this module's Ray) over class folders of mixed
+    downloads: the manifest and the summary line count each ``<container>/<codec>``; the VP8
+    video alone is re-encoded, listed with its reason; the cut WebM is a truncated reject."""
+    root = tmp_path / "videos"
+    for split, cls, name, kind in MIXED:
+        path = root / split / cls / name
+        if kind is None:
+            ingest_media.write_mp4(path, num_frames=40)
+        else:
+            ingest_media.write_format(path, kind, num_frames=60 if name == "cut.webm" else 40)
+    cut = root / "train" / "a" / "cut.webm"
+    cut.write_bytes(cut.read_bytes()[: cut.stat().st_size // 2])
+    out = tmp_path / "out"
+    argv = ["--videos", str(root), "--out", str(out), "--format", "folders"]
+    argv += ["--log-dir", str(tmp_path / "logs"), *SMALL, "checks.max_reject_fraction=0.5"]
+    assert ingest_job.main(argv) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["inputs"] == 6 and summary["rejects"] == 1
+    assert summary["formats"] == {
+        "avi/mpeg4": {"inputs": 1, "copied": 1},
+        "mkv/av1": {"inputs": 1, "copied": 1},
+        "mp4/h264": {"inputs": 1, "copied": 1},
+        "webm/unknown": {"inputs": 1, "rejected": 1},
+        "webm/vp8": {"inputs": 1, "reencoded": 1},
+        "webm/vp9": {"inputs": 1, "copied": 1},
+    }
+    manifest = read_manifest(str(out))
+    assert manifest.formats["webm/vp8"] == {
+        "inputs": 1,
+        "copied": 0,
+        "reencoded": 1,
+        "rejected": 0,
+        "transient": 0,
+    }
+    [reencoded] = manifest.reencoded
+    assert (reencoded["split"], reencoded["video_id"]) == ("val", "b/vp8.webm")
+    assert "vp8" in reencoded["reason"] and reencoded["path"].endswith("vp8.webm")
+    assert [r["reason"] for r in _read_rejects(out)] == ["truncated"]
+    vp8 = [c for c in _read_clips(out) if c["video_id"] == "b/vp8.webm"]
+    assert vp8 and all(c["codec"] == "h264" for c in vp8)
 
 
 @pytest.mark.slow

@@ -158,6 +158,14 @@ def test_split_leak_rejected_by_config_keeps_the_held_out_copy(
     ]
     message = next(r["message"] for r in _table(out, "rejects") if r["reason"] == "split_leak")
     assert "val/dog/copy.mp4" in message
+    # the leak-rejected copy moved from copied to rejected in the per-format counts
+    stored_or_not = {f: (c["copied"], c["rejected"]) for f, c in manifest["formats"].items()}
+    assert stored_or_not == {
+        "mp4/h264": (3, 1),
+        "mp4/unknown": (0, 2),  # probed, refused before the codec was known: wide, long
+        "unknown/unknown": (0, 1),  # the concat script
+        "unread": (0, 4),  # FIFO, /dev/zero, too big, a name that is not UTF-8
+    }
     # a rerun changes nothing (the rewrite is idempotent)
     files = {f: Path(f).read_bytes() for f in glob.glob(str(out / "*" / "*.parquet"))}
     assert ingest.run_ingest(cfg)["counts"] == counts

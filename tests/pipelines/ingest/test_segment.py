@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from dataclasses import replace
 
 import av
 import numpy as np
@@ -10,7 +11,13 @@ import pytest
 
 from pipelines.decode.frame_table import read_frame_table
 from pipelines.ingest.probe import probe_video
-from pipelines.ingest.segment import extract_segment, gop_bounds, reencode_video, remux_video
+from pipelines.ingest.segment import (
+    REENCODE_PROFILES,
+    extract_segment,
+    gop_bounds,
+    reencode_video,
+    remux_video,
+)
 
 
 @pytest.fixture(scope="module")
@@ -60,15 +67,20 @@ def test_remux_video_keeps_every_frame_and_drops_audio(source, ingest_media):
     assert all(np.array_equal(a, b) for a, b in zip(M.decode(whole.content), frames, strict=True))
 
 
+def _archive(gop: int):
+    """The archive profile (the x264 settings re-encodes used by default) at ``gop``."""
+    return replace(REENCODE_PROFILES["archive"], gop=gop)
+
+
 def test_reencode_size_rate_gop_and_determinism(source):
     data = source[0]
-    out = reencode_video(data, short_side=32, fps=15, gop=8)
+    out = reencode_video(data, _archive(8), short_side=32, fps=15)
     result = probe_video(out, decode_all=True)
     assert (result.width, result.height) == (42, 32)
     assert result.fps == 15.0
     assert result.num_frames == 30
     assert result.table.keyframes.tolist() == [0, 8, 16, 24]
     assert not result.has_audio
-    assert reencode_video(data, short_side=32, fps=15, gop=8) == out
-    keep = probe_video(reencode_video(data, short_side=None, fps=None, gop=30))
+    assert reencode_video(data, _archive(8), short_side=32, fps=15) == out
+    keep = probe_video(reencode_video(data, _archive(30)))
     assert (keep.num_frames, keep.width, keep.height) == (60, 64, 48)
