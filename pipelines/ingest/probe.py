@@ -22,6 +22,7 @@ import io
 from dataclasses import dataclass
 
 import av
+import numpy as np
 
 from pipelines.decode.frame_table import FrameTable, read_frame_table
 from pipelines.decode.orientation import UPRIGHT, Orientation
@@ -101,7 +102,7 @@ _REFUSED_MAGIC: tuple[tuple[int, bytes, str, str], ...] = (
     ),
 )
 #: A file whose container declares a duration but no frame count (Matroska/WebM) is
-#: ``truncated`` when its demuxed frames fall short of that duration by more than this share
+#: ``truncated`` when its frames' timestamps end short of that duration by more than this share
 #: (and by more than two frames): the slack covers a last frame's duration and rounding.
 DURATION_SLACK = 0.02
 
@@ -262,24 +263,24 @@ def _declared(container, stream) -> tuple[int, float | None]:
 
 def _demuxed_table(data: bytes, declared: tuple[int, float | None], name: str) -> FrameTable:
     """The frame table of ``data``; ``truncated`` when it does not demux, holds fewer frames
-    than the container declares, or (no declared count) falls short of the declared duration
-    by more than :data:`DURATION_SLACK` of it and two frames."""
+    than declared, or (no declared count) its timestamps end short of the declared duration by
+    more than :data:`DURATION_SLACK` of it and two frames (a variable rate is not a cut)."""
     try:
         table = read_frame_table(data)
     except ValueError as exc:
         raise RejectError("truncated", f"{name}: {exc}") from exc
     frames, seconds = declared
     if frames and table.num_frames < frames:
+        msg = f"{name}: {table.num_frames} frames demuxed, container declares {frames}"
+        raise RejectError("truncated", msg)
+    times = (table.pts - table.pts[0]) * float(table.time_base)
+    step = float(np.median(np.diff(times))) if table.num_frames > 1 else 1.0 / table.fps
+    found = float(times[-1]) + step  # the end of the last frame
+    if not frames and seconds and found + max(2 * step, DURATION_SLACK * seconds) < seconds:
         raise RejectError(
             "truncated",
-            f"{name}: {table.num_frames} frames demuxed, container declares {frames}",
-        )
-    expected = (seconds or 0.0) * table.fps
-    if not frames and table.num_frames + max(2.0, DURATION_SLACK * expected) < expected:
-        raise RejectError(
-            "truncated",
-            f"{name}: {table.num_frames} frames demuxed ({table.num_frames / table.fps:.2f} s "
-            f"at {table.fps:g} fps), container declares {seconds:.2f} s",
+            f"{name}: {table.num_frames} frames demuxed, ending at {found:.2f} s, container "
+            f"declares {seconds:.2f} s",
         )
     return table
 

@@ -137,6 +137,27 @@ def write_format_video(
     return path
 
 
+def write_vfr_webm(
+    path: str | os.PathLike, *, num_frames: int = 30, width: int = 321, height: int = 241
+) -> Path:
+    """A VP9 WebM (odd size by default) whose frames come at uneven intervals: 1, 2, 3 ticks
+    of 40 ms, over and over."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w", format="webm") as out:
+        stream = out.add_stream("libvpx-vp9", rate=25)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.options = {"deadline": "realtime", "cpu-used": "8"}
+        pts = 0
+        for i in range(num_frames):
+            frame = av.VideoFrame.from_ndarray(ingest_frame(i, width, height), format="rgb24")
+            frame.pts, frame.time_base = pts, Fraction(1, 25)
+            pts += 1 + i % 3
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    return path
+
+
 def _encode_frames(out: av.container.OutputContainer, stream, num_frames: int, fps: int) -> None:
     """Encode and mux ``num_frames`` :func:`ingest_frame` frames at ``fps``, then flush."""
     for i in range(num_frames):
@@ -345,13 +366,14 @@ def ingest_s3_endpoint():
 @pytest.fixture(scope="session")
 def ingest_media():
     """The helpers of this module, for tests (``from conftest import`` is ambiguous when
-    several test folders have a conftest): ``write_mp4``, ``write_format(path, kind)`` (``format_kinds``), ``write_bad(kind, path, scratch)``,
+    several test folders have a conftest): ``write_mp4``, ``write_format(path, kind)`` (``format_kinds``), ``write_vfr``, ``write_bad(kind, path, scratch)``,
     ``decode`` (all frames), ``bad_kinds``, ``corrupt_avcc``, ``rot_middle``."""
     import types
 
     return types.SimpleNamespace(
         write_mp4=write_ingest_mp4,
         write_format=write_format_video,
+        write_vfr=write_vfr_webm,
         format_kinds=tuple(FORMAT_KINDS),
         write_bad=write_bad_input,
         decode=decode_all_frames,

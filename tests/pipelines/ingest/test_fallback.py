@@ -123,6 +123,9 @@ def test_reject_rows_say_what_was_known_of_the_format(tmp_path, ingest_media):
 
 EXPECTED_FORMATS = {
     "vp9.webm": "webm/vp9",
+    "vp9-alpha.webm": "webm/vp9",
+    "hevc10.mp4": "mp4/hevc",
+    "av1-10.mkv": "mkv/av1",
     "vp8.webm": "webm/vp8",
     "av1.mkv": "mkv/av1",
     "av1.mp4": "mp4/av1",

@@ -7,10 +7,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from fractions import Fraction
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 
@@ -101,7 +99,14 @@ def test_format_bench_smoke_reports_every_format_against_h264_mp4():
     )
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads(done.stdout)
-    assert set(report["formats"]) == {"h264.mp4", "vp9.webm", "av1.mkv", "h264.mkv", "mpeg4.avi"}
+    assert set(report["formats"]) == {
+        "h264.mp4",
+        "vp9.webm",
+        "av1.mkv",
+        "h264.mkv",
+        "mpeg4.avi",
+        "vp8.webm",
+    }
     assert report["formats"]["h264.mp4"]["train_over_h264_mp4"] == 1.0
     for row in report["formats"].values():
         assert row["train_videos_per_s"] > 0 and row["test_videos_per_s"] > 0
@@ -110,20 +115,11 @@ def test_format_bench_smoke_reports_every_format_against_h264_mp4():
 def test_odd_sized_and_variable_rate_webm_is_frame_exact(tmp_path, ingest_media):
     """A 321x241 VP9 WebM whose frames come at uneven intervals (1, 2, 3 ticks of 40 ms): the
     record holds every frame, the source's pixels and the source's uneven timing."""
-    path = tmp_path / "vfr.webm"
-    with av.open(str(path), "w", format="webm") as out:
-        stream = out.add_stream("libvpx-vp9", rate=25)
-        stream.width, stream.height, stream.pix_fmt = 321, 241, "yuv420p"
-        stream.options = {"deadline": "realtime", "cpu-used": "8"}
-        pts = 0
-        for i in range(30):
-            image = np.random.default_rng(i).integers(0, 256, (241, 321, 3), dtype=np.uint8)
-            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
-            frame.pts, frame.time_base = pts, Fraction(1, 25)
-            pts += 1 + i % 3
-            out.mux(stream.encode(frame))
-        out.mux(stream.encode(None))
-    data = path.read_bytes()
+    data = ingest_media.write_vfr(tmp_path / "vfr.webm").read_bytes()
+    # Fewer frames than duration x rate is a variable rate, not a cut; half the file is a cut.
+    assert probe_video(data, "vfr.webm").num_frames == 30
+    with pytest.raises(RejectError, match="truncated: vfr.webm: .* ending at .* declares"):
+        probe_video(data[: len(data) // 2], "vfr.webm")
     table = read_frame_table(data)
     gaps = np.diff(table.pts) * float(table.time_base)
     assert np.allclose(sorted(set(np.round(gaps, 3))), [0.04, 0.08, 0.12])

@@ -17,6 +17,7 @@ import pytest
 
 from jobs import ingest as ingest_job
 from pipelines import sampling
+from pipelines.decode.frames import decode_frames
 from pipelines.ingest import config as ingest_config
 from pipelines.ingest import run as ingest
 from pipelines.schema import CLIP_SCHEMA, check_clip_table
@@ -312,8 +313,11 @@ def test_ingest_takes_webm_av1_mkv_and_avi_downloads_frame_exact(tmp_path, ray_l
 
 
 #: (split, class, file name, kind) of the mixed download folder: every kind stored as it is
-#: but VP8 (no MP4 mapping: re-encoded), and a WebM cut at half (rejected).
+#: but VP8 (no MP4 mapping: re-encoded), and a WebM cut at half (rejected); a phone video
+#: (H.264 with a 90-degree display matrix) and a variable-rate odd-sized WebM.
 MIXED = [
+    ("train", "a", "phone.mp4", "phone"),
+    ("train", "b", "vfr.webm", "vfr"),
     ("train", "a", "vp9.webm", "vp9.webm"),
     ("train", "b", "av1.mkv", "av1.mkv"),
     ("train", "a", "mpeg4.avi", "mpeg4.avi"),
@@ -333,6 +337,10 @@ def test_cli_ingest_counts_each_container_and_codec(tmp_path, ray_local, ingest_
         path = root / split / cls / name
         if kind is None:
             ingest_media.write_mp4(path, num_frames=40)
+        elif kind == "phone":
+            ingest_media.write_mp4(path, num_frames=40, width=64, height=48, rotation=90)
+        elif kind == "vfr":
+            ingest_media.write_vfr(path, num_frames=40)
         else:
             ingest_media.write_format(path, kind, num_frames=60 if name == "cut.webm" else 40)
     cut = root / "train" / "a" / "cut.webm"
@@ -342,14 +350,14 @@ def test_cli_ingest_counts_each_container_and_codec(tmp_path, ray_local, ingest_
     argv += ["--log-dir", str(tmp_path / "logs"), *SMALL, "checks.max_reject_fraction=0.5"]
     assert ingest_job.main(argv) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert summary["inputs"] == 6 and summary["rejects"] == 1
+    assert summary["inputs"] == 8 and summary["rejects"] == 1, summary
     assert summary["formats"] == {
         "avi/mpeg4": {"inputs": 1, "copied": 1},
         "mkv/av1": {"inputs": 1, "copied": 1},
-        "mp4/h264": {"inputs": 1, "copied": 1},
+        "mp4/h264": {"inputs": 2, "copied": 2},
         "webm/unknown": {"inputs": 1, "rejected": 1},
         "webm/vp8": {"inputs": 1, "reencoded": 1},
-        "webm/vp9": {"inputs": 1, "copied": 1},
+        "webm/vp9": {"inputs": 2, "copied": 2},
     }
     manifest = read_manifest(str(out))
     assert manifest.formats["webm/vp8"] == {
@@ -363,8 +371,21 @@ def test_cli_ingest_counts_each_container_and_codec(tmp_path, ray_local, ingest_
     assert (reencoded["split"], reencoded["video_id"]) == ("val", "b/vp8.webm")
     assert "vp8" in reencoded["reason"] and reencoded["path"].endswith("vp8.webm")
     assert [r["reason"] for r in _read_rejects(out)] == ["truncated"]
-    vp8 = [c for c in _read_clips(out) if c["video_id"] == "b/vp8.webm"]
+    clips = _read_clips(out)
+    vp8 = [c for c in clips if c["video_id"] == "b/vp8.webm"]
     assert vp8 and all(c["codec"] == "h264" for c in vp8)
+    [phone] = [c for c in clips if c["video_id"] == "a/phone.mp4"]
+    assert (phone["width"], phone["height"], phone["rotation"]) == (48, 64, 90)
+    [vfr] = [c for c in clips if c["video_id"] == "b/vfr.webm"]
+    source = ingest_media.decode(Path(vfr["source_uri"]).read_bytes())
+    assert all(
+        np.array_equal(a, b)
+        for a, b in zip(ingest_media.decode(vfr["content"]), source, strict=True)
+    )
+    assert np.array_equal(
+        decode_frames(phone["content"], [5])[0],
+        np.rot90(ingest_media.decode(Path(phone["source_uri"]).read_bytes())[5]),
+    )
 
 
 @pytest.mark.slow
