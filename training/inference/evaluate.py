@@ -135,12 +135,15 @@ def accumulate_views(batches) -> VideoScores:
 
 
 def aggregate_views(batches) -> dict[str, float]:
-    """Average view scores per video; video- and view-level top-1/top-5."""
+    """Average view scores per video; video- and view-level top-1/top-5, and the video-level
+    top-1 of each label id present (``test_top1_class_<id>``)."""
     scores = accumulate_views(batches)
     hits = np.zeros(2)
+    per_class: dict[int, list[bool]] = defaultdict(list)
     for vid, total in scores.sums.items():
         top = np.argsort(-total)
         hits += [top[0] == scores.labels[vid], scores.labels[vid] in top[:5]]
+        per_class[scores.labels[vid]].append(bool(top[0] == scores.labels[vid]))
     n = len(scores.sums)
     if not n:
         raise ValueError("no view was scored: the split is empty or none of its records decodes")
@@ -152,6 +155,7 @@ def aggregate_views(batches) -> dict[str, float]:
         "test_videos": float(n),
         "test_views": float(n_views),
         "test_views_per_video": float(n_views / n),
+        **{f"test_top1_class_{k}": float(np.mean(v)) for k, v in sorted(per_class.items())},
     }
 
 

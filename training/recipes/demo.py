@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.ingest.config import ReencodeConfig
+from pipelines.synth.ceilings import Ceiling, ceiling
 from pipelines.synth.dataset import SynthDataset, ensure_synth_dataset
 from raysf import console, runtime
 from raysf.clip_spec import ClipSpec
@@ -149,7 +150,11 @@ def run_demo(train: TrainJobConfig, tune: TuneJobConfig, options: DemoOptions) -
     )
     dataset = ensure_synth_dataset(folder, data)
     console.line("[demo] 2/4 SlowFast and Slow-only: Ray Train, then the test views (Ray Data)")
-    rows = [_train_row(label, model, train, dataset, options) for label, model in MODELS.items()]
+    classes = runtime.read_manifest(dataset).classes
+    rows = [
+        _train_row(label, model, train, dataset, options, len(classes))
+        for label, model in MODELS.items()
+    ]
     if options.sweep_epochs:
         console.line(
             f"[demo] 3/4 ablation sweep (Ray Tune, {options.sweep_epochs} epochs per trial): "
@@ -160,11 +165,17 @@ def run_demo(train: TrainJobConfig, tune: TuneJobConfig, options: DemoOptions) -
         console.line("\n" + format_table(outcome.rows))
     console.line("[demo] 4/4 SlowFast against Slow-only, same data and budget:")
     print_table(rows)
+    print_class_table(rows, classes)
     return rows
 
 
 def _train_row(
-    label: str, model: ModelConfig, base: TrainJobConfig, dataset: str, options: DemoOptions
+    label: str,
+    model: ModelConfig,
+    base: TrainJobConfig,
+    dataset: str,
+    options: DemoOptions,
+    num_classes: int,
 ) -> dict[str, Any]:
     job = demo_train_job(base, dataset, options.epochs)
     name = f"demo-{label.lower()}"
@@ -178,16 +189,48 @@ def _train_row(
     )
     job = with_overrides(job, source="demo")
     outcome = run_training(job)
+    resolved = job.model.resolve(num_classes=num_classes)
+    tau = job.data.clip.tau or resolved.default_tau
+    # The finest sampling the network sees: the Fast pathway's, or the Slow one's alone.
+    stride = tau if resolved.pathways == "slow_only" else max(1, tau // resolved.alpha)
+    test = outcome.test_metrics or {}
     return {
         "model": label,
         "preset": job.model.preset,
         "gflops": outcome.model_info.gflops,
         "params": outcome.model_info.params,
         "val_top1": outcome.metrics.get("val_top1"),
-        "test_top1": (outcome.test_metrics or {}).get("test_top1"),
+        "test_top1": test.get("test_top1"),
+        "stride": stride,
+        "class_top1": {int(k.rsplit("_", 1)[1]): v for k, v in test.items() if "_class_" in k},
         "mlflow_run_id": outcome.mlflow_run_id,
         "tracking_uri": outcome.tracking_uri,
     }
+
+
+def print_class_table(rows: list[dict], classes: tuple[str, ...]) -> None:
+    """Each model's test top-1 per class beside the best its finest sampling allows in principle
+    (:mod:`pipelines.synth.ceilings`); ``*`` marks a class that sampling cannot tell from
+    ``still`` (best mean accuracy 1 / the size of that group)."""
+    ceilings = [ceiling(classes, r["stride"]) for r in rows]
+    titles = [f"{r['model']} (stride {r['stride']})" for r in rows]
+    lines = ["", "Test top-1 per class / the best each sampling allows:"]
+    lines.append(f"{'class':<14}" + "".join(f"{t:>24}" for t in titles))
+    for k, name in enumerate(classes):
+        cells = [
+            _class_cell(r["class_top1"].get(k), c, name)
+            for r, c in zip(rows, ceilings, strict=True)
+        ]
+        lines.append(f"{name:<14}" + "".join(f"{cell:>24}" for cell in cells))
+    totals = [f"{r['test_top1']:.2f} / {c.top1:.2f} " for r, c in zip(rows, ceilings, strict=True)]
+    lines.append(f"{'top-1':<14}" + "".join(f"{t:>24}" for t in totals))
+    lines.append("(* cannot be told from still at that stride)")
+    console.line("\n".join(lines))
+
+
+def _class_cell(got: float | None, limit: Ceiling, name: str) -> str:
+    mark = " " if name in limit.seen else "*"
+    return f"{'-' if got is None else f'{got:.2f}'} / {limit.class_ceiling(name):.2f}{mark}"
 
 
 def print_table(rows: list[dict]) -> None:
