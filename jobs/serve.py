@@ -4,7 +4,7 @@ A Ray Serve application (:mod:`training.serving`): ``POST /v1/classify`` (top-5 
 video), ``POST /v1/timeline`` (per-window top-k over a long video, the answer of ``raysf predict
 --timeline``), ``GET /v1/model``, ``GET /healthz``. The model is a checkpoint of ours, an
 export (TorchScript or ExportedProgram, with its ``.json`` beside it) or a converted
-PyTorchVideo / PySlowFast / mmaction2 checkpoint (``--source``). It serves until Ctrl-C;
+PyTorchVideo / PySlowFast / mmaction2 checkpoint (``--source``). It serves until Ctrl-C or SIGTERM;
 ``--smoke-test`` trains the smoke model, serves it, sends one request, prints the answer and stops.
 """
 
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import time
 import urllib.request
@@ -106,6 +107,7 @@ def _serve(args: argparse.Namespace) -> int:
         args.checkpoint, dataset = smoke_checkpoint(load_train_config(TRAIN_CONFIG))
         video = smoke_videos(dataset)[0]
     cfg = serve_config(args)
+    _stop_on_signals()
     runtime.init_ray(args.address)
     url = start_service(cfg)
     console.line(f"serving {cfg.model.checkpoint} at {url} (POST /v1/classify, /v1/timeline)")
@@ -119,6 +121,17 @@ def _serve(args: argparse.Namespace) -> int:
         return 0
     finally:
         stop_service()
+
+
+def _stop_on_signals() -> None:
+    """Ctrl-C and SIGTERM stop the service cleanly (Serve's replicas, then the local Ray), also
+    where the shell started this process in the background with SIGINT ignored."""
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, stop)
 
 
 def classify_file(url: str, video: Path) -> dict:
