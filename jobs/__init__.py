@@ -9,6 +9,7 @@
 - ``raysf tune``     / ``python -m jobs.tune``     Ray Tune ablation sweeps (:mod:`training.tune`)
 - ``raysf table``    / ``python -m jobs.table``    one seeded table from several sweeps (:mod:`training.tune.combine`)
 - ``raysf export``   / ``python -m jobs.export``   TorchScript / ExportedProgram / ONNX
+- ``raysf serve``    / ``python -m jobs.serve``    the model behind HTTP on Ray Serve (:mod:`training.serving`)
 - ``raysf demo``     / ``python -m jobs.demo``     the README's demo (:mod:`training.recipes.demo`)
 
 ``raysf COMMAND`` runs ``jobs/COMMAND.py`` (:mod:`jobs.cli`, the one module that imports them).

@@ -7,6 +7,7 @@
     raysf tune     [CONFIG] [key=value ...]                           (jobs.tune)
     raysf table    SWEEP.json... [--baseline KEY] [--out DIR]         (jobs.table)
     raysf export   CHECKPOINT --format torchscript|exported-program|onnx [--out PATH]
+    raysf serve    CHECKPOINT|EXPORT [--port] [--replicas N] [--device cpu|cuda]  (jobs.serve)
     raysf demo                                                        (jobs.demo)
 
 Every subcommand takes ``--smoke-test`` (the real code path at the smallest size on generated
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 import sys
 
-from jobs import demo, evaluate, export, ingest, predict, table, train, tune
+from jobs import demo, evaluate, export, ingest, predict, serve, table, train, tune
 
 #: The entry points in the order ``raysf --help`` lists them, each with its one-line summary.
 #: ``raysf COMMAND`` is the module ``jobs/COMMAND.py``: the name is taken from the module.
@@ -33,6 +34,7 @@ _ENTRY_POINTS = (
     (tune, "Ray Tune ablation sweeps (alpha, beta, fusion, ...)"),
     (table, "one seeded table from several sweeps' --json files"),
     (export, "a checkpoint as TorchScript, ExportedProgram or ONNX"),
+    (serve, "the model behind HTTP on Ray Serve (classify, timeline)"),
     (demo, "the README's demo, end to end"),
 )
 COMMANDS = {

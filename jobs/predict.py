@@ -2,6 +2,8 @@
 
 Video files print one JSON line each; a folder or an ingested dataset (``--split``) runs as Ray
 Data batch inference and writes a Parquet file (``--out``). See :mod:`training.inference.predict`.
+``--timeline`` (files and folders) gives each video's per-window top-k instead, the answer of
+the service's ``POST /v1/timeline`` (:mod:`training.inference.timeline`).
 """
 
 from __future__ import annotations
@@ -24,8 +26,10 @@ from training.inference.predict import (
     load_predictor,
     predict_dataset,
     predict_folder,
+    score_timeline,
     score_video,
 )
+from training.inference.timeline import TimelineOptions
 from training.recipes.smoke import smoke_checkpoint, smoke_videos
 
 TRAIN_CONFIG = Path(__file__).with_name("train.yaml")
@@ -59,10 +63,30 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="where the model runs (cuda: bf16 autocast + channels_last_3d; folder and dataset "
         "inputs get one GPU per actor)",
     )
+    add_timeline_arguments(parser)
     args = parser.parse_args(argv)
     if not args.smoke_test and (args.checkpoint is None or not args.videos):
         parser.error("CHECKPOINT and VIDEO... are required (or --smoke-test)")
+    try:
+        args.timeline = (
+            TimelineOptions(args.stride_s, args.smooth, args.top_k) if args.timeline else None
+        )
+    except ValueError as exc:
+        parser.error(str(exc))
     return args
+
+
+def add_timeline_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--timeline",
+        action="store_true",
+        help="per-window top-k over each video (files and folders), as POST /v1/timeline",
+    )
+    parser.add_argument(
+        "--stride-s", type=float, default=None, help="seconds between windows (default: a span)"
+    )
+    parser.add_argument("--smooth", type=int, default=1, help="windows in the moving average")
+    parser.add_argument("--top-k", type=int, default=5, help="labels per window")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -80,6 +104,8 @@ def _predict(args: argparse.Namespace) -> int:
     model = ModelSource(args.checkpoint, args.source, args.preset, args.classes)
     target = args.videos[0] if len(args.videos) == 1 else None
     if target is not None and is_dataset(target):
+        if args.timeline:
+            raise ValueError("--timeline scores video files and folders, not datasets")
         request = EvalRequest(
             checkpoint=args.checkpoint,
             dataset=target,
@@ -92,15 +118,28 @@ def _predict(args: argparse.Namespace) -> int:
         return _written(n, args.out)
     if target is not None and os.path.isdir(target):
         n = predict_folder(
-            model, target, args.out, concurrency=args.concurrency, use_gpu=args.device == "cuda"
+            model,
+            target,
+            args.out,
+            concurrency=args.concurrency,
+            use_gpu=args.device == "cuda",
+            timeline=args.timeline,
         )
         return _written(n, args.out)
-    predictor = load_predictor(model, args.device)
+    return _predict_files(load_predictor(model, args.device), args.videos, args.timeline)
+
+
+def _predict_files(predictor, videos: list[str], timeline: TimelineOptions | None) -> int:
+    """One JSON line per video (its top-5, or its timeline); 1 when some failed."""
     failures = 0
-    for video in args.videos:
-        scored = score_video(predictor, video)
-        top5 = [{"label": label, "score": round(score, 4)} for label, score in scored["top5"]]
-        line = {"video": video, "top5": top5}
+    for video in videos:
+        if timeline is not None:
+            scored = score_timeline(predictor, video, timeline)
+            line = scored["timeline"] or {"video": video}
+        else:
+            scored = score_video(predictor, video)
+            top5 = [{"label": label, "score": round(score, 4)} for label, score in scored["top5"]]
+            line = {"video": video, "top5": top5}
         if scored["error"]:
             failures += 1
             line["error"] = scored["error"]

@@ -162,6 +162,15 @@ def uniform_starts(num_frames: int, span: int, num_clips: int) -> np.ndarray:
     return np.floor(np.arange(num_clips) * delta / (num_clips - 1) + 0.5).astype(np.int32)
 
 
+def stride_starts(num_frames: int, span: int, stride: int) -> np.ndarray:
+    """Starts of the windows of a timeline: ``0, stride, 2*stride, ...`` while the window fits
+    (``start + span <= num_frames``); a video shorter than one window has one window at 0
+    (its indices clamp to the last frame, as :func:`clip_indices` does). The frames after the
+    last window (fewer than ``stride``) are not covered. Returns int32 ``(W,)``."""
+    _check_positive(num_frames=num_frames, span=span, stride=stride)
+    return np.arange(0, max_start(num_frames, span) + 1, stride, dtype=np.int32)
+
+
 def rewindow(start: int, old_span: int, new_span: int, num_frames: int) -> int:
     """Move a window written for ``old_span`` to ``new_span`` keeping its centre.
 

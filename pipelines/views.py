@@ -13,6 +13,10 @@ a whole video file — one home for the crops of the loader, the evaluation and 
   long side (left/top, centre, right/bottom; a single crop is the centre one, index 1).
 - **a video file** (prediction): its ``spec.num_test_clips`` uniform windows, decoded once,
   each cut into its test views: the protocol the evaluation applies to ingested test records.
+- **a timeline of a video file** (``predict --timeline``, the service's ``/v1/timeline``):
+  windows of the model's clip span every ``stride_s`` seconds (:class:`TimelineWindows`), each
+  cut into the test crops, decoded a few windows at a time (:func:`timeline_views`) so a long
+  video never holds more than one chunk of frames.
 
 :func:`train_clip` gives a ``[slow, fast]`` view (the decoder's pair), :func:`train_clips`
 such views with their flips (:class:`TrainClip`: a flip may change the label);
@@ -27,7 +31,7 @@ flip), so a seeded loader is reproducible.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -245,6 +249,67 @@ def video_views(content: VideoSource, spec: ClipSpec, name: str | None = None) -
     """Decode the frames of every test window of a video file once and cut its test views."""
     table = read_frame_table(content)
     windows = video_windows(table.num_frames, table.fps, spec)
+    return _cut_views(content, table, spec, windows, 0, name)
+
+
+@dataclass(frozen=True)
+class TimelineWindows:
+    """The windows of a timeline: ``starts`` (native frames, int32 ``(W,)``, ``stride`` apart),
+    each ``span`` frames long, of a video of ``num_frames`` frames at ``fps``; times are frame
+    index / fps."""
+
+    starts: np.ndarray
+    span: int
+    stride: int
+    num_frames: int
+    fps: float
+
+    @property
+    def window_s(self) -> float:
+        return self.span / self.fps
+
+    def times(self) -> list[tuple[float, float]]:
+        """``(start_s, end_s)`` of each window (the end clamped to the video's end)."""
+        end = self.num_frames / self.fps
+        return [(s / self.fps, min((s + self.span) / self.fps, end)) for s in self.starts.tolist()]
+
+
+def timeline_windows(
+    num_frames: int, fps: float, spec: ClipSpec, stride_s: float | None = None
+) -> TimelineWindows:
+    """The windows of the model's clip span every ``stride_s`` seconds (default: one span, so
+    windows touch without overlapping); the stride is rounded to whole frames (at least one)."""
+    span = window_span(spec, fps)
+    stride = span if stride_s is None else max(1, round(stride_s * fps))
+    starts = sampling.stride_starts(num_frames, span, stride)
+    return TimelineWindows(starts, span, stride, num_frames, fps)
+
+
+def timeline_views(
+    content: VideoSource,
+    spec: ClipSpec,
+    stride_s: float | None = None,
+    *,
+    chunk: int = 8,
+    name: str | None = None,
+) -> tuple[TimelineWindows, Iterator[VideoViews]]:
+    """The windows of a video's timeline and a lazy iterator over their test views, ``chunk``
+    windows per item (``clip_index``: the window's number in the timeline)."""
+    table = read_frame_table(content)
+    windows = timeline_windows(table.num_frames, table.fps, spec, stride_s)
+
+    def chunks() -> Iterator[VideoViews]:
+        for first in range(0, len(windows.starts), chunk):
+            starts = windows.starts[first : first + chunk]
+            indices = [window_indices(spec, s, table.num_frames, table.fps) for s in starts]
+            yield _cut_views(content, table, spec, indices, first, name)
+
+    return windows, chunks()
+
+
+def _cut_views(content, table, spec: ClipSpec, windows, first: int, name) -> VideoViews:
+    """Decode the frames of ``windows`` (``(fast_idx, slow_idx)`` pairs) once and cut their
+    test views; window ``i`` is reported as ``clip_index`` ``first + i``."""
     needed = np.unique(np.concatenate([fast_idx for fast_idx, _ in windows]))
     frames = decode_frames(
         content,
@@ -255,7 +320,7 @@ def video_views(content: VideoSource, spec: ClipSpec, name: str | None = None) -
         name=name,
     )
     views, clips, crops = [], [], []
-    for clip_index, (fast_idx, _) in enumerate(windows):
+    for clip_index, (fast_idx, _) in enumerate(windows, start=first):
         clip = [frames[np.searchsorted(needed, fast_idx)]]
         for view, spatial_index in spatial_views(clip, spec):
             views.append(view[0])

@@ -4,7 +4,8 @@ entry points of :mod:`jobs`.
 - :mod:`training.recipes` — the demo's and ``--smoke-test``'s settings (typed replacements);
 - :mod:`training.tune` — Ray Tune ablation sweeps;
 - :mod:`training.run` — one Ray Train run from the driver (checks, datasets, artifacts);
-- :mod:`training.inference` — the test-view protocol, predictions, exported models;
+- :mod:`training.serving` — ``raysf serve``: the network behind HTTP on Ray Serve;
+- :mod:`training.inference` — the test-view protocol, predictions, timelines, exported models;
 - :mod:`training.worker` — the Ray Train per-worker loop and one epoch's math;
 - :mod:`training.plan` — what a run will do, worked out before Ray starts;
 - :mod:`training.artifacts` — MLflow artifacts of a run, and a model built from a checkpoint;
@@ -14,5 +15,5 @@ entry points of :mod:`jobs`.
 - :mod:`training.tracking` — MLflow: tracking URI, runs, params, metrics;
 - :mod:`training.device` — device settings and device-side feeding.
 
-Layers, top to bottom (checked by make lint): recipes > tune > run > inference | worker > plan | artifacts > config | checkpoints | schedule > tracking | device
+Layers, top to bottom (checked by make lint): recipes > tune > run | serving > inference | worker > plan | artifacts > config | checkpoints | schedule > tracking | device
 """

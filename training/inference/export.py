@@ -152,6 +152,45 @@ def load_exported(path: str | Path, fmt: str):
     raise ValueError(f"format {fmt!r}: expected one of {', '.join(FORMATS)}")
 
 
+class ExportedNetwork(torch.nn.Module):
+    """A TorchScript or ExportedProgram model called as the network is (``model([slow,
+    fast])``), so prediction and serving feed exports and checkpoints alike."""
+
+    def __init__(self, module: torch.nn.Module):
+        super().__init__()
+        self.module = module
+
+    def forward(self, inputs: list[torch.Tensor]) -> torch.Tensor:
+        slow, fast = inputs
+        return self.module(slow.contiguous().float(), fast.contiguous().float())
+
+
+def is_export(path: str | Path) -> bool:
+    """True when ``path`` has the ``<path>.json`` metadata an export writes beside its model."""
+    meta = Path(f"{path}.json")
+    return meta.is_file() and Path(path).is_file()
+
+
+def load_export_network(path: str | Path) -> tuple[torch.nn.Module, ClipSpec, list[str]]:
+    """An exported model (TorchScript or ExportedProgram; ONNX is not a torch module) as a
+    network, with the clip spec and class names of its metadata; ``ValueError`` naming the file
+    when it does not load."""
+    meta = json.loads(Path(f"{path}.json").read_text())
+    fmt = meta.get("format")
+    try:
+        if fmt == "torchscript":
+            module = torch.jit.load(str(path), map_location="cpu")
+        elif fmt == "exported-program":
+            module = torch.export.load(str(path)).module()
+        else:
+            raise ValueError(f"format {fmt!r} is not served (torchscript or exported-program)")
+        spec = ClipSpec.from_dict(meta["clip_spec"], origin=f"{path}.json")
+    except (RuntimeError, KeyError, OSError) as exc:
+        raise ValueError(f"{path}: not a loadable {fmt} export: {exc}") from exc
+    classes = list(meta.get("classes") or [])
+    return ExportedNetwork(module).eval(), spec, classes
+
+
 def _tensor(x) -> torch.Tensor:
     return x if isinstance(x, torch.Tensor) else torch.from_numpy(np.asarray(x))
 

@@ -7,7 +7,8 @@ bf16 autocast and ``channels_last_3d`` on a GPU (:mod:`training.device.settings`
 runs as Ray Data batch inference and writes a Parquet file; an ingested dataset (a split of it)
 is scored through the evaluation's view pipeline.
 
-Checkpoints: this project's (``state.pt`` or its directory) and converted PyTorchVideo /
+Models: an export of ``raysf export`` (TorchScript or ExportedProgram: a model file with its
+``.json`` metadata beside it), this project's checkpoints (``state.pt`` or its directory) and converted PyTorchVideo /
 PySlowFast / mmaction2 ones (``source``; their clip spec defaults to the Kinetics recipe of the
 ``preset`` and the class names to a class file or ids). A checkpoint that cannot be read or
 does not fit its network fails with the file named.
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +43,8 @@ from training.checkpoints import load_state
 from training.device.inputs import DeviceInputs
 from training.device.settings import DeviceSettings, resolve_device_settings
 from training.inference.evaluate import EvalRequest, VideoScores, score_views
+from training.inference.export import is_export, load_export_network
+from training.inference.timeline import TimelineOptions, video_timeline
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".webm", ".avi", ".mov")
 
@@ -78,13 +81,25 @@ class Predictor:
         self.inputs = DeviceInputs.for_spec(self.spec, self.device, self.settings.channels_last)
 
     @torch.no_grad()
-    def video_scores(self, content: bytes | str, name: str = "video") -> np.ndarray:
-        """Softmax scores averaged over the test views of one video: ``(num_classes,)``."""
-        views = video_views(content, self.spec, name=name)
-        inputs = self.inputs.inputs(views.batch())
+    def view_scores(self, fast: np.ndarray) -> np.ndarray:
+        """Softmax scores ``(V, num_classes)`` of uint8 views ``(V, alpha*T, H, W, 3)``."""
+        inputs = self.inputs.inputs({"fast": fast})
         with self.settings.autocast():
             logits = self.model(inputs).float()
-        return torch.softmax(logits, dim=1).mean(0).cpu().numpy()
+        return torch.softmax(logits, dim=1).cpu().numpy()
+
+    def video_scores(self, content: bytes | str, name: str = "video") -> np.ndarray:
+        """Softmax scores averaged over the test views of one video: ``(num_classes,)``."""
+        return self.view_scores(video_views(content, self.spec, name=name).fast).mean(0)
+
+    def describe(self) -> dict[str, object]:
+        """What ``GET /v1/model`` says of the model: classes, clip spec, device settings."""
+        return {
+            "classes": list(self.classes),
+            "clip_spec": self.spec.to_dict(),
+            "device": str(self.device),
+            "device_settings": self.settings.describe(),
+        }
 
     def top_k(self, scores: np.ndarray, k: int = 5) -> list[tuple[str, float]]:
         order = np.argsort(-scores)[:k]
@@ -111,7 +126,9 @@ def load_predictor(model: ModelSource, device: str = "cpu") -> Predictor:
     """Model, clip spec and class names from our checkpoint, or from a converted external one,
     placed on ``device`` in its inference settings (bf16 + ``channels_last_3d`` on CUDA);
     ``ValueError`` naming the checkpoint file when it does not build its network."""
-    if model.source == "raysf":
+    if model.source == "raysf" and is_export(model.checkpoint):
+        net, spec, classes = load_export_network(model.checkpoint)
+    elif model.source == "raysf":
         state = load_state(model.checkpoint)
         try:
             net = build_model_from_state(state)
@@ -127,6 +144,8 @@ def load_predictor(model: ModelSource, device: str = "cpu") -> Predictor:
         classes = [line.strip() for line in lines if line.strip()]
     dev = torch.device(device)
     settings = resolve_device_settings(dev, inference=True)
+    if is_export(model.checkpoint):  # traced fp32 graphs: no autocast, the layout they traced
+        settings = replace(settings, precision="fp32", channels_last=False)
     return Predictor(settings.place(net, dev).eval(), spec, classes, dev, settings)
 
 
@@ -152,26 +171,60 @@ def score_video(predictor: Predictor, video: str) -> dict[str, object]:
         return {"top5": [], "error": " ".join(f"{type(exc).__name__}: {exc}".split())}
 
 
-class _VideoScorer:
-    """Ray Data callable class scoring whole videos (one model per actor)."""
+def score_timeline(
+    predictor: Predictor, video: str, options: TimelineOptions, name: str | None = None
+) -> dict[str, object]:
+    """``{"timeline": ..., "error": ""}`` of one video file (:mod:`training.inference.timeline`),
+    or its error (one line) with no timeline."""
+    try:
+        timeline = video_timeline(
+            video, predictor.spec, predictor.classes, predictor.view_scores, options, name or video
+        )
+        return {"timeline": timeline, "error": ""}
+    except Exception as exc:  # noqa: BLE001 - reported in the video's own row
+        return {"timeline": None, "error": " ".join(f"{type(exc).__name__}: {exc}".split())}
 
-    def __init__(self, model: ModelSource, use_gpu: bool = False):
+
+class _VideoScorer:
+    """Ray Data callable class scoring whole videos (one model per actor): their top-5, or
+    their timelines (as JSON) when ``timeline`` options are given."""
+
+    def __init__(
+        self, model: ModelSource, use_gpu: bool = False, timeline: TimelineOptions | None = None
+    ):
         self.predictor = load_predictor(model, "cuda" if use_gpu else "cpu")
+        self.timeline = timeline
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        scored = [score_video(self.predictor, str(path)) for path in batch["path"]]
+        paths = [str(path) for path in batch["path"]]
+        if self.timeline is None:
+            scored = [score_video(self.predictor, p) for p in paths]
+            key, values = "top5", [json.dumps(s["top5"]) for s in scored]
+        else:
+            scored = [score_timeline(self.predictor, p, self.timeline) for p in paths]
+            key, values = (
+                "timeline",
+                [json.dumps(s["timeline"]) if s["timeline"] else "" for s in scored],
+            )
         return {
             "path": batch["path"],
-            "top5": np.array([json.dumps(s["top5"]) for s in scored], dtype=object),
+            key: np.array(values, dtype=object),
             "error": np.array([s["error"] for s in scored], dtype=object),
         }
 
 
 def predict_folder(
-    model: ModelSource, folder: str, out: str, *, concurrency: int = 1, use_gpu: bool = False
+    model: ModelSource,
+    folder: str,
+    out: str,
+    *,
+    concurrency: int = 1,
+    use_gpu: bool = False,
+    timeline: TimelineOptions | None = None,
 ) -> int:
     """Score every video under ``folder`` with Ray Data (one GPU per actor with ``use_gpu``);
-    write a Parquet file to ``out``."""
+    write a Parquet file to ``out``: top-5 columns, or with ``timeline`` a ``timeline`` column
+    holding each video's timeline as JSON (the service's answer)."""
     import ray.data  # heavy; single files are scored without Ray
 
     paths = sorted(str(p) for p in Path(folder).rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES)
@@ -180,12 +233,14 @@ def predict_folder(
     runtime.init_ray()
     ds = ray.data.from_items([{"path": p} for p in paths]).map_batches(
         _VideoScorer,
-        fn_constructor_args=(model, use_gpu),
+        fn_constructor_args=(model, use_gpu, timeline),
         batch_size=4,
         concurrency=concurrency,
         num_gpus=1 if use_gpu else 0,
     )
     rows = sorted(ds.take_all(), key=lambda r: str(r["path"]))
+    if timeline is not None:
+        return _write_timelines(rows, out)
     tops = [json.loads(r["top5"]) for r in rows]
     table = pa.table(
         {
@@ -193,6 +248,19 @@ def predict_folder(
             "top1_label": [top[0][0] if top else None for top in tops],
             "top5_labels": [[str(label) for label, _ in top] for top in tops],
             "top5_scores": [[float(score) for _, score in top] for top in tops],
+            "error": [str(r["error"]) for r in rows],
+        }
+    )
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, out)
+    return len(rows)
+
+
+def _write_timelines(rows: list[dict], out: str) -> int:
+    table = pa.table(
+        {
+            "path": [str(r["path"]) for r in rows],
+            "timeline": [str(r["timeline"]) for r in rows],
             "error": [str(r["error"]) for r in rows],
         }
     )
