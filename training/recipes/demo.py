@@ -164,8 +164,7 @@ def run_demo(train: TrainJobConfig, tune: TuneJobConfig, options: DemoOptions) -
         outcome = run_sweep(sweep, source="demo")
         console.line("\n" + format_table(outcome.rows))
     console.line("[demo] 4/4 SlowFast against Slow-only, same data and budget:")
-    print_table(rows)
-    print_class_table(rows, classes)
+    print_table(rows, classes)
     return rows
 
 
@@ -229,11 +228,13 @@ def print_class_table(rows: list[dict], classes: tuple[str, ...]) -> None:
 
 
 def _class_cell(got: float | None, limit: Ceiling, name: str) -> str:
-    mark = " " if name in limit.seen else "*"
+    mark = "*" if name in limit.blind and len(limit.blind) > 1 else " "
     return f"{'-' if got is None else f'{got:.2f}'} / {limit.class_ceiling(name):.2f}{mark}"
 
 
-def print_table(rows: list[dict]) -> None:
+def print_table(rows: list[dict], classes: tuple[str, ...] | None = None) -> None:
+    """The models' table, their per-class table (:func:`print_class_table`, when ``classes``
+    is given), then where the MLflow runs are."""
     header = f"{'model':<10} {'GFLOPs':>8} {'params':>9} {'val top-1':>10} {'test top-1':>11}"
     lines = ["", header, "-" * len(header)]
     for r in rows:
@@ -241,12 +242,19 @@ def print_table(rows: list[dict]) -> None:
             f"{r['model']:<10} {r['gflops']:>8.4f} {r['params']:>9,d} "
             f"{r['val_top1']:>10.3f} {r['test_top1']:>11.3f}"
         )
+    console.line("\n".join(lines))
+    if classes:
+        print_class_table(rows, classes)
     uri = rows[0]["tracking_uri"]
     if uri:
-        lines += [
-            "",
-            f"MLflow runs (curves, confusion matrices, the sweep's table and plot) are in {uri}:",
-            f"  .venv/bin/mlflow ui --backend-store-uri {uri} --port 5000",
-            "and open http://127.0.0.1:5000 (experiment 'demo').",
-        ]
-    console.line("\n".join(lines))
+        console.line(
+            "\n".join(
+                [
+                    "",
+                    f"MLflow runs (curves, confusion matrices, the sweep's table and plot) are "
+                    f"in {uri}:",
+                    f"  .venv/bin/mlflow ui --backend-store-uri {uri} --port 5000",
+                    "and open http://127.0.0.1:5000 (experiment 'demo').",
+                ]
+            )
+        )
