@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import slowfast_model
+from training.device.inputs import CLIP_STD_FLOOR, standardise_clips
 from training.schedule import lr_factor
 from training.worker.steps import build_param_groups
 
@@ -193,12 +194,9 @@ class Views:
 
     def inputs(self, fast: torch.Tensor) -> list[torch.Tensor]:
         """(B, 3, alpha*T, h, w) in 0..255 -> normalised ``[slow, fast]``."""
-        fast = fast / 255.0
-        if self.args.norm == "clip":  # each clip's own per-channel mean and std
-            mean = fast.mean((2, 3, 4), keepdim=True)
-            fast = (fast - mean) / (fast.std((2, 3, 4), keepdim=True) + 0.02)
-        else:
-            fast = (fast - self.mean) / self.std
+        fast = (fast / 255.0 - self.mean) / self.std
+        if self.args.norm == "clip":  # the loader's normalise: clip (training/device/inputs.py)
+            fast = standardise_clips(fast, CLIP_STD_FLOOR / self.std)
         return [fast[:, :, ::ALPHA], fast]
 
 
