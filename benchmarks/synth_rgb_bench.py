@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import slowfast_model
+from training.device.inputs import CLIP_STD_FLOOR, standardise_clips
 from training.schedule import lr_factor
 from training.worker.steps import build_param_groups
 
@@ -57,6 +58,9 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0, help="model init and augmentation seed")
     p.add_argument("--model", default="sf_rgb", choices=[*MODELS, "tiny3d", "tiny3d_td"])
     p.add_argument("--overrides", default="{}", help="JSON model overrides")
+    p.add_argument(
+        "--no-stem-pool", action="store_true", help="diagnostic: the stems' max-pool removed"
+    )
     p.add_argument("--lr", type=float, default=0.4, help="base lr at batch 64")
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--epochs", type=int, default=15)
@@ -138,7 +142,12 @@ def build(args) -> nn.Module:
         return Tiny3d(diff=args.model == "tiny3d_td")
     preset, overrides = MODELS[args.model]
     overrides = {**overrides, **json.loads(args.overrides), "num_classes": len(NAMES)}
-    return slowfast_model.create_model(preset, **overrides)
+    model = slowfast_model.create_model(preset, **overrides)
+    if args.no_stem_pool:  # 2x instead of 4x spatial downsampling before res2
+        for module in model.modules():
+            if isinstance(getattr(module, "pool", None), nn.MaxPool3d):
+                module.pool = nn.Identity()
+    return model
 
 
 class Views:
@@ -193,12 +202,9 @@ class Views:
 
     def inputs(self, fast: torch.Tensor) -> list[torch.Tensor]:
         """(B, 3, alpha*T, h, w) in 0..255 -> normalised ``[slow, fast]``."""
-        fast = fast / 255.0
-        if self.args.norm == "clip":  # each clip's own per-channel mean and std
-            mean = fast.mean((2, 3, 4), keepdim=True)
-            fast = (fast - mean) / (fast.std((2, 3, 4), keepdim=True) + 0.02)
-        else:
-            fast = (fast - self.mean) / self.std
+        fast = (fast / 255.0 - self.mean) / self.std
+        if self.args.norm == "clip":  # the loader's normalise: clip (training/device/inputs.py)
+            fast = standardise_clips(fast, CLIP_STD_FLOOR / self.std)
         return [fast[:, :, ::ALPHA], fast]
 
 

@@ -20,6 +20,8 @@ Fields (paper notation)::
     num_test_clips    windows per test video (10-view)    None: the dataset's
     num_test_crops    spatial crops per test window: 1 | 3
     mean, std         per-channel statistics, RGB on [0, 1]
+    normalise         fixed: (x - mean) / std | clip: then each clip's own per-channel
+                      mean and std removed (training/device/inputs.py)
 
 ``None`` marks a value derived from the model or the dataset; a *resolved* spec has none
 (:attr:`ClipSpec.is_resolved`), and only resolved specs reach the loader.
@@ -37,6 +39,10 @@ KINETICS_MEAN = (0.45, 0.45, 0.45)
 KINETICS_STD = (0.225, 0.225, 0.225)
 
 RULES = ("stride", "linspace")
+#: ``fixed``: ``(x - mean) / std`` with the spec's statistics (PySlowFast). ``clip``: then each
+#: clip is standardised by its own per-channel mean and std over its Fast frames (the Slow
+#: frames get the same statistics), which removes a clip's global colour and contrast.
+NORMALISATIONS = ("fixed", "clip")
 
 #: Fields that may be ``None`` (derived) before :meth:`ClipSpec.resolve`.
 MODEL_FIELDS = ("slow_frames", "tau", "alpha")
@@ -61,6 +67,7 @@ class ClipSpec:
     num_test_crops: int = 3
     mean: tuple[float, float, float] = KINETICS_MEAN
     std: tuple[float, float, float] = KINETICS_STD
+    normalise: Literal["fixed", "clip"] = "fixed"
 
     def __post_init__(self) -> None:
         for name in (*MODEL_FIELDS, *DATASET_FIELDS):
@@ -87,6 +94,12 @@ class ClipSpec:
         _check(self.num_test_crops in (1, 3), "num_test_crops", self.num_test_crops, "1 or 3")
         _check(len(self.mean) == 3, "mean", self.mean, "needs 3 values (RGB)")
         _check(len(self.std) == 3 and all(s > 0 for s in self.std), "std", self.std, "3 values > 0")
+        _check(
+            self.normalise in NORMALISATIONS,
+            "normalise",
+            self.normalise,
+            f"must be one of {list(NORMALISATIONS)}",
+        )
 
     # ----------------------------------------------------------------- derived quantities
     @property

@@ -10,7 +10,11 @@ positions of the Fast frames. On the device:
    bit for bit the frames the decoder would have produced;
 2. each pathway is normalised in one fused op, ``addcmul(-mean/std, x, 1/(255*std))`` straight
    from uint8 into float32 ``(B, 3, T, H, W)`` (``channels_last_3d`` is the permuted uint8
-   layout itself, so that format costs no extra copy).
+   layout itself, so that format costs no extra copy);
+3. with the spec's ``normalise: clip``, each clip is then standardised by its own per-channel
+   mean and std over its Fast frames, and its Slow frames are taken from the standardised Fast
+   ones (same statistics): :func:`standardise_clips`. Training, evaluation and prediction all
+   feed through :meth:`DeviceInputs.for_spec`, so they normalise alike.
 
 A training batch in plane form (``fast_y``, ``fast_uv``, ...: ``data.decode.train_view: planes``,
 :mod:`pipelines.decode.planes`) is scaled, flipped and converted to RGB here
@@ -39,6 +43,20 @@ from training.device.yuv_to_rgb import PlaneConverter
 
 Batch = tuple[list[torch.Tensor], torch.Tensor]
 
+#: Floor added to a clip's std (on [0, 1] pixels) by ``normalise: clip``: a clip with no
+#: content but sensor noise (std ~ 0.01) is not blown up to unit variance.
+CLIP_STD_FLOOR = 0.02
+
+
+def standardise_clips(x: torch.Tensor, floor: torch.Tensor | float) -> torch.Tensor:
+    """``(x - m) / (s + floor)`` per clip and channel of float ``(B, C, T, H, W)``, with ``m``
+    and ``s`` the mean and (population) std over ``T, H, W``: each clip's own global colour and
+    contrast removed. ``floor`` broadcasts against ``(1, C, 1, 1, 1)`` (per-channel units of
+    ``x``)."""
+    dims = (2, 3, 4)
+    std, mean = torch.std_mean(x, dim=dims, keepdim=True, correction=0)
+    return (x - mean) / (std + floor)
+
 
 def _as_tensor(x: Any) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(x)) if isinstance(x, np.ndarray) else x
@@ -54,6 +72,9 @@ class DeviceInputs:
             (:func:`pipelines.sampling.slow_positions`; required to feed a batch).
         channels_last: return tensors in ``torch.channels_last_3d`` memory format.
         crop_size: output side of batches in plane form (None: such batches are refused).
+        per_clip: after ``(x - mean) / std``, standardise each clip by its own per-channel
+            mean and std (:func:`standardise_clips`, floor :data:`CLIP_STD_FLOOR` on [0, 1]
+            pixels); the Slow frames are then taken from the standardised Fast ones.
     """
 
     def __init__(
@@ -64,6 +85,7 @@ class DeviceInputs:
         slow_positions: Sequence[int] | np.ndarray | None = None,
         channels_last: bool = False,
         crop_size: int | None = None,
+        per_clip: bool = False,
     ):
         if len(mean) != 3 or len(std) != 3 or any(s <= 0 for s in std):
             raise ValueError(f"mean and std need 3 values (std > 0), got {mean}, {std}")
@@ -73,6 +95,8 @@ class DeviceInputs:
         # (x/255 - m)/s = x * scale + bias, computed once in float64 then stored as float32
         self.scale = (1.0 / (255.0 * std_t)).float().to(self.device)
         self.bias = (-mean_t / std_t).float().to(self.device)
+        # the floor in normalised units: CLIP_STD_FLOOR / std per channel
+        self.floor = (CLIP_STD_FLOOR / std_t).float().to(self.device) if per_clip else None
         self.positions, self._frames_needed = None, 0
         if slow_positions is not None:
             pos = np.asarray(slow_positions, dtype=np.int64)
@@ -88,7 +112,15 @@ class DeviceInputs:
         """The feeding of clips cut as ``spec`` says: its mean, std, Slow positions and crop
         size (for batches in plane form)."""
         positions = sampling.slow_positions(spec.slow_frames, spec.alpha, spec.rule)
-        return cls(device, spec.mean, spec.std, positions, channels_last, spec.crop_size)
+        return cls(
+            device,
+            spec.mean,
+            spec.std,
+            positions,
+            channels_last,
+            spec.crop_size,
+            per_clip=spec.normalise == "clip",
+        )
 
     def uint8_pathways(self, batch: Mapping[str, Any]) -> list[torch.Tensor]:
         """``[slow, fast]`` uint8 ``(B, T, H, W, 3)`` on the device, the Slow frames taken from
@@ -116,7 +148,16 @@ class DeviceInputs:
         """The normalised ``[slow, fast]`` float32 tensors of ``batch`` on the device."""
         if "fast_y" in batch:
             return self.plane_inputs(batch)
-        return [self.normalise(x) for x in self.uint8_pathways(batch)]
+        slow, fast = self.uint8_pathways(batch)
+        if self.floor is None:
+            return [self.normalise(slow), self.normalise(fast)]
+        return self._per_clip(self.normalise(fast))
+
+    def _per_clip(self, fast: torch.Tensor) -> list[torch.Tensor]:
+        """Normalised Fast frames -> ``[slow, fast]`` standardised per clip (same statistics)."""
+        fast = standardise_clips(fast, self.floor).contiguous(memory_format=self.memory_format)
+        slow = fast.index_select(2, self.positions)
+        return [slow.contiguous(memory_format=self.memory_format), fast]
 
     def plane_inputs(self, batch: Mapping[str, Any]) -> list[torch.Tensor]:
         """:meth:`inputs` of a batch in plane form (see the module docstring)."""
@@ -130,6 +171,8 @@ class DeviceInputs:
         y = _as_tensor(batch["fast_y"]).to(self.device, non_blocking=True)
         uv = _as_tensor(batch["fast_uv"]).to(self.device, non_blocking=True)
         fast = self.planes(y, uv, **meta)
+        if self.floor is not None:
+            return self._per_clip(fast)
         slow = fast.index_select(2, self.positions)
         return [slow.contiguous(memory_format=self.memory_format), fast]
 

@@ -34,6 +34,7 @@ import torch
 from raysf.clip_spec import ClipSpec
 from training.artifacts import build_model_from_state
 from training.checkpoints import load_state
+from training.device.inputs import CLIP_STD_FLOOR
 
 FORMATS = ("torchscript", "exported-program", "onnx")
 SUFFIX = {"torchscript": ".torchscript.pt", "exported-program": ".pt2", "onnx": ".onnx"}
@@ -223,7 +224,14 @@ def metadata(model, spec: ClipSpec, fmt: str, classes, source, diff: float) -> d
             {"name": "fast", "shape": ["batch", 3, spec.fast_frames, *size], "dtype": "float32"},
         ],
         "output": {"name": "logits", "shape": ["batch", num_classes], "dtype": "float32"},
-        "normalisation": "uint8 RGB / 255, minus clip_spec.mean, divided by clip_spec.std",
+        "normalisation": "uint8 RGB / 255, minus clip_spec.mean, divided by clip_spec.std"
+        + (
+            "; clip_spec.normalise: clip, so in effect (x/255 - m) / (s + "
+            f"{CLIP_STD_FLOOR:g}) per clip and channel, m and s the mean and std of the clip's "
+            "Fast frames on [0, 1] pixels (both pathways)"
+            if spec.normalise == "clip"
+            else ""
+        ),
         "pathways": getattr(getattr(model, "config", None), "pathways", None),
         "clip_spec": spec.to_dict(),
         "classes": list(classes or []),

@@ -12,7 +12,13 @@ from pipelines.decode.frame_table import read_frame_table
 from pipelines.decode.frames import decode_clip
 from pipelines.synth.generate import generate
 from raysf.clip_spec import ClipSpec
-from training.device.inputs import DeviceFeed, DeviceInputs, to_model_inputs
+from training.device.inputs import (
+    CLIP_STD_FLOOR,
+    DeviceFeed,
+    DeviceInputs,
+    standardise_clips,
+    to_model_inputs,
+)
 
 CUDA = torch.cuda.is_available()
 
@@ -62,6 +68,49 @@ def test_a_fast_only_batch_gets_its_slow_frames_by_the_spec_positions():
         # normalised: the Slow frames are the normalised Fast ones at the positions
         slow, fast = feed.inputs({"fast": batch["fast"]})
         assert torch.equal(slow, fast[:, :, positions])
+
+
+def _clip_spec(**changes):
+    spec = ClipSpec(slow_frames=4, tau=8, alpha=4, num_val_clips=1, num_test_clips=1, crop_size=8)
+    return spec.replace(**changes)
+
+
+def test_per_clip_normalisation_is_each_clips_own_mean_and_std_on_0_1_pixels():
+    batch = _batch(np.random.default_rng(3), b=3)
+    mean, std = (0.1, 0.5, 0.9), (0.2, 0.25, 0.5)  # the fixed step cancels out
+    spec = _clip_spec(normalise="clip", mean=mean, std=std)
+    for channels_last in (False, True):
+        slow, fast = DeviceInputs.for_spec(spec, "cpu", channels_last).inputs(batch)
+        x = batch["fast"].astype(np.float64) / 255  # (B, T, H, W, C)
+        m = x.mean(axis=(1, 2, 3), keepdims=True)
+        s = x.std(axis=(1, 2, 3), keepdims=True)
+        expected = np.moveaxis((x - m) / (s + CLIP_STD_FLOOR), -1, 1)
+        np.testing.assert_allclose(fast.numpy(), expected, rtol=1e-4, atol=1e-4)
+        assert torch.equal(slow, fast[:, :, POSITIONS])  # the Slow frames share the statistics
+        if channels_last:
+            assert fast.is_contiguous(memory_format=torch.channels_last_3d)
+            assert slow.is_contiguous(memory_format=torch.channels_last_3d)
+    # without it (the default) nothing changes
+    assert ClipSpec().normalise == "fixed"
+    with pytest.raises(ValueError, match=r"ClipSpec.normalise='instance'"):
+        _clip_spec(normalise="instance")
+
+
+def test_per_clip_normalisation_removes_a_clips_colour_and_keeps_its_motion():
+    rng = np.random.default_rng(4)
+    batch = _batch(rng, b=2)
+    batch["fast"] = (batch["fast"] // 2).astype(np.uint8)  # room for an offset
+    shifted = {"fast": batch["fast"].copy()}
+    shifted["fast"][0, ..., 1] += 90  # clip 0 greener, clip 1 brighter: same content
+    shifted["fast"][1] += np.uint8(40)
+    feed = DeviceInputs.for_spec(_clip_spec(normalise="clip"), "cpu")
+    for a, b in zip(feed.inputs(batch), feed.inputs(shifted), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-5)
+    fixed = DeviceInputs.for_spec(_clip_spec(), "cpu")
+    assert not torch.allclose(fixed.inputs(batch)[1], fixed.inputs(shifted)[1])
+    # a flat clip (no content, no motion) stays zero, not noise blown up by a tiny std
+    flat = torch.full((1, 3, 4, 2, 2), 0.3)
+    assert torch.equal(standardise_clips(flat, 0.1), torch.zeros_like(flat))
 
 
 def test_feeding_errors_name_what_is_missing():

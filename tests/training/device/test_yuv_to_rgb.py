@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from pipelines.decode.planes import YUV_CODES
 from raysf.clip_spec import ClipSpec
-from training.device.inputs import DeviceInputs
+from training.device.inputs import DeviceInputs, standardise_clips
 from training.device.yuv_to_rgb import PlaneConverter, yuv_tables
 
 IDENTITY = dict(mean=(0.0, 0.0, 0.0), std=(1 / 255,) * 3)  # normalised output == 0-255 RGB
@@ -110,6 +110,12 @@ def test_device_inputs_plane_batch_takes_slow_from_fast_in_the_memory_format():
     torch.testing.assert_close(slow, fast[:, :, [0, 2]])
     with pytest.raises(ValueError, match="without a crop_size"):
         DeviceInputs().inputs(batch)
+    # normalise: clip standardises the converted Fast frames, then takes the Slow ones
+    per_clip = DeviceInputs.for_spec(spec.replace(normalise="clip"), "cpu", channels_last=True)
+    slow_c, fast_c = per_clip.inputs(batch)
+    torch.testing.assert_close(fast_c, standardise_clips(fast, per_clip.floor))
+    torch.testing.assert_close(slow_c, fast_c[:, :, [0, 2]])
+    assert fast_c.is_contiguous(memory_format=torch.channels_last_3d)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
