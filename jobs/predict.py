@@ -21,6 +21,7 @@ from training.config import load_train_config
 from training.inference.evaluate import EvalRequest
 from training.inference.predict import (
     ModelSource,
+    add_model_source_arguments,
     failed_rows,
     is_dataset,
     load_predictor,
@@ -45,11 +46,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "checkpoint", nargs="?", help="state.pt / checkpoint dir, or an external .pyth/.pth"
     )
     parser.add_argument("videos", nargs="*", help="video files, or one folder or dataset URI")
-    parser.add_argument(
-        "--source", default="raysf", choices=("raysf", "pytorchvideo", "pyslowfast", "mmaction2")
-    )
-    parser.add_argument("--preset", default=None, help="architecture preset (external sources)")
-    parser.add_argument("--classes", default=None, help="class names, one per line")
+    add_model_source_arguments(parser)
     parser.add_argument("--out", default="predictions.parquet", help="Parquet (folder input)")
     parser.add_argument("--concurrency", type=int, default=1, help="model actors (folder input)")
     parser.add_argument("--split", default="test", help="split to score (dataset input)")
@@ -101,7 +98,7 @@ def _predict(args: argparse.Namespace) -> int:
     if args.smoke_test:
         args.checkpoint, dataset = smoke_checkpoint(load_train_config(TRAIN_CONFIG))
         args.videos = args.videos or sorted(str(p) for p in smoke_videos(dataset))[:3]
-    model = ModelSource(args.checkpoint, args.source, args.preset, args.classes)
+    model = ModelSource.from_args(args)
     target = args.videos[0] if len(args.videos) == 1 else None
     if target is not None and is_dataset(target):
         if args.timeline:

@@ -22,7 +22,7 @@ from pipelines.ingest.config import LimitsConfig
 from raysf import console, runtime
 from raysf.entry import command_parser, run_command
 from training.config import load_train_config
-from training.inference.predict import ModelSource
+from training.inference.predict import ModelSource, add_model_source_arguments
 from training.recipes.smoke import smoke_checkpoint, smoke_videos
 from training.serving.admission import ServeLimits
 from training.serving.app import ServeConfig, start_service, stop_service
@@ -36,11 +36,7 @@ SMOKE_HELP = "train the tiny smoke model, serve it, classify one test video and 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = command_parser("serve", __doc__, SMOKE_HELP, address=True)
     parser.add_argument("checkpoint", nargs="?", help="state.pt / checkpoint dir, or an export")
-    parser.add_argument(
-        "--source", default="raysf", choices=("raysf", "pytorchvideo", "pyslowfast", "mmaction2")
-    )
-    parser.add_argument("--preset", default=None, help="architecture preset (external sources)")
-    parser.add_argument("--classes", default=None, help="class names, one per line")
+    add_model_source_arguments(parser)
     parser.add_argument("--host", default="127.0.0.1", help="HTTP address (0.0.0.0: all)")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
@@ -81,7 +77,7 @@ def serve_config(args: argparse.Namespace) -> ServeConfig:
     )
     limits = ServeLimits(ingest, tuple(args.allow_uri), max_inflight=args.max_inflight)
     return ServeConfig(
-        model=ModelSource(args.checkpoint, args.source, args.preset, args.classes),
+        model=ModelSource.from_args(args),
         device=args.device,
         replicas=args.replicas,
         max_replicas=args.max_replicas,

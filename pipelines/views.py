@@ -39,7 +39,7 @@ import numpy as np
 
 from pipelines import sampling
 from pipelines.decode.convert import scaled_size
-from pipelines.decode.frame_table import VideoSource, read_frame_table
+from pipelines.decode.frame_table import FrameTable, VideoSource, read_frame_table
 from pipelines.decode.frames import (
     decode_av_frames,
     decode_clip,
@@ -245,9 +245,12 @@ class VideoViews:
         return {"fast": self.fast}
 
 
-def video_views(content: VideoSource, spec: ClipSpec, name: str | None = None) -> VideoViews:
-    """Decode the frames of every test window of a video file once and cut its test views."""
-    table = read_frame_table(content)
+def video_views(
+    content: VideoSource, spec: ClipSpec, name: str | None = None, table: FrameTable | None = None
+) -> VideoViews:
+    """Decode the frames of every test window of a video file once and cut its test views
+    (``table``: its frame table when the caller demuxed it already, e.g. a probe's)."""
+    table = table or read_frame_table(content)
     windows = video_windows(table.num_frames, table.fps, spec)
     return _cut_views(content, table, spec, windows, 0, name)
 
@@ -292,10 +295,11 @@ def timeline_views(
     *,
     chunk: int = 8,
     name: str | None = None,
+    table: FrameTable | None = None,
 ) -> tuple[TimelineWindows, Iterator[VideoViews]]:
     """The windows of a video's timeline and a lazy iterator over their test views, ``chunk``
     windows per item (``clip_index``: the window's number in the timeline)."""
-    table = read_frame_table(content)
+    table = table or read_frame_table(content)
     windows = timeline_windows(table.num_frames, table.fps, spec, stride_s)
 
     def chunks() -> Iterator[VideoViews]:

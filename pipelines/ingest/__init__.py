@@ -13,5 +13,5 @@
 - :mod:`~pipelines.ingest.formats` — each input's ``<container>/<codec>``, how it was stored
   (copied or re-encoded), and the counts per format.
 
-Layers, top to bottom (checked by make lint): run > leaks > shards > clips > config | probe | sources > segment | kinetics_files | formats
+Layers, top to bottom (checked by make lint): run > leaks > shards > clips > formats > config | probe | sources > segment | kinetics_files
 """

@@ -20,6 +20,8 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from pipelines.ingest.probe import sniff_container
+
 #: The re-encode profile (:data:`pipelines.ingest.segment.REENCODE_PROFILES`) of a video whose
 #: stream cannot be stored as it is: H.264 at the source's size and every source frame.
 FALLBACK_PROFILE = "train"
@@ -31,20 +33,16 @@ _CONFIGURED = "ingest.reencode profile "
 
 
 def container_of(data: bytes) -> str:
-    """``mp4``, ``mov``, ``webm``, ``mkv``, ``avi``, ``flv``, ``mpegts`` or ``unknown``."""
-    if data[4:8] == b"ftyp":
-        return "mov" if data[8:12] == b"qt  " else "mp4"
-    if data[4:8] in (b"moov", b"mdat", b"free", b"wide", b"skip"):
-        return "mov"  # QuickTime files before ISO-BMFF have no ftyp
-    if data[:4] == b"\x1a\x45\xdf\xa3":
+    """``mp4``, ``mov``, ``webm``, ``mkv``, ``avi``, ``flv``, ``mpegts`` or ``unknown``: the
+    probe's container family (:func:`~pipelines.ingest.probe.sniff_container`), told apart
+    within ISO-BMFF and Matroska."""
+    family = sniff_container(data)
+    if family == "mp4/mov":
+        # QuickTime files before ISO-BMFF have no ftyp
+        return "mp4" if data[4:8] == b"ftyp" and data[8:12] != b"qt  " else "mov"
+    if family == "matroska/webm":
         return "webm" if _ebml_doctype(data[:64]) == b"webm" else "mkv"
-    if data[:4] == b"RIFF" and data[8:12] == b"AVI ":
-        return "avi"
-    if data[:3] == b"FLV":
-        return "flv"
-    if len(data) > 188 and data[0] == data[188] == 0x47:
-        return "mpegts"
-    return "unknown"
+    return family or "unknown"
 
 
 def _ebml_doctype(header: bytes) -> bytes:

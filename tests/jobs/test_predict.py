@@ -19,6 +19,7 @@ import torch
 import slowfast_model
 from jobs import predict
 from raysf.config import with_overrides
+from tests.video_helpers import write_lossless_rgb
 from training.checkpoints import load_state
 from training.config import load_train_config
 from training.inference.evaluate import EvalRequest, evaluate_checkpoint
@@ -94,26 +95,6 @@ def test_predict_video_files_prints_top5(trained, capsys):
         assert {t["label"] for t in line["top5"]} == {"drift_right", "drift_left", "still"}
 
 
-def _lossless_copy(frames: list, path: Path, rotation: int = 0) -> str:
-    """``frames`` (RGB arrays) as lossless RGB H.264 (libx264rgb, qp 0) with a display
-    rotation when given: the same pixels, however they are stored."""
-    import av
-
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264rgb", rate=25)
-        stream.height, stream.width = frames[0].shape[:2]
-        stream.pix_fmt = "rgb24"
-        stream.options = {"qp": "0", "preset": "ultrafast", "threads": "1"}
-        if rotation:
-            stream.set_display_rotation(rotation)
-        for i, img in enumerate(frames):
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")
-            frame.pts = i
-            out.mux(stream.encode(frame))
-        out.mux(stream.encode(None))
-    return str(path)
-
-
 def test_predict_sees_a_phone_video_upright(trained, tmp_path, capsys):
     """A test video stored as a phone stores portrait video (turned clockwise, a 90-degree
     display matrix) gets the scores of the same pictures stored upright; stored sideways
@@ -126,9 +107,9 @@ def test_predict_sees_a_phone_video_upright(trained, tmp_path, capsys):
         frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
     turned = [np.rot90(f, -1) for f in frames]
     paths = [
-        _lossless_copy(frames, tmp_path / "upright.mp4"),
-        _lossless_copy(turned, tmp_path / "phone.mp4", rotation=90),
-        _lossless_copy(turned, tmp_path / "sideways.mp4"),
+        str(write_lossless_rgb(tmp_path / "upright.mp4", frames)),
+        str(write_lossless_rgb(tmp_path / "phone.mp4", turned, rotation=90)),
+        str(write_lossless_rgb(tmp_path / "sideways.mp4", turned)),
     ]
     assert predict.main([ckpt, *paths]) == 0
     out = capsys.readouterr().out.splitlines()

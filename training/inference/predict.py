@@ -19,6 +19,7 @@ empty predictions, and every other video is scored and written.
 
 from __future__ import annotations
 
+import argparse
 import json
 from collections import defaultdict
 from dataclasses import dataclass, replace
@@ -38,6 +39,7 @@ from pipelines.loader.decode_errors import (
 from pipelines.views import video_views
 from raysf import runtime
 from raysf.clip_spec import ClipSpec
+from slowfast_model.checkpoints import SOURCES
 from training.artifacts import build_model_from_state
 from training.checkpoints import load_state
 from training.device.inputs import DeviceInputs
@@ -65,6 +67,18 @@ class ModelSource:
     source: str = "raysf"
     preset: str | None = None
     classes_file: str | None = None
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> ModelSource:
+        """The source of a command line with :func:`add_model_source_arguments`."""
+        return cls(args.checkpoint, args.source, args.preset, args.classes)
+
+
+def add_model_source_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--source``, ``--preset``, ``--classes``: how to read a command's checkpoint."""
+    parser.add_argument("--source", default="raysf", choices=("raysf", *SOURCES))
+    parser.add_argument("--preset", default=None, help="architecture preset (external sources)")
+    parser.add_argument("--classes", default=None, help="class names, one per line")
 
 
 @dataclass

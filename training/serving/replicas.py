@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from pipelines.decode.frame_table import FrameTable
 from pipelines.views import timeline_views, video_views
 from raysf.clip_spec import ClipSpec
 from training.inference.predict import ModelSource, load_predictor
@@ -42,9 +43,9 @@ class VideoDecoder:
         """``{"fast": uint8 (V, alpha*T, H, W, 3), "video": {...}, "decode_ms": ...}``: the
         ``num_test_clips`` x ``num_test_crops`` test views of ``predict``."""
         start = time.perf_counter()
-        video = self._probe(data, name)
+        video, table = self._probe(data, name)
         try:
-            views = video_views(data, self.spec, name=name)
+            views = video_views(data, self.spec, name=name, table=table)
         except (ValueError, RuntimeError, OSError) as exc:
             raise RequestError(422, "undecodable", " ".join(str(exc).split())) from exc
         return {"fast": views.fast, "video": video, "decode_ms": _ms(start)}
@@ -55,9 +56,9 @@ class VideoDecoder:
         """First ``{"windows": TimelineWindows, "video": {...}}``, then per chunk of windows
         ``{"fast", "clip_index", "decode_ms"}``; 413 ``too_many_windows`` over the limit."""
         start = time.perf_counter()
-        video = self._probe(data, name)
+        video, table = self._probe(data, name)
         windows, chunks = timeline_views(
-            data, self.spec, options.stride_s, chunk=CHUNK_WINDOWS, name=name
+            data, self.spec, options.stride_s, chunk=CHUNK_WINDOWS, name=name, table=table
         )
         if len(windows.starts) > self.limits.max_windows:
             raise RequestError(
@@ -77,10 +78,11 @@ class VideoDecoder:
                 return
             yield {"fast": views.fast, "clip_index": views.clip_index, "decode_ms": _ms(start)}
 
-    def _probe(self, data: bytes, name: str) -> dict[str, Any]:
+    def _probe(self, data: bytes, name: str) -> tuple[dict[str, Any], FrameTable]:
+        """The input's description and its frame table (demuxed once, here)."""
         result = probe(data, self.limits, name)
         width, height = result.display_size
-        return {
+        video = {
             "codec": result.codec,
             "fps": round(result.fps, 3),
             "num_frames": result.num_frames,
@@ -88,6 +90,7 @@ class VideoDecoder:
             "width": width,
             "height": height,
         }
+        return video, result.table
 
 
 class ModelReplica:

@@ -11,6 +11,7 @@ import pytest
 from pipelines.decode.frames import decode_frames
 from pipelines.decode.orientation import UPRIGHT, Orientation
 from pipelines.ingest.probe import RejectError, probe_video
+from tests.video_helpers import write_lossless_rgb
 
 F = 1 << 16
 H, W = 6, 10
@@ -32,22 +33,11 @@ FFMPEG_DISPLAY = {
 
 
 def _lossless_mov(path: Path, *, matrix=None, rotation=None, frames=3) -> Path:
-    """CODED as lossless RGB H.264 (libx264rgb, qp 0) in MOV: pixels compare exactly."""
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264rgb", rate=25)
-        stream.width, stream.height, stream.pix_fmt = W, H, "rgb24"
-        stream.options = {"qp": "0", "preset": "ultrafast", "threads": "1"}
-        if matrix is not None:
-            a, b, c, d = matrix
-            stream.set_display_matrix([a * F, b * F, 0, c * F, d * F, 0, 0, 0, 1 << 30])
-        if rotation is not None:
-            stream.set_display_rotation(rotation)
-        for i in range(frames):
-            frame = av.VideoFrame.from_ndarray(CODED, format="rgb24")
-            frame.pts = i
-            out.mux(stream.encode(frame))
-        out.mux(stream.encode(None))
-    return path
+    """CODED as lossless RGB H.264 in MOV: pixels compare exactly."""
+    if matrix is not None:
+        a, b, c, d = matrix
+        matrix = [a * F, b * F, 0, c * F, d * F, 0, 0, 0, 1 << 30]
+    return write_lossless_rgb(path, [CODED] * frames, matrix=matrix, rotation=rotation)
 
 
 @pytest.mark.parametrize("matrix", list(FFMPEG_DISPLAY))

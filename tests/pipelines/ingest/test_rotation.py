@@ -18,6 +18,7 @@ from pipelines.ingest.clips import process_video
 from pipelines.ingest.segment import _decode_timed
 from pipelines.ingest.sources import SourceEntry
 from pipelines.views import train_clip, train_planes, video_views
+from tests.video_helpers import write_lossless_rgb
 
 W, H, N = 32, 48, 40  # the upright (displayed) picture: portrait
 
@@ -32,23 +33,6 @@ def _upright_frame(i: int) -> np.ndarray:
     return img
 
 
-def _lossless(path: Path, frames, rotation: int = 0) -> Path:
-    """Lossless RGB H.264 (libx264rgb, qp 0), so decoded pixels compare exactly."""
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264rgb", rate=25)
-        stream.height, stream.width = frames[0].shape[:2]
-        stream.pix_fmt = "rgb24"
-        stream.options = {"qp": "0", "preset": "ultrafast", "threads": "1", "g": "10"}
-        if rotation:
-            stream.set_display_rotation(rotation)
-        for i, img in enumerate(frames):
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")
-            frame.pts = i
-            out.mux(stream.encode(frame))
-        out.mux(stream.encode(None))
-    return path
-
-
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory) -> tuple[Path, Path]:
     """``(upright.mp4, phone.mp4)``: the same content, the phone's stored turned clockwise
@@ -56,7 +40,10 @@ def pair(tmp_path_factory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("rotation")
     upright = [_upright_frame(i) for i in range(N)]
     coded = [np.rot90(img, -1) for img in upright]
-    return _lossless(root / "upright.mp4", upright), _lossless(root / "phone.mp4", coded, 90)
+    return (
+        write_lossless_rgb(root / "upright.mp4", upright, gop=10),
+        write_lossless_rgb(root / "phone.mp4", coded, rotation=90, gop=10),
+    )
 
 
 def _cfg(*overrides: str) -> ingest_config.IngestConfig:
