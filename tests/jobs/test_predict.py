@@ -18,6 +18,7 @@ import torch
 
 import slowfast_model
 from jobs import predict
+from pipelines.views import video_views
 from raysf.config import with_overrides
 from tests.video_helpers import write_lossless_rgb
 from training.checkpoints import load_state
@@ -97,8 +98,10 @@ def test_predict_video_files_prints_top5(trained, capsys):
 
 def test_predict_sees_a_phone_video_upright(trained, tmp_path, capsys):
     """A test video stored as a phone stores portrait video (turned clockwise, a 90-degree
-    display matrix) gets the scores of the same pictures stored upright; stored sideways
-    without the matrix, it gets other scores (the model sees orientation)."""
+    display matrix) gets the scores of the same pictures stored upright. The control is what
+    predict feeds the network: the phone video's views are the upright ones, those of the same
+    pictures stored sideways (no matrix) are not. (The scores of this barely trained network
+    are too flat to tell sideways from upright reliably.)"""
     import av
 
     root, _, ckpt, _ = trained
@@ -111,16 +114,18 @@ def test_predict_sees_a_phone_video_upright(trained, tmp_path, capsys):
         str(write_lossless_rgb(tmp_path / "phone.mp4", turned, rotation=90)),
         str(write_lossless_rgb(tmp_path / "sideways.mp4", turned)),
     ]
-    assert predict.main([ckpt, *paths]) == 0
+    assert predict.main([ckpt, *paths[:2]]) == 0
     out = capsys.readouterr().out.splitlines()
-    upright, phone, sideways = (
+    upright, phone = (
         {t["label"]: t["score"] for t in json.loads(line)["top5"]}
         for line in out
         if line.startswith("{")
     )
     assert phone.keys() == upright.keys()
     assert all(abs(phone[k] - upright[k]) < 1e-5 for k in upright)
-    assert max(abs(sideways[k] - upright[k]) for k in upright) > 1e-4
+    spec = load_state(ckpt).clip_spec
+    views = [video_views(path, spec).fast for path in paths]
+    assert np.array_equal(views[1], views[0]) and not np.array_equal(views[2], views[0])
 
 
 def test_predict_folder_and_dataset_write_parquet(trained, tmp_path):
