@@ -26,8 +26,11 @@ from training.inference.predict import ModelSource, add_model_source_arguments
 from training.recipes.smoke import smoke_checkpoint, smoke_videos
 from training.serving.admission import ServeLimits
 from training.serving.app import ServeConfig, start_service, stop_service
+from training.serving.auth import AUTH_MODES, TOKEN_ENV, service_token
 
 TRAIN_CONFIG = Path(__file__).with_name("train.yaml")
+#: Hosts only this machine reaches (serving there without a token is the safe default).
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 #: What ``--smoke-test`` does for this command.
 SMOKE_HELP = "train the tiny smoke model, serve it, classify one test video and stop"
@@ -65,6 +68,13 @@ def add_limit_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-duration-s", type=float, default=ingest.max_duration_s)
     parser.add_argument("--timeout-s", type=float, default=ingest.timeout_s)
     parser.add_argument("--max-inflight", type=int, default=8, help="requests at once (429)")
+    parser.add_argument(
+        "--auth",
+        default="auto",
+        choices=AUTH_MODES,
+        help="bearer token at the ingress: auto (when a token is found), token (required), none",
+    )
+    parser.add_argument("--token-file", default=None, help=f"the token (else ${TOKEN_ENV})")
 
 
 def serve_config(args: argparse.Namespace) -> ServeConfig:
@@ -87,6 +97,7 @@ def serve_config(args: argparse.Namespace) -> ServeConfig:
         limits=limits,
         max_batch_clips=args.max_batch_clips,
         batch_wait_s=args.batch_wait_s,
+        token=service_token(args.auth, args.token_file),
     )
 
 
@@ -106,10 +117,15 @@ def _serve(args: argparse.Namespace) -> int:
     _stop_on_signals()
     runtime.init_ray(args.address)
     url = start_service(cfg)
-    console.line(f"serving {cfg.model.checkpoint} at {url} (POST /v1/classify, /v1/timeline)")
+    auth = "bearer token required" if cfg.token else "no token"
+    console.line(
+        f"serving {cfg.model.checkpoint} at {url} (POST /v1/classify, /v1/timeline; {auth})"
+    )
+    if cfg.token is None and cfg.host not in LOOPBACK:
+        console.line(f"warning: {cfg.host} without a token: anyone who reaches it may call it")
     try:
         if video is not None:
-            console.line(json.dumps(classify_file(url, video)))
+            console.line(json.dumps(classify_file(url, video, cfg.token)))
             return 0
         while True:
             time.sleep(3600)
@@ -130,13 +146,13 @@ def _stop_on_signals() -> None:
     signal.signal(signal.SIGTERM, stop)
 
 
-def classify_file(url: str, video: Path) -> dict:
-    """``POST /v1/classify`` with the file as the raw body; the JSON answer."""
-    request = urllib.request.Request(
-        f"{url}/v1/classify",
-        data=video.read_bytes(),
-        headers={"Content-Type": "application/octet-stream"},
-    )
+def classify_file(url: str, video: Path, token: str | None = None) -> dict:
+    """``POST /v1/classify`` with the file as the raw body (and the bearer token, if any); the
+    JSON answer."""
+    headers = {"Content-Type": "application/octet-stream"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(f"{url}/v1/classify", data=video.read_bytes(), headers=headers)
     with urllib.request.urlopen(request, timeout=120) as response:
         return json.loads(response.read())
 

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "benchmarks" / "serve_bench.py"
@@ -101,7 +102,9 @@ def test_a_bad_request_must_get_a_4xx_json_reason(bench, status, answer, expecte
 def test_arguments_and_the_smoke_test(bench):
     args = bench.parse_args([])
     assert args.clients == [1, 4, 16] and args.requests == 200 and args.max_seconds == 30
-    assert (args.decoders, args.replicas, args.device, args.direct_threads) == (1, 1, "cpu", 1)
+    assert (args.decoders, args.replicas, args.device) == (1, 1, "cpu")
+    assert args.direct_threads == sorted({1, torch.get_num_threads()})
+    assert bench.parse_args(["--direct-threads", "2,1,2"]).direct_threads == [1, 2]
     smoke = bench.parse_args(["--smoke-test", "--device", "cuda"])
     assert smoke.clients == [1, 2] and smoke.requests == 4 and smoke.device == "cuda"
     assert bench.parse_args(["--clients", "16,4,4"]).clients == [4, 16]

@@ -5,6 +5,14 @@ from __future__ import annotations
 import pytest
 
 from jobs import serve
+from training.serving import auth
+
+
+@pytest.fixture(autouse=True)
+def no_tokens_from_this_machine(tmp_path, monkeypatch):
+    for var in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH", auth.TOKEN_ENV):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(auth, "RAY_DEFAULT_TOKEN", tmp_path / "no-such-token")
 
 
 def test_arguments_become_the_service_config(tmp_path):
@@ -58,3 +66,23 @@ def test_a_checkpoint_is_required_unless_smoke_testing(capsys):
         serve.parse_args([])
     assert "CHECKPOINT is required" in capsys.readouterr().err
     assert serve.parse_args(["--smoke-test"]).checkpoint is None
+
+
+def test_on_a_token_auth_cluster_the_ingress_needs_the_token(tmp_path, monkeypatch):
+    monkeypatch.setenv("RAY_AUTH_MODE", "token")
+    monkeypatch.setenv("RAY_AUTH_TOKEN", "cluster-secret")
+    cfg = serve.serve_config(serve.parse_args(["model.pt"]))
+    assert cfg.token == "cluster-secret" and cfg.describe()["auth"] == "token"
+    assert "cluster-secret" not in repr(cfg) and "cluster-secret" not in str(cfg.describe())
+    token_file = tmp_path / "serve.token"
+    token_file.write_text("service-secret\n")
+    args = serve.parse_args(["model.pt", "--token-file", str(token_file)])
+    assert serve.serve_config(args).token == "service-secret"
+    opened = serve.serve_config(serve.parse_args(["model.pt", "--auth", "none"]))
+    assert opened.token is None and opened.describe()["auth"] == "none"
+
+
+def test_auth_token_without_a_token_is_an_error():
+    assert serve.serve_config(serve.parse_args(["model.pt"])).token is None
+    with pytest.raises(ValueError, match="no token found"):
+        serve.serve_config(serve.parse_args(["model.pt", "--auth", "token"]))

@@ -14,6 +14,9 @@
 - ``GET /v1/model``: classes, clip spec, checkpoint, the model replica's resolved device
   settings, the service's limits and sizes; ``GET /healthz``.
 
+With a token (:mod:`training.serving.auth`) every ``/v1/*`` route answers 401 ``unauthorized``
+without ``Authorization: Bearer TOKEN``, before the body is read; ``/healthz`` stays open.
+
 The decoder and the model are separate deployments so each scales on its own resource; the
 model batches views of several requests (``max_batch_clips``, ``batch_wait_s``); with
 ``max_replicas`` above ``replicas`` both back ends autoscale on their ongoing requests.
@@ -27,12 +30,19 @@ from typing import Any
 
 from raysf.clip_spec import ClipSpec
 from training.inference.predict import ModelSource, load_predictor
-from training.serving.admission import ServeLimits
+from training.serving.admission import RequestError, ServeLimits
+from training.serving.auth import check_bearer
 from training.serving.gateway import Gateway
 from training.serving.replicas import ModelReplica, VideoDecoder
 
 APP_NAME = "raysf"
 DEVICES = ("cpu", "cuda")
+#: Headers of an answer by its status: how to authenticate, when to retry.
+ANSWER_HEADERS = {
+    401: {"WWW-Authenticate": "Bearer"},
+    429: {"Retry-After": "1"},
+    503: {"Retry-After": "1"},
+}
 
 
 @dataclass(frozen=True)
@@ -49,6 +59,7 @@ class ServeConfig:
     limits: ServeLimits = field(default_factory=ServeLimits)
     max_batch_clips: int = 32
     batch_wait_s: float = 0.01
+    token: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.device not in DEVICES:
@@ -70,8 +81,18 @@ class ServeConfig:
             "decoders": self.decoders,
             "max_batch_clips": self.max_batch_clips,
             "batch_wait_s": self.batch_wait_s,
+            "auth": "none" if self.token is None else "token",
             "limits": {**limits.pop("ingest"), **limits},
         }
+
+
+def _refusal(headers, token: str | None) -> tuple[int, dict[str, Any]] | None:
+    """The 401 answer of a request without the service's bearer token, else ``None``."""
+    try:
+        check_bearer(headers.get("authorization"), token)
+    except RequestError as exc:
+        return exc.status, exc.body()
+    return None
 
 
 def _clip_count(items: list) -> int:
@@ -144,12 +165,15 @@ def _ingress(cfg: ServeConfig):
             self.service = service
 
         async def _answer(self, request: Request, route: str) -> JSONResponse:
-            query = dict(request.query_params)
-            status, answer = await self.gateway.answer(
-                route, request.stream(), request.headers, query
-            )
-            headers = {"Retry-After": "1"} if status in (429, 503) else None
-            return JSONResponse(answer, status_code=status, headers=headers)
+            status, answer = _refusal(request.headers, cfg.token) or (200, None)
+            if answer is None and route == "model":
+                answer = {**await self.gateway.model.info.remote(), "service": self.service}
+            elif answer is None:
+                query = dict(request.query_params)
+                status, answer = await self.gateway.answer(
+                    route, request.stream(), request.headers, query
+                )
+            return JSONResponse(answer, status_code=status, headers=ANSWER_HEADERS.get(status))
 
         @api.post("/v1/classify")
         async def classify(self, request: Request) -> JSONResponse:
@@ -160,9 +184,8 @@ def _ingress(cfg: ServeConfig):
             return await self._answer(request, "timeline")
 
         @api.get("/v1/model")
-        async def model(self) -> JSONResponse:
-            info = await self.gateway.model.info.remote()
-            return JSONResponse({**info, "service": self.service})
+        async def model(self, request: Request) -> JSONResponse:
+            return await self._answer(request, "model")
 
         @api.get("/healthz")
         async def healthz(self) -> dict:

@@ -10,6 +10,12 @@ counted in clips), every piece of a timeline sent as soon as its chunk is decode
 request has ``limits.ingest.timeout_s`` (504 ``timeout``). Errors become JSON
 (:func:`error_answer`): a refusal keeps its status, an overloaded back end is 503
 ``overloaded``, anything else 500 ``internal``; the service keeps serving.
+
+**A lost replica.** Decoding a classification and scoring views are pure functions of their
+inputs, so a call whose replica died under it (its process killed, its node gone) is sent again,
+up to :data:`LOST_REPLICA_TRIES` times in all, a moment apart; Ray Serve routes it to another
+replica or waits for the one it restarts. A timeline's decoding is a stream and is not
+repeated. A request that still fails is 503 ``replica_lost`` with ``Retry-After``.
 """
 
 from __future__ import annotations
@@ -33,6 +39,29 @@ from training.serving.admission import (
     parse_body,
     precheck,
 )
+
+#: Tries of a call whose replica died under it (the first and the repeats).
+LOST_REPLICA_TRIES = 3
+#: Ray's exceptions for an actor that died or cannot be reached (by name: no Ray import here).
+LOST_REPLICA_ERRORS = frozenset({"RayActorError", "ActorDiedError", "ActorUnavailableError"})
+
+
+def lost_replica(exc: BaseException) -> bool:
+    """Whether ``exc`` says the replica working on the call is gone."""
+    return any(kind.__name__ in LOST_REPLICA_ERRORS for kind in type(exc).__mro__)
+
+
+async def retry_lost(call, tries: int = LOST_REPLICA_TRIES, pause_s: float = 0.25):
+    """``await call()``, again (after ``pause_s``, then twice that, ...) while it fails because
+    its replica died; other errors, and the last try's, propagate."""
+    for attempt in range(tries):
+        try:
+            return await call()
+        except Exception as exc:
+            if not lost_replica(exc) or attempt == tries - 1:
+                raise
+            await asyncio.sleep(pause_s * (attempt + 1))
+    raise ValueError(f"tries must be >= 1, got {tries}")
 
 
 async def read_capped(chunks: AsyncIterator[bytes], declared: str | None, cap: int) -> bytes:
@@ -75,6 +104,9 @@ def error_answer(exc: BaseException) -> tuple[int, dict[str, Any]]:
     if isinstance(exc, TimeoutError):
         return 504, {"error": "timeout", "detail": "the request took too long", "status": 504}
     name = type(exc).__name__
+    if lost_replica(exc):
+        detail = f"a back-end replica stopped while working on this request ({name}); retry"
+        return 503, {"error": "replica_lost", "detail": detail, "status": 503}
     if "BackPressure" in name or "DeploymentUnavailable" in name:
         return 503, {"error": "overloaded", "detail": " ".join(str(exc).split()), "status": 503}
     detail = " ".join(f"{name}: {exc}".split())[:500]
@@ -134,12 +166,13 @@ class Gateway:
         """``(V, C)`` softmax scores of the views, in pieces the model batches."""
         step = self.max_batch_clips
         pieces = [fast[i : i + step] for i in range(0, len(fast), step)]
-        return np.concatenate(await asyncio.gather(*(self.model.score.remote(p) for p in pieces)))
+        calls = (retry_lost(lambda p=p: self.model.score.remote(p)) for p in pieces)
+        return np.concatenate(await asyncio.gather(*calls))
 
     async def classify(self, body: bytes, content_type: str) -> dict[str, Any]:
         start = time.perf_counter()
         data, name = await self.video(body, content_type)
-        decoded = await self.decoder.classify_views.remote(data, name)
+        decoded = await retry_lost(lambda: self.decoder.classify_views.remote(data, name))
         model_start = time.perf_counter()
         scores = await self.scores(decoded["fast"])
         model_ms = round((time.perf_counter() - model_start) * 1000, 2)

@@ -21,7 +21,7 @@ from training.serving.admission import (
     precheck,
     probe,
 )
-from training.serving.gateway import error_answer, options_from_query, read_capped
+from training.serving.gateway import error_answer, options_from_query, read_capped, retry_lost
 
 
 @pytest.fixture(scope="module")
@@ -168,3 +168,50 @@ def test_error_answers_are_json_with_a_reason():
     status, body = error_answer(KeyError("boom"))
     assert status == 500 and body["error"] == "internal" and "boom" in body["detail"]
     json.dumps(body)
+
+
+# ---------------------------------------------------------------------------- lost replicas
+
+
+class RayActorError(Exception):
+    """Named as Ray's: the gateway recognises a lost replica by its exception's class name."""
+
+
+class ActorDiedError(RayActorError):
+    pass
+
+
+def test_a_call_whose_replica_died_is_sent_again():
+    calls = []
+
+    async def flaky():
+        calls.append(1)
+        if len(calls) < 3:
+            raise ActorDiedError("the replica's process died")
+        return "scored"
+
+    assert asyncio.run(retry_lost(flaky, pause_s=0)) == "scored" and len(calls) == 3
+
+
+def test_a_replica_lost_every_time_is_503_and_other_errors_are_not_retried():
+    calls = []
+
+    async def dead():
+        calls.append(1)
+        raise ActorDiedError("gone")
+
+    with pytest.raises(ActorDiedError) as lost:
+        asyncio.run(retry_lost(dead, tries=2, pause_s=0))
+    assert len(calls) == 2
+    status, body = error_answer(lost.value)
+    assert (status, body["error"]) == (503, "replica_lost") and "ActorDiedError" in body["detail"]
+
+    async def refused():
+        calls.append(1)
+        raise RequestError(415, "unreadable", "not a video")
+
+    calls.clear()
+    with pytest.raises(RequestError):
+        asyncio.run(retry_lost(refused, pause_s=0))
+    assert len(calls) == 1
+    assert error_answer(ValueError("bug"))[1]["error"] == "internal"
