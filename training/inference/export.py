@@ -165,6 +165,14 @@ class ExportedNetwork(torch.nn.Module):
         slow, fast = inputs
         return self.module(slow.contiguous().float(), fast.contiguous().float())
 
+    def train(self, mode: bool = True) -> ExportedNetwork:
+        """Only this wrapper's flag: an export is traced in eval mode for good, and an
+        ExportedProgram's module refuses ``train()``/``eval()`` outright (NotImplementedError)."""
+        if mode:
+            raise ValueError("an exported network is for inference only (traced in eval mode)")
+        self.training = False
+        return self
+
 
 def is_export(path: str | Path) -> bool:
     """True when ``path`` has the ``<path>.json`` metadata an export writes beside its model."""

@@ -320,6 +320,7 @@ def test_a_model_replica_killed_under_load_is_retried_and_replaced(service):
         finally:
             stop.set()
     after = [(code, error) for at, code, error in results if at > killed_at[0]]
+    print(f"answers after the kill: {after}")
     assert after and all(
         code == 200 or (code, error) == (503, "replica_lost") for code, error in after
     ), after
@@ -327,3 +328,15 @@ def test_a_model_replica_killed_under_load_is_retried_and_replaced(service):
     info = requests.get(f"{url}/v1/model", timeout=30).json()
     assert info["classes"] == CLASSES
     assert _replicas("raysf", "model") and killed not in _replicas("raysf", "model")
+
+
+def test_the_load_benchmark_s_clients_against_the_service(service):
+    """``benchmarks/serve_bench.py``'s load loop, small, against this service (its maths are
+    tests/test_serve_bench.py's)."""
+    from benchmarks.serve_bench import load_level
+
+    body = service["video"].read_bytes()
+    level = load_level(service["url"], body, clients=2, requests_max=6, max_seconds=60, warmup=1)
+    assert (level["requests"], level["ok"], level["failed"], level["warmup_failed"]) == (6, 6, 0, 0)
+    assert level["views_per_request"] == 6 and level["clips_per_s"] > 0
+    assert level["p50_ms"] <= level["p99_ms"] and 0 < level["decode_share"] < 1
