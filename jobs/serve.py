@@ -16,6 +16,7 @@ import signal
 import sys
 import time
 import urllib.request
+from dataclasses import replace
 from pathlib import Path
 
 from pipelines.ingest.config import LimitsConfig
@@ -78,7 +79,8 @@ def add_limit_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def serve_config(args: argparse.Namespace) -> ServeConfig:
-    """The typed service of the command line (``ValueError`` naming a bad value)."""
+    """The typed service of the command line (``ValueError`` naming a bad value), with the
+    token found now (``raysf serve`` looks again once Ray runs: :func:`_serve`)."""
     ingest = LimitsConfig(
         max_bytes=args.max_bytes,
         max_pixels=args.max_pixels,
@@ -97,7 +99,7 @@ def serve_config(args: argparse.Namespace) -> ServeConfig:
         limits=limits,
         max_batch_clips=args.max_batch_clips,
         batch_wait_s=args.batch_wait_s,
-        token=service_token(args.auth, args.token_file),
+        token=service_token(args.auth, args.token_file)[0],
     )
 
 
@@ -113,15 +115,17 @@ def _serve(args: argparse.Namespace) -> int:
     if args.smoke_test:
         args.checkpoint, dataset = smoke_checkpoint(load_train_config(TRAIN_CONFIG))
         video = smoke_videos(dataset)[0]
-    cfg = serve_config(args)
+    cfg = serve_config(args)  # bad values fail here, before Ray starts
     _stop_on_signals()
     runtime.init_ray(args.address)
+    # a local Ray 2.60 starts with token auth on: the cluster's token is known only now
+    token, origin = service_token(args.auth, args.token_file)
+    cfg = replace(cfg, token=token)
     url = start_service(cfg)
-    auth = "bearer token required" if cfg.token else "no token"
-    console.line(
-        f"serving {cfg.model.checkpoint} at {url} (POST /v1/classify, /v1/timeline; {auth})"
-    )
-    if cfg.token is None and cfg.host not in LOOPBACK:
+    auth = f"bearer token required: {origin}" if token else f"no token: {origin}"
+    console.line(f"serving {cfg.model.checkpoint} at {url} (POST /v1/classify, /v1/timeline)")
+    console.line(f"auth: {auth}")
+    if token is None and cfg.host not in LOOPBACK:
         console.line(f"warning: {cfg.host} without a token: anyone who reaches it may call it")
     try:
         if video is not None:

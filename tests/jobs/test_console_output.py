@@ -90,3 +90,22 @@ def test_ingest_smoke_shows_ray_logs_only_when_verbose(tmp_path):
         [str(RAYSF), "ingest", "--smoke-test", "--verbose", "--log-dir", str(tmp_path / "v")]
     )
     assert any("Starting execution of Dataset" in line for line in loud), "\n".join(loud)
+
+
+def test_serve_smoke_serves_classifies_one_video_and_stops(tmp_path):
+    """``raysf serve --smoke-test``: trains the smoke model, serves it on a local Ray (whose
+    token auth Ray 2.60 turns on by default, so the service takes that token or none), answers
+    one classification and stops, quietly."""
+    from infra.local.procs import free_port
+
+    port = str(free_port())
+    argv = [str(RAYSF), "serve", "--smoke-test", "--port", port, "--log-dir", str(tmp_path)]
+    _, lines = _run(argv)
+    shown = "\n".join(lines)
+    assert len(lines) <= MAX_TRAIN_SMOKE_LINES and not [x for x in lines if RAY_LOG_LINE.search(x)]
+    assert any(f"at http://127.0.0.1:{port} (POST /v1/classify" in x for x in lines), shown
+    (auth,) = [x for x in lines if x.startswith("auth: ")]
+    assert "bearer token required: " in auth or "no token: " in auth, auth
+    answer = json.loads(lines[-1])
+    assert answer["views"] == 6 and len(answer["top5"]) == 3, shown
+    assert {t["label"] for t in answer["top5"]} == {"drift_left", "drift_right", "still"}

@@ -20,21 +20,29 @@ def test_the_token_is_found_in_order(tmp_path):
     ray_file = tmp_path / "ray.token"
     ray_file.write_text("from-ray-file\n")
     cluster = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": "from-cluster"}
-    assert auth.service_token("auto", str(token_file), cluster) == "from-file"
-    assert auth.service_token("auto", None, {**cluster, auth.TOKEN_ENV: "mine"}) == "mine"
-    assert auth.service_token("auto", None, cluster) == "from-cluster"
+    assert auth.service_token("auto", str(token_file), cluster) == (
+        "from-file",
+        f"--token-file {token_file}",
+    )
+    mine = auth.service_token("auto", None, {**cluster, auth.TOKEN_ENV: "mine"})
+    assert mine == ("mine", "RAYSF_SERVE_TOKEN")
+    assert auth.service_token("auto", None, cluster) == (
+        "from-cluster",
+        "the cluster's RAY_AUTH_TOKEN",
+    )
     by_path = {"RAY_AUTH_MODE": "TOKEN", "RAY_AUTH_TOKEN_PATH": str(ray_file)}
-    assert auth.service_token("auto", None, by_path) == "from-ray-file"
+    token, origin = auth.service_token("auto", None, by_path)
+    assert token == "from-ray-file" and str(ray_file) in origin
     # a cluster without token auth, and no token of the service's own: an open service
-    assert auth.service_token("auto", None, {"RAY_AUTH_TOKEN": "unused"}) is None
-    assert auth.service_token("none", None, cluster) is None
+    assert auth.service_token("auto", None, {"RAY_AUTH_TOKEN": "unused"})[0] is None
+    assert auth.service_token("none", None, cluster) == (None, "--auth none")
 
 
 def test_ray_s_default_token_file_is_read_on_a_token_cluster(tmp_path, monkeypatch):
     default = tmp_path / "auth_token"
     default.write_text("from-home\n")
     monkeypatch.setattr(auth, "RAY_DEFAULT_TOKEN", default)
-    assert auth.service_token("auto", None, {"RAY_AUTH_MODE": "token"}) == "from-home"
+    assert auth.service_token("auto", None, {"RAY_AUTH_MODE": "token"})[0] == "from-home"
 
 
 @pytest.mark.parametrize(
