@@ -59,7 +59,9 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("--model", default="sf_rgb", choices=[*MODELS, "tiny3d", "tiny3d_td"])
     p.add_argument("--overrides", default="{}", help="JSON model overrides")
     p.add_argument(
-        "--no-stem-pool", action="store_true", help="diagnostic: the stems' max-pool removed"
+        "--no-stem-pool",
+        action="store_true",
+        help="the stems' max-pool removed (model option stem_pool: false)",
     )
     p.add_argument("--lr", type=float, default=0.4, help="base lr at batch 64")
     p.add_argument("--batch", type=int, default=8)
@@ -142,12 +144,9 @@ def build(args) -> nn.Module:
         return Tiny3d(diff=args.model == "tiny3d_td")
     preset, overrides = MODELS[args.model]
     overrides = {**overrides, **json.loads(args.overrides), "num_classes": len(NAMES)}
-    model = slowfast_model.create_model(preset, **overrides)
     if args.no_stem_pool:  # 2x instead of 4x spatial downsampling before res2
-        for module in model.modules():
-            if isinstance(getattr(module, "pool", None), nn.MaxPool3d):
-                module.pool = nn.Identity()
-    return model
+        overrides["stem_pool"] = False
+    return slowfast_model.create_model(preset, **overrides)
 
 
 class Views:

@@ -50,7 +50,7 @@ _POSITIVE_FIELDS = (
     "num_classes",
     "in_channels",
 )
-_BOOL_FIELDS = ("lateral_norm", "nonlocal_res4", "zero_init_residual")
+_BOOL_FIELDS = ("lateral_norm", "nonlocal_res4", "zero_init_residual", "stem_pool")
 
 
 @dataclass(frozen=True)
@@ -105,6 +105,9 @@ class SlowFastConfig:
         nonlocal_res4: non-local blocks in the Slow pathway's res4 (the paper's R101+NL).
         res4_temporal_blocks: temporal blocks in res4 (None: all; 6 in the "R101_50_50" models).
         zero_init_residual: zero the last BN gamma of every residual branch.
+        stem_pool: the stems' 1x3x3 max-pool (stride 2); False keeps twice the resolution
+            from res2 on (4x the compute of the residual stages) for small crops, where the
+            pool costs SynthMotion's RGB networks their motion (docs/results.md, rows 36-52).
         in_channels: channels of the RGB input.
     """
 
@@ -124,6 +127,7 @@ class SlowFastConfig:
     nonlocal_res4: bool = False
     res4_temporal_blocks: int | None = None
     zero_init_residual: bool = True
+    stem_pool: bool = True
     in_channels: int = 3
 
     def __post_init__(self) -> None:

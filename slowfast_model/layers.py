@@ -21,15 +21,17 @@ def conv3d(cin: int, cout: int, kernel: tuple[int, int, int], stride=(1, 1, 1)) 
 class Stem(nn.Module):
     """conv1 (kt x 7 x 7, stride 1x2x2) -> BN -> ReLU -> max pool 1x3x3 stride 1x2x2.
 
-    (B, C_in, T, H, W) -> (B, C_out, T, H/4, W/4).
+    (B, C_in, T, H, W) -> (B, C_out, T, H/4, W/4); without the pool (``pool=False``), H/2, W/2.
     """
 
-    def __init__(self, cin: int, cout: int, temporal_kernel: int) -> None:
+    def __init__(self, cin: int, cout: int, temporal_kernel: int, pool: bool = True) -> None:
         super().__init__()
         self.conv = conv3d(cin, cout, (temporal_kernel, 7, 7), stride=(1, 2, 2))
         self.bn = nn.BatchNorm3d(cout)
         self.relu = nn.ReLU(inplace=True)
-        self.pool = nn.MaxPool3d((1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1))
+        self.pool = (
+            nn.MaxPool3d((1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1)) if pool else nn.Identity()
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.pool(self.relu(self.bn(self.conv(x))))
@@ -152,9 +154,10 @@ class Pathway(nn.Module):
         stem_temporal_kernel: int,
         specs: tuple[StageSpec, ...],
         extra_in: tuple[int, ...] = (0, 0, 0, 0),
+        stem_pool: bool = True,
     ) -> None:
         super().__init__()
-        self.stem = Stem(cin, stem_width, stem_temporal_kernel)
+        self.stem = Stem(cin, stem_width, stem_temporal_kernel, stem_pool)
         stages = []
         channels = stem_width
         for spec, extra in zip(specs, extra_in, strict=True):

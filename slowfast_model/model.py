@@ -56,7 +56,13 @@ class SlowFast(nn.Module):
         features = 0
         fast_specs = config.stage_specs("fast")
         if config.has_fast:
-            self.fast = Pathway(config.fast_in_channels, config.fast_width, 5, fast_specs)
+            self.fast = Pathway(
+                config.fast_in_channels,
+                config.fast_width,
+                5,
+                fast_specs,
+                stem_pool=config.stem_pool,
+            )
             features += self.fast.out_channels
         if config.has_slow:
             extra = (0, 0, 0, 0)
@@ -65,7 +71,12 @@ class SlowFast(nn.Module):
                 extra = tuple(config.lateral_channels(c) for c in fast_channels)
                 self.laterals.extend(build_lateral(config, c) for c in fast_channels)
             self.slow = Pathway(
-                config.in_channels, config.width, 1, config.stage_specs("slow"), extra
+                config.in_channels,
+                config.width,
+                1,
+                config.stage_specs("slow"),
+                extra,
+                stem_pool=config.stem_pool,
             )
             features += self.slow.out_channels
         self.num_features = features

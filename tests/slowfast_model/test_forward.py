@@ -184,3 +184,40 @@ def test_nonlocal_model_runs() -> None:
     model = sm.build_model(config)
     assert sorted(model.slow.stages[2].nonlocal_blocks) == ["1", "3", "5"]
     check_forward_backward(config)
+
+
+@pytest.mark.parametrize("pathways", ["slowfast", "slow_only", "fast_only"])
+def test_without_the_stem_pool_res2_keeps_twice_the_resolution(pathways) -> None:
+    """``stem_pool=False``: the same weights (a checkpoint loads either way), res2 and every
+    stage after it at twice the height and width, the laterals still aligned, 4x the stages'
+    multiply-adds."""
+    fusion = "time_strided_conv" if pathways == "slowfast" else "none"
+    pooled, unpooled = (
+        sm.build_model(tiny(pathways=pathways, fusion=fusion, stem_pool=pool))
+        for pool in (True, False)
+    )
+    assert pooled.state_dict().keys() == unpooled.state_dict().keys()
+    unpooled.load_state_dict(pooled.state_dict())
+    sizes = {}
+    for name, model in (("pooled", pooled), ("unpooled", unpooled)):
+        pathway = model.slow or model.fast
+        pathway.stages[0].register_forward_hook(
+            lambda _m, _i, out, name=name: sizes.__setitem__(name, out.shape[-2:])
+        )
+        model.eval()(sm.example_inputs(model.config, batch=1, crop=CROP))
+    assert tuple(sizes["pooled"]) == (CROP // 4, CROP // 4)
+    assert tuple(sizes["unpooled"]) == (CROP // 2, CROP // 2)
+    ratio = sm.count_flops(unpooled, crop=CROP) / sm.count_flops(pooled, crop=CROP)
+    # the stages cost 4x, the stem conv the same (the larger share of a 2-channel Fast-only net)
+    assert (1.3 if pathways == "fast_only" else 2.5) < ratio < 4.0, ratio
+    check_forward_backward(tiny(pathways=pathways, fusion=fusion, stem_pool=False))
+
+
+def test_stem_pool_is_validated_and_travels_with_the_config() -> None:
+    with pytest.raises(ValueError, match="stem_pool"):
+        tiny(stem_pool="no")
+    config = tiny(stem_pool=False)
+    assert sm.SlowFastConfig.from_dict(config.to_dict()).stem_pool is False
+    assert sm.SlowFastConfig.from_dict(
+        {k: v for k, v in tiny().to_dict().items() if k != "stem_pool"}
+    ).stem_pool
