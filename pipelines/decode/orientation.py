@@ -65,7 +65,11 @@ class Orientation:
     @classmethod
     def of_frame(cls, frame: av.VideoFrame, name: str = "video") -> Orientation:
         """The orientation of a decoded frame's display matrix (upright when it has none)."""
-        for side in frame.side_data:
+        sides = frame.side_data
+        for item in sides:
+            # PyAV < 18 iterates side data objects; 18 made the container a mapping whose
+            # iteration yields the keys (their types).
+            side = item if hasattr(item, "type") else sides[item]
             if "DISPLAYMATRIX" in str(side.type):
                 return cls.from_matrix(struct.unpack("<9i", bytes(side)[:36]), name)
         return UPRIGHT
