@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-fast lint bench local-up local-down local-e2e clean
+.PHONY: setup demo test test-fast test-acceptance lint bench local-up local-down local-e2e clean
 
 setup: $(STAMP)
 
@@ -24,6 +24,9 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow"
+
+test-acceptance: $(STAMP)
+	$(PY) -m pytest -q -s -m acceptance
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

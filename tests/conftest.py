@@ -44,6 +44,17 @@ RayClusterFactory = Callable[..., RayCluster]
 def pytest_configure(config: pytest.Config) -> None:
     # pyproject registers it already; this keeps the marker known when run from elsewhere.
     config.addinivalue_line("markers", "slow: starts real processes (Ray, mlflow, S3)")
+    config.addinivalue_line("markers", "acceptance: a full-size target; only with -m acceptance")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Acceptance tests (minutes each, outside CI's budget) run only when ``-m`` names them."""
+    if "acceptance" in (config.getoption("markexpr") or ""):
+        return
+    skip = pytest.mark.skip(reason="acceptance test: make test-acceptance runs it")
+    for item in items:
+        if "acceptance" in item.keywords:
+            item.add_marker(skip)
 
 
 def free_port() -> int:
