@@ -193,11 +193,18 @@ def long_cycle_shape(cfg: MultigridConfig, base: BaseShape, index: int) -> Shape
 
 
 def short_cycle(cfg: MultigridConfig, crop: int) -> tuple[ShortStep, ...]:
-    """The short cycle of a long-cycle crop: a step per factor, then the crop itself."""
+    """The short cycle of a long-cycle crop: a step per factor, then the crop itself
+    (``ValueError`` naming ``crop_multiple`` when rounding makes two of its crops equal)."""
     steps = []
     for factor in cfg.short_cycle:
         size = min(crop, round_crop(crop * factor, cfg.crop_multiple))
         steps.append(ShortStep(size, max(1, round((crop / size) ** 2))))
+    crops = [step.crop for step in steps] + [crop]
+    if len(set(crops)) < len(crops):
+        raise ValueError(
+            f"crop_multiple: {cfg.crop_multiple} rounds the short cycle of crop {crop} to the "
+            f"crops {crops}, not all different: lower crop_multiple or use a larger crop"
+        )
     return (*steps, ShortStep(crop, 1))
 
 

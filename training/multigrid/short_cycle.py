@@ -60,3 +60,18 @@ def scale_inputs(fed: Iterable[Batch], steps: Sequence[ShortStep]) -> Iterator[B
     for index, (inputs, labels) in enumerate(fed):
         crop = steps[index % len(steps)].crop
         yield [resize_clips(x, crop) for x in inputs], labels
+
+
+class ShortCycleFeed:
+    """A device feed (``host batches -> fed batches``) for the steps of one phase: the host
+    batches grouped (:func:`group_batches`), fed, then scaled (:func:`scale_inputs`). With a
+    one-step cycle of one batch at the phase's crop (the plain schedule) it is the feed itself."""
+
+    def __init__(self, feed, steps: Sequence[ShortStep]):
+        self.feed, self.steps = feed, tuple(steps)
+        self.plain = len(self.steps) == 1 and self.steps[0].micro_batches == 1
+
+    def __call__(self, batches: Iterable[Mapping[str, Any]]) -> Iterator[Batch]:
+        if self.plain:
+            return self.feed(batches)
+        return scale_inputs(self.feed(group_batches(batches, self.steps)), self.steps)

@@ -128,3 +128,11 @@ def test_table_and_rows_hold_every_phase():
     assert [r["phase"] for r in rows] == [p.name for p in schedule.phases]
     assert rows[0]["short_cycle"] == [[4, 80], [2, 112], [1, 160]]
     assert math.isclose(rows[0]["lr_factor"], 63 / 8)
+
+
+def test_a_crop_multiple_that_merges_short_cycle_crops_is_refused():
+    small = BaseShape(slow_frames=4, tau=4, crop=32, batch=2)
+    with pytest.raises(ValueError, match=r"^crop_multiple: 8 rounds the short cycle of crop 24"):
+        multigrid_schedule(MultigridConfig(), small, epochs=8)
+    ok = multigrid_schedule(MultigridConfig(crop_multiple=4), small, epochs=8)
+    assert [s.crop for s in ok.phases[0].shape.short_cycle] == [12, 16, 24]
