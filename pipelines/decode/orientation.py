@@ -65,7 +65,8 @@ class Orientation:
     @classmethod
     def of_frame(cls, frame: av.VideoFrame, name: str = "video") -> Orientation:
         """The orientation of a decoded frame's display matrix (upright when it has none)."""
-        for side in frame.side_data:
+        sides = frame.side_data  # PyAV >= 18: a mapping of type -> side data; before, a list
+        for side in sides.values() if hasattr(sides, "values") else sides:
             if "DISPLAYMATRIX" in str(side.type):
                 return cls.from_matrix(struct.unpack("<9i", bytes(side)[:36]), name)
         return UPRIGHT
