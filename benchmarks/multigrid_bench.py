@@ -131,7 +131,7 @@ def train_run(args: argparse.Namespace, schedule: str, seed: int, data: dict) ->
     epochs, seconds = [], 0.0
     for epoch in range(plan.epochs):
         shape = phases.epoch_shape(plan, feeds, epoch)
-        phases.enter_epoch(model, plan, shape, epoch)
+        phases.enter_epoch(model, plan, shape)
         spec = shape.phase.shape.clip_spec(plan.clip)
         batches = host_batches(
             data["train"], spec, shape.batch, seed * 1000 + epoch, "train", plan.flip_map

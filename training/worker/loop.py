@@ -9,7 +9,10 @@ the MLflow run, pretrained weights) and goes through four steps:
    per-iteration learning-rate schedule, and the device feed (:mod:`training.device.inputs`);
 2. **resume** — from the latest reported checkpoint, so a restarted worker group never
    repeats a finished epoch;
-3. **epoch** — train on this worker's shard (uint8 batches pinned by Ray Data's fetch threads
+3. **epoch** — at the shape the run's shape schedule gives the epoch (plain: one shape
+   throughout; multigrid: the phase's dataset, batch, short cycle, learning-rate factor and
+   BatchNorm groups, :mod:`training.worker.phases`), train on this worker's shard (uint8 batches
+   pinned by Ray Data's fetch threads
    on CUDA, copied to the device one batch ahead on a side stream, sums read once per epoch),
    broadcast rank 0's BatchNorm buffers, validate (sums and the confusion matrix all-reduced
    across ranks; from memory after the first epoch when the val split fits
@@ -44,6 +47,7 @@ from training.device.inputs import DeviceFeed
 from training.plan import TrainingPlan
 from training.tracking import RunTarget
 from training.worker.phases import (
+    EpochShape,
     checkpoint_schedule,
     compile_network,
     enter_epoch,
@@ -199,7 +203,7 @@ def run_epoch(
     """Step 3: train on this worker's shard, then validate; metrics summed over ranks."""
     job = plan.job
     shape = epoch_shape(plan, worker.train_feeds, epoch)
-    _enter_epoch(worker, plan, shape, epoch)
+    _enter_epoch(worker, plan, shape)
     host = _host_batches(worker, job.data.prefetch_batches)
     batches = _train_batches(worker, plan, epoch, host, shape.data_key, shape.batch)
     lr_now = worker.optimizer.param_groups[0]["lr"]
@@ -235,9 +239,9 @@ def run_epoch(
     return metrics, confusion
 
 
-def _enter_epoch(worker: WorkerState, plan: TrainingPlan, shape, epoch: int) -> None:
+def _enter_epoch(worker: WorkerState, plan: TrainingPlan, shape: EpochShape) -> None:
     """The epoch's BatchNorm groups; rank 0 announces a phase it has not announced yet."""
-    line = enter_epoch(unwrap_model(worker.model), plan, shape, epoch)
+    line = enter_epoch(unwrap_model(worker.model), plan, shape)
     if line and worker.rank == 0 and worker.announced_phase != shape.phase_index:
         report_note(line)
     worker.announced_phase = shape.phase_index

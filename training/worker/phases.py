@@ -106,11 +106,9 @@ def epoch_shape(plan: TrainingPlan, feeds: dict[str, DeviceFeed], epoch: int) ->
     return EpochShape(phase, index, key, phase.shape.batch, feed, plan.epoch_steps(epoch))
 
 
-def enter_epoch(
-    model: torch.nn.Module, plan: TrainingPlan, shape: EpochShape, epoch: int
-) -> str | None:
-    """Set the sub-batch BN groups of the epoch's phase; returns the line that announces a
-    phase (at its first epoch, or the first epoch after a resume), else ``None``."""
+def enter_epoch(model: torch.nn.Module, plan: TrainingPlan, shape: EpochShape) -> str | None:
+    """Set the sub-batch BN groups of the epoch's phase (multigrid); returns the line that
+    announces the phase (the caller prints it once per phase), else ``None``."""
     if plan.shapes.kind != "multigrid":
         return None
     set_bn_splits(model, bn_splits(shape.batch, plan.job.train.multigrid.bn_group))

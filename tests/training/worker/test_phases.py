@@ -116,7 +116,7 @@ def test_a_multigrid_epoch_trains_through_the_short_cycle(dataset):
     settings = resolve_device_settings("cpu", compile=False)
     step = StepSettings(plan.clip, torch.device("cpu"), settings)
     shape = phases.epoch_shape(plan, phases.phase_feeds(plan, step), 0)
-    line = phases.enter_epoch(model, plan, shape, 0)
+    line = phases.enter_epoch(model, plan, shape)
     assert line.startswith("multigrid phase 1.1 (epochs 1-")
     long = shape.phase.shape  # T=1 x tau 16 at 48 px, 14 clips per batch
     seen = []
