@@ -228,3 +228,47 @@ def test_multigrid_resumes_in_the_middle_of_a_phase(dataset, local_ray, tmp_path
     assert [r["phase"] for r in reports] == [shapes.phase_index(e) for e in range(6)]
     assert [r["steps"] for r in reports] == [2] * 6
     assert load_state(outcome.checkpoint_uri).schedule["phase"] == "finetune"
+
+
+def test_multigrid_ddp_ranks_train_the_same_shapes(dataset, local_ray, tmp_path):
+    """Two workers on a multigrid schedule: every epoch at its phase's shape on both ranks, the
+    same number of steps, weights bit-identical; the schedule is logged to MLflow."""
+    job = _job(
+        dataset,
+        tmp_path,
+        "scaling.num_workers=2",
+        "scaling.resources_per_worker={CPU: 1}",
+        "train.batch_size=1",
+        "train.epochs=2",
+        "train.max_steps_per_epoch=2",
+        "train.log_param_digest=true",
+        "train.schedule=multigrid",
+        "train.multigrid.long_cycle=[[0.5, 1], [1, 1]]",
+        "train.multigrid.short_cycle=[0.5]",
+        "train.multigrid.long_cycles=1",
+        "train.multigrid.finetune_fraction=0.34",
+        "train.multigrid.crop_multiple=4",
+        "eval.after_training=false",
+        "mlflow.log_model=false",
+    )
+    shapes = plan_training(job).shapes
+    assert [p.name for p in shapes.phases] == ["1.1", "1.2", "finetune"]
+    log = tmp_path / "reports.jsonl"
+    outcome = run_training(job, metrics_log=str(log))
+
+    reports = [r["rank_metrics"] for r in _reports(log) if "rank_metrics" in r]
+    assert [ranks[0]["epoch"] for ranks in reports] == [0, 1, 2]
+    for epoch, ranks in enumerate(reports):
+        assert len(ranks) == 2
+        assert ranks[0]["phase"] == ranks[1]["phase"] == shapes.phase_index(epoch)
+        assert ranks[0]["steps"] == ranks[1]["steps"] >= 1
+        assert ranks[0]["param_digest"] == ranks[1]["param_digest"]
+    assert len({ranks[0]["param_digest"] for ranks in reports}) == 3  # it trained every epoch
+
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(job.mlflow.tracking_uri)
+    table = client.download_artifacts(outcome.mlflow_run_id, "shape_schedule.txt", str(tmp_path))
+    assert Path(table).read_text().startswith("phase") and "4x@16 1x@32" in Path(table).read_text()
+    params = client.get_run(outcome.mlflow_run_id).data.params
+    assert params["train.schedule"] == "multigrid" and params["train.resolved.epochs"] == "3"
