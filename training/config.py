@@ -19,7 +19,13 @@ from raysf.config import load_config
 from raysf.storage import S3Config, StorageLocation, resolve_location
 from training.device.settings import Precision, Switch
 from training.multigrid.config import MultigridConfig
-from training.multigrid.schedule import BaseShape, ShapeSchedule, multigrid_schedule, plain_schedule
+from training.multigrid.schedule import (
+    BaseShape,
+    ShapeSchedule,
+    multigrid_epochs,
+    multigrid_schedule,
+    plain_schedule,
+)
 from training.tracking import redact_uri
 
 
@@ -155,6 +161,13 @@ class TrainConfig:
     def validate(self) -> None:
         if self.epochs <= 0 or self.batch_size <= 0:
             raise ValueError("train.epochs and train.batch_size must be positive")
+
+    @property
+    def run_epochs(self) -> int:
+        """Epochs the run trains: ``epochs``, times ``multigrid.epoch_factor`` with multigrid."""
+        if self.schedule == "plain":
+            return self.epochs
+        return multigrid_epochs(self.epochs, self.multigrid)
 
     def shape_schedule(self, clip: ClipSpec) -> ShapeSchedule:
         """The run's shape schedule for its resolved clip spec (``ValueError`` naming

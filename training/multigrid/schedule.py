@@ -220,9 +220,14 @@ def split_epochs(total: int, weights: Sequence[float]) -> list[int]:
     return parts
 
 
+def multigrid_epochs(epochs: int, cfg: MultigridConfig) -> int:
+    """Epochs a multigrid run of ``epochs`` plain epochs trains: ``round(epochs*epoch_factor)``."""
+    return max(1, round(epochs * cfg.epoch_factor))
+
+
 def multigrid_schedule(cfg: MultigridConfig, base: BaseShape, epochs: int) -> ShapeSchedule:
     """The multigrid schedule of a run of ``epochs`` plain epochs (see the module docstring)."""
-    total = max(1, round(epochs * cfg.epoch_factor))
+    total = multigrid_epochs(epochs, cfg)
     finetune = max(1, round(total * cfg.finetune_fraction)) if cfg.finetune_fraction else 0
     finetune = min(finetune, total - 1) if total > 1 else finetune
     shapes = [long_cycle_shape(cfg, base, i) for i in range(len(cfg.long_cycle))]
