@@ -26,16 +26,25 @@ class SubBatchNorm3d(nn.BatchNorm3d):
         if not self.training or splits <= 1 or x.shape[0] % splits:
             return super().forward(x)
         n, c = x.shape[:2]
-        groups = x.reshape(splits, n // splits, c, -1)
-        var, mean = torch.var_mean(groups, dim=(1, 3), keepdim=True, correction=0)
-        y = ((groups - mean) * torch.rsqrt(var + self.eps)).reshape(x.shape)
+        channels_last = (
+            x.is_contiguous(memory_format=torch.channels_last_3d) and not x.is_contiguous()
+        )
+        if channels_last:  # (N, T, H, W, C) is the memory order: group it without a copy
+            groups = x.permute(0, 2, 3, 4, 1).reshape(splits, -1, c)
+            var, mean = torch.var_mean(groups, dim=1, keepdim=True, correction=0)
+            y = (groups - mean) * torch.rsqrt(var + self.eps)
+            y = y.reshape(n, *x.shape[2:], c).permute(0, 4, 1, 2, 3)
+        else:
+            groups = x.reshape(splits, n // splits, c, -1)
+            var, mean = torch.var_mean(groups, dim=(1, 3), keepdim=True, correction=0)
+            y = ((groups - mean) * torch.rsqrt(var + self.eps)).reshape(x.shape)
         if self.affine:
             y = y * self.weight.view(1, c, 1, 1, 1) + self.bias.view(1, c, 1, 1, 1)
         if self.track_running_stats:
-            self._update_running(mean.view(splits, c), var.view(splits, c), groups[0, :, 0].numel())
-        if x.is_contiguous(memory_format=torch.channels_last_3d) and not x.is_contiguous():
-            y = y.contiguous(memory_format=torch.channels_last_3d)
-        return y
+            self._update_running(
+                mean.view(splits, c), var.view(splits, c), x[0, 0].numel() * n // splits
+            )
+        return y.contiguous(memory_format=torch.channels_last_3d) if channels_last else y
 
     @torch.no_grad()
     def _update_running(self, mean: torch.Tensor, var: torch.Tensor, per_group: int) -> None:

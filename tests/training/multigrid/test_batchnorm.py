@@ -20,8 +20,9 @@ def _groups_of_different_statistics() -> torch.Tensor:
     return torch.cat([a, b])
 
 
-def test_each_group_is_normalised_by_its_own_statistics():
-    x = _groups_of_different_statistics()
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last_3d])
+def test_each_group_is_normalised_by_its_own_statistics(memory_format):
+    x = _groups_of_different_statistics().contiguous(memory_format=memory_format)
     sub = SubBatchNorm3d(3)
     sub.num_splits = 2
     with torch.no_grad():
