@@ -69,8 +69,12 @@ class TrainingPlan:
 
     def epoch_steps(self, epoch: int) -> int:
         """Optimizer steps of ``epoch`` on every worker (the shards are equal)."""
+        return self.epoch_cycle(epoch)[1]
+
+    def epoch_cycle(self, epoch: int) -> tuple[int, int]:
+        """``(short-cycle step the epoch starts at, its optimizer steps)`` on every worker."""
         rows = self.train_rows // self.job.scaling.num_workers
-        return self.shapes.steps_in_epoch(epoch, rows, self.job.train.max_steps_per_epoch)
+        return self.shapes.epoch_steps(epoch, rows, self.job.train.max_steps_per_epoch)
 
     def mlflow_params(self) -> dict[str, Any]:
         """The run's parameters: the flattened job, the resolved network, its cost, the batch."""

@@ -140,23 +140,33 @@ class ShapeSchedule:
 
     def steps_in_epoch(self, epoch: int, rows_per_worker: int, max_steps: int | None = None) -> int:
         """Steps of ``epoch`` on a worker holding ``rows_per_worker`` rows (the last partial
-        batch and an incomplete short cycle's last step dropped), at most ``max_steps``."""
-        shape = self.phase_at(epoch).shape
-        counts = [s.micro_batches for s in shape.short_cycle]
-        steps = short_cycle_steps(rows_per_worker // shape.batch, counts)
-        return steps if max_steps is None else min(steps, max_steps)
+        batch and an incomplete short-cycle step dropped), at most ``max_steps``."""
+        return self.epoch_steps(epoch, rows_per_worker, max_steps)[1]
+
+    def epoch_steps(
+        self, epoch: int, rows_per_worker: int, max_steps: int | None = None
+    ) -> tuple[int, int]:
+        """``(short-cycle step the epoch starts at, its steps)``: the short cycle runs on across
+        the epochs of a phase (on a small dataset an epoch may hold fewer steps than a cycle)."""
+        phase = self.phase_at(epoch)
+        counts = [s.micro_batches for s in phase.shape.short_cycle]
+        micro = rows_per_worker // phase.shape.batch
+        start = 0
+        for current in range(phase.first_epoch, epoch + 1):
+            steps = short_cycle_steps(micro, counts, start)
+            steps = steps if max_steps is None else min(steps, max_steps)
+            if current == epoch:
+                return start, steps
+            start = (start + steps) % len(counts)
+        raise AssertionError("unreachable: the epoch lies in its phase")
 
 
-def short_cycle_steps(micro_batches: int, counts: Sequence[int]) -> int:
-    """Steps made of ``micro_batches`` batches when step ``i`` takes ``counts[i % len]`` of
-    them and a step that cannot get its count is dropped."""
-    per_cycle = sum(counts)
-    full, left = divmod(micro_batches, per_cycle)
-    steps = full * len(counts)
-    for count in counts:
-        if left < count:
-            break
-        left -= count
+def short_cycle_steps(micro_batches: int, counts: Sequence[int], start: int = 0) -> int:
+    """Steps made of ``micro_batches`` batches when step ``i`` takes
+    ``counts[(start + i) % len]`` of them, up to the first step that cannot get its count."""
+    steps, left = 0, micro_batches
+    while left >= counts[(start + steps) % len(counts)]:
+        left -= counts[(start + steps) % len(counts)]
         steps += 1
     return steps
 

@@ -33,12 +33,12 @@ def concat_batches(batches: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 
 
 def group_batches(
-    batches: Iterable[Mapping[str, Any]], steps: Sequence[ShortStep]
+    batches: Iterable[Mapping[str, Any]], steps: Sequence[ShortStep], start: int = 0
 ) -> Iterator[Mapping[str, Any]]:
-    """Step ``i`` gets ``steps[i % len(steps)].micro_batches`` consecutive batches joined; a
-    last step that cannot get its count is dropped."""
+    """Step ``i`` gets ``steps[(start + i) % len(steps)].micro_batches`` consecutive batches
+    joined; a last step that cannot get its count is dropped."""
     pending: list[Mapping[str, Any]] = []
-    index = 0
+    index = start
     for batch in batches:
         pending.append(batch)
         if len(pending) == steps[index % len(steps)].micro_batches:
@@ -55,9 +55,11 @@ def resize_clips(x: torch.Tensor, crop: int) -> torch.Tensor:
     return y.contiguous(memory_format=torch.channels_last_3d) if channels_last else y
 
 
-def scale_inputs(fed: Iterable[Batch], steps: Sequence[ShortStep]) -> Iterator[Batch]:
+def scale_inputs(
+    fed: Iterable[Batch], steps: Sequence[ShortStep], start: int = 0
+) -> Iterator[Batch]:
     """The fed steps of :func:`group_batches`, each pathway scaled to its step's crop."""
-    for index, (inputs, labels) in enumerate(fed):
+    for index, (inputs, labels) in enumerate(fed, start):
         crop = steps[index % len(steps)].crop
         yield [resize_clips(x, crop) for x in inputs], labels
 
@@ -65,13 +67,15 @@ def scale_inputs(fed: Iterable[Batch], steps: Sequence[ShortStep]) -> Iterator[B
 class ShortCycleFeed:
     """A device feed (``host batches -> fed batches``) for the steps of one phase: the host
     batches grouped (:func:`group_batches`), fed, then scaled (:func:`scale_inputs`). With a
-    one-step cycle of one batch at the phase's crop (the plain schedule) it is the feed itself."""
+    one-step cycle of one batch at the phase's crop (the plain schedule) it is the feed itself.
+    ``start``: the cycle's step the epoch begins with (the cycle runs on across a phase)."""
 
-    def __init__(self, feed, steps: Sequence[ShortStep]):
-        self.feed, self.steps = feed, tuple(steps)
+    def __init__(self, feed, steps: Sequence[ShortStep], start: int = 0):
+        self.feed, self.steps, self.start = feed, tuple(steps), start
         self.plain = len(self.steps) == 1 and self.steps[0].micro_batches == 1
 
     def __call__(self, batches: Iterable[Mapping[str, Any]]) -> Iterator[Batch]:
         if self.plain:
             return self.feed(batches)
-        return scale_inputs(self.feed(group_batches(batches, self.steps)), self.steps)
+        grouped = group_batches(batches, self.steps, self.start)
+        return scale_inputs(self.feed(grouped), self.steps, self.start)

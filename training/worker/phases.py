@@ -102,8 +102,9 @@ def epoch_shape(plan: TrainingPlan, feeds: dict[str, DeviceFeed], epoch: int) ->
     index = shapes.phase_index(epoch)
     phase = shapes.phases[index]
     key = phase.shape.data_key(shapes.base)
-    feed = ShortCycleFeed(feeds[key], phase.shape.short_cycle)
-    return EpochShape(phase, index, key, phase.shape.batch, feed, plan.epoch_steps(epoch))
+    start, steps = plan.epoch_cycle(epoch)
+    feed = ShortCycleFeed(feeds[key], phase.shape.short_cycle, start)
+    return EpochShape(phase, index, key, phase.shape.batch, feed, steps)
 
 
 def enter_epoch(model: torch.nn.Module, plan: TrainingPlan, shape: EpochShape) -> str | None:

@@ -93,6 +93,15 @@ def test_steps_of_an_epoch_drop_an_incomplete_cycle_step():
     batch = schedule.phase_at(0).shape.batch  # 72 clips
     assert schedule.steps_in_epoch(0, rows_per_worker=batch * 7) == 3
     assert schedule.steps_in_epoch(0, rows_per_worker=batch * 7, max_steps=2) == 2
+    assert short_cycle_steps(3, [4, 2, 1], start=1) == 2  # 2, 1
+    # five batches an epoch: the cycle runs on across the phase's epochs, not from 4x each time
+    assert [schedule.epoch_steps(e, rows_per_worker=batch * 5) for e in range(4)] == [
+        (0, 1),
+        (1, 2),
+        (0, 1),
+        (1, 2),
+    ]
+    assert schedule.epoch_steps(4, rows_per_worker=batch * 5)[0] == 0  # a new phase starts at 0
     plain = plain_schedule(TINY, epochs=3)
     assert plain.steps_in_epoch(2, rows_per_worker=83) == 83 // 8
 

@@ -29,6 +29,13 @@ def test_steps_take_their_micro_batches_in_order_and_drop_an_incomplete_one():
     assert isinstance(steps[1]["fast"], torch.Tensor) and isinstance(steps[1]["label"], np.ndarray)
 
 
+def test_a_cycle_can_start_at_any_step():
+    steps = list(group_batches(_batches(4), CYCLE, start=1))
+    assert [len(s["label"]) for s in steps] == [6, 3]  # 2x, 1x, then the 4x step lacks batches
+    fed = [([torch.rand(1, 3, 1, 32, 32)], torch.zeros(1))] * 2
+    assert [inputs[0].shape[-1] for inputs, _ in scale_inputs(fed, CYCLE, start=1)] == [24, 32]
+
+
 def test_inputs_are_scaled_to_each_steps_crop():
     fed = [([torch.rand(2, 3, 1, 32, 32), torch.rand(2, 3, 4, 32, 32)], torch.zeros(2))] * 4
     shapes = [[tuple(x.shape) for x in inputs] for inputs, _ in scale_inputs(fed, CYCLE)]

@@ -95,6 +95,7 @@ def test_every_epoch_reads_the_dataset_and_batch_of_its_phase(dataset):
         assert shape.batch == shape.phase.shape.batch
         assert shape.data_key == shape.phase.shape.data_key(plan.shapes.base)
         assert shape.steps == plan.epoch_steps(epoch) > 0
+        assert shape.feed.start == plan.epoch_cycle(epoch)[0]
     # the same epoch gives the same shape on every rank: nothing here depends on the rank
     assert (
         phases.epoch_shape(plan, feeds, 0).data_key == phases.epoch_shape(plan, feeds, 0).data_key
