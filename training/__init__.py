@@ -13,7 +13,9 @@ entry points of :mod:`jobs`.
 - :mod:`training.checkpoints` — the checkpoint format;
 - :mod:`training.schedule` — the learning-rate recipe;
 - :mod:`training.tracking` — MLflow: tracking URI, runs, params, metrics;
-- :mod:`training.device` — device settings and device-side feeding.
+- :mod:`training.device` — device settings and device-side feeding;
+- :mod:`training.multigrid` — the shape schedule (plain or multigrid) and what training
+  at several shapes needs (sub-batch BN, short cycles, the recompile limit).
 
-Layers, top to bottom (checked by make lint): recipes > tune > run | serving > inference | worker > plan | artifacts > config | checkpoints | schedule > tracking | device
+Layers, top to bottom (checked by make lint): recipes > tune > run | serving > inference | worker > plan | artifacts > config | checkpoints | schedule > tracking | device | multigrid
 """

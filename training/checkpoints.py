@@ -2,7 +2,9 @@
 
 It holds model, optimizer and scheduler state, the epoch, the resolved job config, the model
 config and the :class:`~raysf.clip_spec.ClipSpec` (sampling, sizes, test views, mean/std) plus
-the class names, so evaluation and prediction need nothing but the checkpoint. It is read with
+the class names, so evaluation and prediction need nothing but the checkpoint; ``schedule``
+records the shape schedule's phase of its epoch (``training.worker.phases``; empty in
+checkpoints written before it). It is read with
 ``torch.load(weights_only=True)``: only tensors and plain Python values are stored.
 
 Format 2 stores the spec as ``clip_spec``; format 1 (still read) stored a ``preprocessing``
@@ -42,6 +44,7 @@ class TrainingState:
     job_config: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
     confusion: list[list[int]] | None = None
+    schedule: dict[str, Any] = field(default_factory=dict)
 
     def to_payload(self) -> dict[str, Any]:
         payload = {k: getattr(self, k) for k in self.__dataclass_fields__}

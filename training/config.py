@@ -18,6 +18,14 @@ from raysf.clip_spec import ClipSpec
 from raysf.config import load_config
 from raysf.storage import S3Config, StorageLocation, resolve_location
 from training.device.settings import Precision, Switch
+from training.multigrid.config import MultigridConfig
+from training.multigrid.schedule import (
+    BaseShape,
+    ShapeSchedule,
+    multigrid_epochs,
+    multigrid_schedule,
+    plain_schedule,
+)
 from training.tracking import redact_uri
 
 
@@ -145,10 +153,32 @@ class TrainConfig:
     # Hash every weight on every rank each epoch (reported as param_digest): the DDP test's
     # check that ranks stay identical. Off by default: it costs a pass over all weights.
     log_param_digest: bool = False
+    # plain: every epoch at data.clip's shape and train.batch_size; multigrid: the long and
+    # short cycles of train.multigrid (training/multigrid/schedule.py, docs/training.md).
+    schedule: Literal["plain", "multigrid"] = "plain"
+    multigrid: MultigridConfig = field(default_factory=MultigridConfig)
 
     def validate(self) -> None:
         if self.epochs <= 0 or self.batch_size <= 0:
             raise ValueError("train.epochs and train.batch_size must be positive")
+
+    @property
+    def run_epochs(self) -> int:
+        """Epochs the run trains: ``epochs``, times ``multigrid.epoch_factor`` with multigrid."""
+        if self.schedule == "plain":
+            return self.epochs
+        return multigrid_epochs(self.epochs, self.multigrid)
+
+    def shape_schedule(self, clip: ClipSpec) -> ShapeSchedule:
+        """The run's shape schedule for its resolved clip spec (``ValueError`` naming
+        ``train.multigrid.<key>`` when a multigrid factor does not fit the clip)."""
+        base = BaseShape(clip.slow_frames, clip.tau, clip.crop_size, self.batch_size)
+        if self.schedule == "plain":
+            return plain_schedule(base, self.epochs)
+        try:
+            return multigrid_schedule(self.multigrid, base, self.epochs)
+        except ValueError as exc:
+            raise ValueError(f"train.multigrid.{exc}") from exc
 
 
 @dataclass(frozen=True)
@@ -248,12 +278,13 @@ class TrainJobConfig:
         # Build the network's config once (the class count comes later, from the dataset), so
         # an unknown preset, a bad override or a clip spec that contradicts the model fail now.
         model = self.model.resolve(num_classes=2)
-        self.data.clip.resolve(
+        clip = self.data.clip.resolve(
             slow_frames=model.slow_frames,
             alpha=model.alpha,
             default_tau=model.default_tau,
             dataset=ClipSpec(),
         )
+        self.train.shape_schedule(clip)  # a multigrid factor that does not fit fails now
 
     def notes(self) -> list[str]:
         """Settings that are valid but probably not what this job wants, one line each (the

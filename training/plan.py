@@ -31,6 +31,7 @@ from raysf.runtime import read_manifest
 from raysf.storage import StorageLocation
 from training.config import LOCATION_KEYS, TrainJobConfig, recorded_job
 from training.device.settings import DeviceSettings, resolve_device_settings
+from training.multigrid.schedule import ShapeSchedule
 from training.schedule import scaled_lr
 
 
@@ -57,7 +58,23 @@ class TrainingPlan:
     global_batch: int
     steps_per_epoch: int
     peak_lr: float
+    shapes: ShapeSchedule  # the clip shape, batch and LR factor of every epoch and step
+    train_rows: int  # training rows of an epoch (clips x data.decode.clips_per_decode)
     flip_map: tuple[int, ...] | None = None  # label of a flipped clip by label id (None: same)
+
+    @property
+    def epochs(self) -> int:
+        """Epochs the run trains (``train.epochs``; x ``epoch_factor`` with multigrid)."""
+        return self.shapes.epochs
+
+    def epoch_steps(self, epoch: int) -> int:
+        """Optimizer steps of ``epoch`` on every worker (the shards are equal)."""
+        return self.epoch_cycle(epoch)[1]
+
+    def epoch_cycle(self, epoch: int) -> tuple[int, int]:
+        """``(short-cycle step the epoch starts at, its optimizer steps)`` on every worker."""
+        rows = self.train_rows // self.job.scaling.num_workers
+        return self.shapes.epoch_steps(epoch, rows, self.job.train.max_steps_per_epoch)
 
     def mlflow_params(self) -> dict[str, Any]:
         """The run's parameters: the flattened job, the resolved network, its cost, the batch."""
@@ -72,6 +89,9 @@ class TrainingPlan:
                 "model.params": self.summary.params,
                 "train.global_batch": self.global_batch,
                 "optim.peak_lr": self.peak_lr,
+                "train.resolved.epochs": self.epochs,
+                "train.resolved.phases": len(self.shapes.phases),
+                "train.resolved.step_shapes": len(self.shapes.step_shapes()),
             }
         )
         return params
@@ -152,6 +172,7 @@ def plan_training(job: TrainJobConfig, manifest: Manifest | None = None) -> Trai
     steps = max(1, rows // global_batch)
     if job.train.max_steps_per_epoch:
         steps = min(steps, job.train.max_steps_per_epoch)
+    shapes = shape_schedule(job, clip, rows)
     return TrainingPlan(
         job=job,
         dataset=dataset,
@@ -164,8 +185,31 @@ def plan_training(job: TrainJobConfig, manifest: Manifest | None = None) -> Trai
         global_batch=global_batch,
         steps_per_epoch=steps,
         peak_lr=scaled_lr(job.optim.base_lr, global_batch, job.optim.reference_batch),
+        shapes=shapes,
+        train_rows=rows,
         flip_map=manifest.flip.label_map(manifest.classes) if clip.flip else None,
     )
+
+
+def shape_schedule(job: TrainJobConfig, clip: ClipSpec, rows: int) -> ShapeSchedule:
+    """The run's shape schedule; ``ConfigError`` when a factor does not fit the clip or a
+    phase's epoch would have no step on a worker (its batches larger than the shard)."""
+    try:
+        shapes = job.train.shape_schedule(clip)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+    per_worker = rows // job.scaling.num_workers
+    for phase in shapes.phases:
+        if not shapes.steps_in_epoch(phase.first_epoch, per_worker):
+            cycle = phase.shape.short_cycle
+            need = phase.shape.batch * cycle[0].micro_batches
+            raise ConfigError(
+                f"train.schedule: {shapes.kind}: phase {phase.name} needs {need} training rows per "
+                f"worker for its first step ({phase.shape.batch} clips x "
+                f"{cycle[0].micro_batches}), a worker gets {per_worker}: lower train.batch_size, "
+                "use fewer workers, or change train.multigrid.long_cycle"
+            )
+    return shapes
 
 
 #: Keys whose change does not change what a run computes (prefixes match their sub-keys).

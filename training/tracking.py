@@ -273,6 +273,11 @@ def log_params(tracking_uri: str, run_id: str, params: dict[str, Any]) -> None:
         client.log_batch(run_id, params=items[i : i + 100], tags=changed[i : i + 100])
 
 
+def log_text(tracking_uri: str, run_id: str, text: str, artifact_file: str) -> None:
+    """Log ``text`` as the run's artifact ``artifact_file`` (e.g. the shape schedule's table)."""
+    get_client(tracking_uri).log_text(run_id, text, artifact_file)
+
+
 def log_metrics(tracking_uri: str, run_id: str, metrics: dict[str, float], step: int) -> None:
     from mlflow.entities import Metric  # heavy; only the driver and rank 0 log
 

@@ -138,3 +138,20 @@ def test_round_trip_through_yaml(tmp_path):
     assert load_train_config(path) == cfg
     flat = flatten(to_dict(cfg))
     assert flat["model.preset"] == "slowfast_tiny" and flat["optim.momentum"] == 0.9
+
+
+def test_multigrid_schedule_is_typed_and_validated_at_load():
+    cfg = load_train_config(
+        TRAIN_YAML, ["train.schedule=multigrid", "train.multigrid.long_cycle=[[0.5, 1], [1, 1]]"]
+    )
+    assert cfg.train.schedule == "multigrid"
+    assert cfg.train.multigrid.long_cycle == ((0.5, 1.0), (1.0, 1.0))
+    with pytest.raises(ConfigError, match=r"train.schedule: 'cyclic' is not one of"):
+        load_train_config(TRAIN_YAML, ["train.schedule=cyclic"])
+    with pytest.raises(ConfigError, match=r"train.multigrid.short_cycle: factor 1.5"):
+        load_train_config(TRAIN_YAML, ["train.multigrid.short_cycle=[1.5]"])
+    # the default preset's T=8, tau=8: a T factor of 3/8 leaves no integer stride
+    with pytest.raises(ConfigError, match=r"train.multigrid.long_cycle: shape 0 .*T=3"):
+        load_train_config(
+            TRAIN_YAML, ["train.schedule=multigrid", "train.multigrid.long_cycle=[[0.375, 1]]"]
+        )

@@ -14,6 +14,7 @@ that fails anywhere after its MLflow run was opened is marked ``FAILED`` there.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from training.artifacts import log_training_artifacts
 from training.checkpoints import STATE_FILE, load_state
 from training.config import TrainJobConfig, resolve_path
 from training.inference.evaluate import EvalRequest, evaluate_checkpoint
+from training.multigrid.table import schedule_rows, schedule_table
 from training.plan import ModelSummary, TrainingPlan, check_resume, plan_training
 from training.run.callbacks import MetricsLogCallback
 from training.run.placement import wait_for_placement
@@ -100,15 +102,26 @@ def _fit(plan: TrainingPlan, run, init_state, callbacks, metrics_log) -> TrainOu
     if metrics_log:
         extra.append(MetricsLogCallback(str(Path(metrics_log).absolute())))
     console.line(
-        f"[{plan.run_name}] training {job.model.preset}: {job.train.epochs} epochs x "
-        f"{plan.steps_per_epoch} steps, {job.scaling.num_workers} worker(s) on "
+        f"[{plan.run_name}] training {job.model.preset}: {_epochs_words(plan)}, "
+        f"{job.scaling.num_workers} worker(s) on "
         f"{plan.device.describe()}, {plan.summary.params:,d} params, "
         f"{plan.summary.gflops:.3g} GFLOPs/view"
     )
-    display = TrainingDisplay(f"[{plan.run_name}]", job.train.epochs, plan.steps_per_epoch)
+    if plan.shapes.kind != "plain":
+        for line in schedule_table(plan.shapes).splitlines():
+            console.line(f"[{plan.run_name}]   {line}")
+    display = TrainingDisplay(f"[{plan.run_name}]", plan.epochs, plan.steps_per_epoch)
     with display.active():
         result = build_trainer(setup, build_datasets(plan, errors), extra).fit()
     return _outcome(result, plan, run)
+
+
+def _epochs_words(plan: TrainingPlan) -> str:
+    """``15 epochs x 21 steps`` (plain), ``22 epochs of a multigrid schedule, 3-21 steps``."""
+    if plan.shapes.kind == "plain":
+        return f"{plan.epochs} epochs x {plan.steps_per_epoch} steps"
+    steps = [plan.epoch_steps(e) for e in range(plan.epochs)]
+    return f"{plan.epochs} epochs of a {plan.shapes.kind} schedule, {min(steps)}-{max(steps)} steps"
 
 
 def stored_job_config(job: TrainJobConfig, run_name: str) -> tuple[dict | None, str]:
@@ -151,34 +164,48 @@ def open_run(plan: TrainingPlan, tracking_uri: str | None) -> tracking.RunTarget
         resume=job.resume,
     )
     tracking.log_params(tracking_uri, run_id, plan.mlflow_params())
+    rows = json.dumps(schedule_rows(plan.shapes), indent=1)
+    tracking.log_text(tracking_uri, run_id, schedule_table(plan.shapes), "shape_schedule.txt")
+    tracking.log_text(tracking_uri, run_id, rows, "shape_schedule.json")
     return tracking.RunTarget(tracking_uri, run_id)
 
 
 def build_datasets(plan: TrainingPlan, errors: Any = None) -> dict[str, Any]:
-    """The streaming train (augmented) and val (centre view) datasets of the run: the pixel
+    """The streaming train (augmented) and val (centre view) datasets of the run, one train
+    dataset per clip shape of the shape schedule (``train`` at the run's clip; a multigrid run
+    adds ``train_<T>x<tau>_<crop>`` for the other long-cycle shapes, the same records cut
+    otherwise, :meth:`training.multigrid.schedule.Shape.clip_spec`): the pixel
     columns the loader ships (``fast``; the train split's plane columns with
     ``data.decode.train_view: planes``, :func:`~pipelines.loader.dataset.view_kind`) and labels;
     with the ``errors`` log actor, records that fail to decode are dropped and counted there."""
     data = plan.job.data
-    common = dict(spec=plan.clip, decode=data.decode)
     train_sink = DecodeErrorSink(errors, data.train_split) if errors is not None else None
     val_sink = DecodeErrorSink(errors, data.val_split) if errors is not None else None
     seed = plan.job.train.seed if data.reproducible else None
-    train = build_clip_dataset(
-        plan.dataset,
-        split=data.train_split,
-        mode="train",
-        seed=seed,
-        errors=train_sink,
-        flip_map=plan.flip_map,
-        **common,
-    )
     val = build_clip_dataset(
-        plan.dataset, split=data.val_split, mode="val", errors=val_sink, **common
+        plan.dataset,
+        split=data.val_split,
+        mode="val",
+        errors=val_sink,
+        spec=plan.clip,
+        decode=data.decode,
     )
     train_cols = [*view_kind("train", data.decode).columns, "label"]
     val_cols = [*view_kind("val", data.decode).columns, "label"]
-    return {"train": train.select_columns(train_cols), "val": val.select_columns(val_cols)}
+    datasets = {"val": val.select_columns(val_cols)}
+    for key, shape in plan.shapes.data_keys().items():  # one per clip shape of the schedule
+        train = build_clip_dataset(
+            plan.dataset,
+            split=data.train_split,
+            mode="train",
+            spec=shape.clip_spec(plan.clip),
+            decode=data.decode,
+            seed=seed,
+            errors=train_sink,
+            flip_map=plan.flip_map,
+        )
+        datasets[key] = train.select_columns(train_cols)
+    return datasets
 
 
 def build_trainer(setup: WorkerSetup, datasets: dict[str, Any], callbacks: list):
@@ -191,7 +218,8 @@ def build_trainer(setup: WorkerSetup, datasets: dict[str, Any], callbacks: list)
     storage_path, storage_fs = _storage(job)
     # A reproducible run keeps the seeded train rows in order (Ray Train would replace the
     # dataset's own execution options with its defaults).
-    options = {"train": seeded_execution_options()} if job.data.reproducible else None
+    keys = [key for key in datasets if key != "val"]
+    options = {k: seeded_execution_options() for k in keys} if job.data.reproducible else None
     return TorchTrainer(
         train_loop_per_worker=train_func,
         train_loop_config={"setup": setup},

@@ -179,7 +179,7 @@ def build_tuner(cfg: TuneJobConfig, prepared, tracking_uri, parent_run_id):
             # Tune's own table shows the point as one truncated dict; SweepProgress has a column
             # per swept dimension.
             callbacks=[
-                SweepProgress([pp.point.as_dict() for pp in prepared], cfg.train.train.epochs)
+                SweepProgress([pp.point.as_dict() for pp in prepared], cfg.train.train.run_epochs)
             ],
             verbose=0,
         ),
@@ -195,7 +195,7 @@ def _scheduler(cfg: TuneJobConfig):
     """
     from ray.tune.schedulers import ASHAScheduler  # heavy; validation runs without Ray Tune
 
-    asha, epochs = cfg.search.asha, cfg.train.train.epochs
+    asha, epochs = cfg.search.asha, cfg.train.train.run_epochs
     if not asha.enabled:
         return None
     if epochs - 1 < asha.grace_period:
@@ -236,14 +236,14 @@ def run_sweep(
     prepared = prepare(cfg, source)
     runtime.init_ray(address, num_cpus=cfg.sweep.local_num_cpus or runtime.local_cpus(4))
     console.line(
-        f"[tune] {cfg.sweep.name}: {len(prepared)} trials of {cfg.train.train.epochs} epochs"
+        f"[tune] {cfg.sweep.name}: {len(prepared)} trials of {cfg.train.train.run_epochs} epochs"
     )
     parent = _open_parent_run(cfg, prepared, tracking_uri)
     start = time.time()
     # Tune prints its own banners whatever its verbosity: to the log folder with the rest.
     with ignore_trial_events(), console.stdout_to_log():
         results = build_tuner(cfg, prepared, tracking_uri, parent and parent.run_id).fit()
-    rows = collect_rows(results, prepared, cfg.train.train.epochs)
+    rows = collect_rows(results, prepared, cfg.train.train.run_epochs)
     if tracking_uri:
         _link_child_runs(tracking_uri, cfg.train.mlflow.experiment, cfg.sweep.name, rows)
     outcome = _summarize(cfg, prepared, rows, tracking_uri, parent)

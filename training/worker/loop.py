@@ -9,7 +9,10 @@ the MLflow run, pretrained weights) and goes through four steps:
    per-iteration learning-rate schedule, and the device feed (:mod:`training.device.inputs`);
 2. **resume** — from the latest reported checkpoint, so a restarted worker group never
    repeats a finished epoch;
-3. **epoch** — train on this worker's shard (uint8 batches pinned by Ray Data's fetch threads
+3. **epoch** — at the shape the run's shape schedule gives the epoch (plain: one shape
+   throughout; multigrid: the phase's dataset, batch, short cycle, learning-rate factor and
+   BatchNorm groups, :mod:`training.worker.phases`), train on this worker's shard (uint8 batches
+   pinned by Ray Data's fetch threads
    on CUDA, copied to the device one batch ahead on a side stream, sums read once per epoch),
    broadcast rank 0's BatchNorm buffers, validate (sums and the confusion matrix all-reduced
    across ranks; from memory after the first epoch when the val split fits
@@ -42,8 +45,18 @@ from training.checkpoints import TrainingState, load_state, save_state, unwrap_m
 from training.config import recorded_job
 from training.device.inputs import DeviceFeed
 from training.plan import TrainingPlan
-from training.schedule import lr_factor
 from training.tracking import RunTarget
+from training.worker.phases import (
+    EpochShape,
+    checkpoint_schedule,
+    compile_network,
+    enter_epoch,
+    epoch_shape,
+    phase_feeds,
+    prepare_network,
+    resume_note,
+    step_lr_lambda,
+)
 from training.worker.reporting import StepReporter, report_epoch_event, report_note
 from training.worker.steps import (
     DecodeErrorStats,
@@ -78,9 +91,11 @@ class WorkerState:
     scheduler: torch.optim.lr_scheduler.LRScheduler
     step: StepSettings
     feed: DeviceFeed  # host batches -> normalised device tensors, one batch ahead on CUDA
+    train_feeds: dict[str, DeviceFeed]  # the same for each train dataset of the shape schedule
     val_cache: ValCache  # the val batches, kept after a pass when every rank's share fits
     rank: int
     world: int
+    announced_phase: int = -1  # the schedule's phase rank 0 last announced
 
 
 def train_func(config: dict[str, Any]) -> None:
@@ -89,8 +104,8 @@ def train_func(config: dict[str, Any]) -> None:
 
     setup: WorkerSetup = config["setup"]
     worker = build_worker(setup)
-    start_epoch = resume(worker, ray.train.get_checkpoint())
-    for epoch in range(start_epoch, setup.plan.job.train.epochs):
+    start_epoch = resume(worker, setup.plan, ray.train.get_checkpoint())
+    for epoch in range(start_epoch, setup.plan.epochs):
         metrics, confusion = run_epoch(worker, setup.plan, epoch)
         add_decode_errors(worker, setup, metrics)
         report_epoch(worker, setup, epoch, metrics, confusion)
@@ -110,7 +125,8 @@ def add_decode_errors(worker: WorkerState, setup: WorkerSetup, metrics: dict[str
         )
     stats = stats.all_reduce(worker.step.device)
     metrics.update(stats.metrics())
-    train_clips = metrics["steps"] * worker.world * setup.plan.job.train.batch_size
+    shape = setup.plan.shapes.phase_at(int(metrics["epoch"])).shape
+    train_clips = metrics["steps"] * worker.world * shape.clips_per_step
     limit = setup.plan.job.data.max_decode_error_fraction
     reason = stats.over_limit(train_clips, metrics["val_clips"], limit)
     if reason:
@@ -133,7 +149,11 @@ def build_worker(setup: WorkerSetup) -> WorkerState:
     model = slowfast_model.build_model(setup.plan.model)
     if setup.init_state is not None:
         model.load_state_dict(setup.init_state, strict=True)
+    model = prepare_network(model, setup.plan)  # sub-batch BN for multigrid
     model = ray.train.torch.prepare_model(settings.place(model, device))
+    train_model, compile_note = compile_network(model, setup.plan)
+    if compile_note and ctx.get_world_rank() == 0:
+        report_note(compile_note)
     optimizer = torch.optim.SGD(
         build_param_groups(model, job.optim.weight_decay, job.optim.bn_weight_decay),
         lr=setup.plan.peak_lr,
@@ -149,34 +169,19 @@ def build_worker(setup: WorkerSetup) -> WorkerState:
     )
     return WorkerState(
         model=model,
-        train_model=torch.compile(model) if settings.compile else model,
+        train_model=train_model,
         optimizer=optimizer,
-        scheduler=torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(setup.plan)),
+        scheduler=torch.optim.lr_scheduler.LambdaLR(optimizer, step_lr_lambda(setup.plan)),
         step=step,
         feed=step.feed(),
+        train_feeds=phase_feeds(setup.plan, step),
         val_cache=ValCache(job.data.val_cache_mb * 2**20),
         rank=ctx.get_world_rank(),
         world=ctx.get_world_size(),
     )
 
 
-def _lr_lambda(plan: TrainingPlan):
-    """Factor of the peak learning rate at an optimizer step (warm-up, then cosine)."""
-    optim, epochs, steps = plan.job.optim, plan.job.train.epochs, plan.steps_per_epoch
-
-    def factor(step: int) -> float:
-        return lr_factor(
-            step / steps,
-            epochs=epochs,
-            warmup_epochs=optim.warmup_epochs,
-            warmup_start_factor=optim.warmup_start_factor,
-            min_factor=optim.min_lr_factor,
-        )
-
-    return factor
-
-
-def resume(worker: WorkerState, checkpoint) -> int:
+def resume(worker: WorkerState, plan: TrainingPlan, checkpoint) -> int:
     """Step 2: load the latest checkpoint, if any; returns the first epoch to run."""
     if checkpoint is None:
         return 0
@@ -187,7 +192,8 @@ def resume(worker: WorkerState, checkpoint) -> int:
         worker.optimizer.load_state_dict(state.optimizer)
     if state.scheduler:
         worker.scheduler.load_state_dict(state.scheduler)
-    report_note(f"[rank {worker.rank}] resumed from checkpoint of epoch {state.epoch}")
+    where = resume_note(state.schedule, plan, state.epoch + 1)
+    report_note(f"[rank {worker.rank}] resumed from checkpoint of epoch {state.epoch}: {where}")
     return state.epoch + 1
 
 
@@ -196,12 +202,14 @@ def run_epoch(
 ) -> tuple[dict[str, Any], torch.Tensor]:
     """Step 3: train on this worker's shard, then validate; metrics summed over ranks."""
     job = plan.job
+    shape = epoch_shape(plan, worker.train_feeds, epoch)
+    _enter_epoch(worker, plan, shape)
     host = _host_batches(worker, job.data.prefetch_batches)
-    batches = _train_batches(worker, plan, epoch, host)
+    batches = _train_batches(worker, plan, epoch, host, shape.data_key, shape.batch)
     lr_now = worker.optimizer.param_groups[0]["lr"]
     reporter = None
     if worker.rank == 0:
-        reporter = StepReporter(epoch, job.train.epochs, plan.steps_per_epoch)
+        reporter = StepReporter(epoch, plan.epochs, shape.steps)
     stats = train_one_epoch(
         worker.train_model,
         worker.optimizer,
@@ -209,7 +217,7 @@ def run_epoch(
         batches,
         worker.step,
         job.train.max_steps_per_epoch,
-        feed=worker.feed,
+        feed=shape.feed,
         on_step=reporter,
     )
     steps = int(stats.steps)
@@ -224,20 +232,36 @@ def run_epoch(
         "world_size": worker.world,
         **val.metrics(),
         "val_from_memory": float(cached),  # 1: validated from the kept batches, no decode
+        "phase": shape.phase_index,  # the shape schedule's phase (training.worker.phases)
     }
     if job.train.log_param_digest:
         metrics["param_digest"] = param_digest(worker.model)
     return metrics, confusion
 
 
-def _train_batches(worker: WorkerState, plan: TrainingPlan, epoch: int, host: dict[str, Any]):
-    """This worker's shard of the train split for ``epoch``: shuffled with a seed of its own
-    (run seed, epoch, rank), the last partial batch dropped."""
+def _enter_epoch(worker: WorkerState, plan: TrainingPlan, shape: EpochShape) -> None:
+    """The epoch's BatchNorm groups; rank 0 announces a phase it has not announced yet."""
+    line = enter_epoch(unwrap_model(worker.model), plan, shape)
+    if line and worker.rank == 0 and worker.announced_phase != shape.phase_index:
+        report_note(line)
+    worker.announced_phase = shape.phase_index
+
+
+def _train_batches(
+    worker: WorkerState,
+    plan: TrainingPlan,
+    epoch: int,
+    host: dict[str, Any],
+    key: str = "train",
+    batch_size: int | None = None,
+):
+    """This worker's shard of the train dataset ``key`` (the epoch's shape) for ``epoch``:
+    shuffled with a seed of its own (run seed, epoch, rank), the last partial batch dropped."""
     import ray.train  # runs inside a Ray Train worker
 
     job = plan.job
-    return ray.train.get_dataset_shard("train").iter_torch_batches(
-        batch_size=job.train.batch_size,
+    return ray.train.get_dataset_shard(key).iter_torch_batches(
+        batch_size=batch_size or job.train.batch_size,
         drop_last=True,
         local_shuffle_buffer_size=job.data.shuffle_buffer or None,
         local_shuffle_seed=job.train.seed + epoch * 1000 + worker.rank,
@@ -263,7 +287,7 @@ def _validate_epoch(worker: WorkerState, plan: TrainingPlan, epoch: int, host: d
     val, confusion = validate(
         unwrap_model(worker.model), val_batches, worker.step, plan.model.num_classes, worker.feed
     )
-    later_epochs = epoch + 1 < job.train.epochs
+    later_epochs = epoch + 1 < plan.epochs
     if not cached and later_epochs and worker.val_cache.settle(_agree(worker)) and worker.rank == 0:
         report_note(
             f"validation clips kept in memory ({worker.val_cache.kept_bytes / 2**20:.1f} MiB "
@@ -300,7 +324,7 @@ def report_epoch(
         raise FloatingPointError(f"training loss is {metrics['train_loss']} at epoch {epoch}")
     if worker.rank == 0 and setup.run is not None:
         setup.run.log_metrics({k: v for k, v in metrics.items() if k != "epoch"}, step=epoch)
-    last = epoch == job.train.epochs - 1
+    last = epoch == setup.plan.epochs - 1
     want_ckpt = (epoch + 1) % job.checkpoint.every_n_epochs == 0 or last
     if want_ckpt and worker.rank == 0:
         state = _checkpoint_state(worker, setup.plan, epoch, metrics, confusion)
@@ -310,7 +334,7 @@ def report_epoch(
     else:
         ray.train.report(metrics)
     if worker.rank == 0:
-        report_epoch_event(metrics, job.train.epochs)
+        report_epoch_event(metrics, setup.plan.epochs)
 
 
 def _checkpoint_state(
@@ -335,4 +359,5 @@ def _checkpoint_state(
             k: float(v) for k, v in metrics.items() if k not in ("param_digest", "stop_reason")
         },
         confusion=confusion.tolist(),
+        schedule=checkpoint_schedule(plan, epoch),
     )

@@ -21,6 +21,7 @@ from pipelines.synth.dataset import SMOKE_DATA, ensure_synth_dataset
 from raysf.config import with_overrides
 from training.checkpoints import load_state
 from training.config import load_train_config
+from training.plan import plan_training
 from training.recipes.smoke import smoke_train_job
 from training.run.trainer import run_training
 
@@ -159,6 +160,19 @@ def test_killed_worker_resumes_without_repeating_epochs(dataset, local_ray, tmp_
         "mlflow.enabled=false",
     )
     log = tmp_path / "reports.jsonl"
+    outcome = _train_and_kill_a_worker(job, log, after_epoch=1)
+
+    records = _reports(log)
+    assert any("failures" in r for r in records), "Ray Train saw no worker failure"
+    reported = [r["rank_metrics"][0]["epoch"] for r in records if "rank_metrics" in r]
+    # every epoch reported exactly once: the restarted group resumed after the last checkpoint
+    assert reported == list(range(epochs))
+    assert load_state(outcome.checkpoint_uri).epoch == epochs - 1
+
+
+def _train_and_kill_a_worker(job, log: Path, after_epoch: int):
+    """Run ``job`` in a thread, SIGKILL a training worker once epoch ``after_epoch`` has been
+    reported, and return the outcome of the run (which must survive it)."""
     result: dict = {}
 
     def target():
@@ -173,7 +187,7 @@ def test_killed_worker_resumes_without_repeating_epochs(dataset, local_ray, tmp_
     deadline = time.time() + 300
     while thread.is_alive() and time.time() < deadline:
         done = [r for r in _reports(log) if "rank_metrics" in r]
-        if done and done[-1]["rank_metrics"][0]["epoch"] >= 1 and killed is None:
+        if done and done[-1]["rank_metrics"][0]["epoch"] >= after_epoch and killed is None:
             workers = sorted(find_pids(TRAIN_WORKER, under=os.getpid()))
             if workers:
                 killed = workers[0]
@@ -182,10 +196,79 @@ def test_killed_worker_resumes_without_repeating_epochs(dataset, local_ray, tmp_
     thread.join(timeout=300)
     assert "error" not in result, result.get("error")
     assert killed is not None, "the run finished before a worker could be killed"
+    return result["outcome"]
 
-    records = _reports(log)
-    assert any("failures" in r for r in records), "Ray Train saw no worker failure"
-    reported = [r["rank_metrics"][0]["epoch"] for r in records if "rank_metrics" in r]
-    # every epoch reported exactly once: the restarted group resumed after the last checkpoint
-    assert reported == list(range(epochs))
-    assert load_state(result["outcome"].checkpoint_uri).epoch == epochs - 1
+
+def test_multigrid_resumes_in_the_middle_of_a_phase(dataset, local_ray, tmp_path):
+    """A multigrid run whose worker dies inside its first phase: the restarted group continues
+    that phase (each epoch at its phase's shape, none repeated), and the final checkpoint
+    records the fine-tune phase."""
+    job = _job(
+        dataset,
+        tmp_path,
+        "train.epochs=4",
+        "train.batch_size=1",
+        "train.max_steps_per_epoch=2",
+        "train.schedule=multigrid",
+        "train.multigrid.long_cycle=[[0.5, 1], [1, 1]]",
+        "train.multigrid.short_cycle=[0.5]",
+        "train.multigrid.long_cycles=1",
+        "train.multigrid.finetune_fraction=0.2",
+        "train.multigrid.crop_multiple=4",
+        "failure.max_failures=2",
+        "eval.after_training=false",
+        "mlflow.enabled=false",
+    )
+    shapes = plan_training(job).shapes
+    assert [(p.name, p.epochs) for p in shapes.phases] == [("1.1", 3), ("1.2", 2), ("finetune", 1)]
+    log = tmp_path / "reports.jsonl"
+    outcome = _train_and_kill_a_worker(job, log, after_epoch=0)
+    reports = [r["rank_metrics"][0] for r in _reports(log) if "rank_metrics" in r]
+    assert [r["epoch"] for r in reports] == list(range(6))
+    assert [r["phase"] for r in reports] == [shapes.phase_index(e) for e in range(6)]
+    assert [r["steps"] for r in reports] == [2] * 6
+    assert load_state(outcome.checkpoint_uri).schedule["phase"] == "finetune"
+
+
+def test_multigrid_ddp_ranks_train_the_same_shapes(dataset, local_ray, tmp_path):
+    """Two workers on a multigrid schedule: every epoch at its phase's shape on both ranks, the
+    same number of steps, weights bit-identical; the schedule is logged to MLflow."""
+    job = _job(
+        dataset,
+        tmp_path,
+        "scaling.num_workers=2",
+        "scaling.resources_per_worker={CPU: 1}",
+        "train.batch_size=1",
+        "train.epochs=2",
+        "train.max_steps_per_epoch=2",
+        "train.log_param_digest=true",
+        "train.schedule=multigrid",
+        "train.multigrid.long_cycle=[[0.5, 1], [1, 1]]",
+        "train.multigrid.short_cycle=[0.5]",
+        "train.multigrid.long_cycles=1",
+        "train.multigrid.finetune_fraction=0.34",
+        "train.multigrid.crop_multiple=4",
+        "eval.after_training=false",
+        "mlflow.log_model=false",
+    )
+    shapes = plan_training(job).shapes
+    assert [p.name for p in shapes.phases] == ["1.1", "1.2", "finetune"]
+    log = tmp_path / "reports.jsonl"
+    outcome = run_training(job, metrics_log=str(log))
+
+    reports = [r["rank_metrics"] for r in _reports(log) if "rank_metrics" in r]
+    assert [ranks[0]["epoch"] for ranks in reports] == [0, 1, 2]
+    for epoch, ranks in enumerate(reports):
+        assert len(ranks) == 2
+        assert ranks[0]["phase"] == ranks[1]["phase"] == shapes.phase_index(epoch)
+        assert ranks[0]["steps"] == ranks[1]["steps"] >= 1
+        assert ranks[0]["param_digest"] == ranks[1]["param_digest"]
+    assert len({ranks[0]["param_digest"] for ranks in reports}) == 3  # it trained every epoch
+
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(job.mlflow.tracking_uri)
+    table = client.download_artifacts(outcome.mlflow_run_id, "shape_schedule.txt", str(tmp_path))
+    assert Path(table).read_text().startswith("phase") and "4x@16 1x@32" in Path(table).read_text()
+    params = client.get_run(outcome.mlflow_run_id).data.params
+    assert params["train.schedule"] == "multigrid" and params["train.resolved.epochs"] == "3"
