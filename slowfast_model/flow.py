@@ -14,7 +14,10 @@ pixels satisfies ``nxt(x + u, y + v) ~ prev(x, y)``:
 2. from the coarsest level up: the flow so far (x2, bilinear) warps ``nxt`` towards ``prev``;
    a Lucas-Kanade step solves the 2x2 normal equations of the brightness-constancy residual
    over a ``window x window`` box around each pixel (Tikhonov term ``reg`` on the diagonal, so
-   flat regions get ~0 instead of noise) and adds the correction; ``warps`` steps per level.
+   flat regions get ~0 instead of noise), adds the correction and smooths the flow over a
+   ``smooth x smooth`` box; ``warps`` steps per level. Without the smoothing, per-pixel
+   corrections never damp the flow's pixel-to-pixel noise and every further warp makes it
+   worse (tests/slowfast_model/test_flow.py measures the error on known translations).
 
 Only ops that autocast leaves in float32 are used (pooling, ``grid_sample``, element-wise), and
 the input is cast to float32 first: bf16 training computes the same flow.
@@ -32,9 +35,21 @@ MIN_LEVEL_SIDE = 8
 FLOW_CLIP_PX = 20.0
 
 
+def _box_1d(x: torch.Tensor, window: int, dim: int) -> torch.Tensor:
+    """Mean over ``window`` neighbours along ``dim`` (-1 or -2) from a running sum (its cost
+    does not grow with the window); at the borders, the mean of those that exist."""
+    n, pad = x.shape[dim], window // 2
+    sums = F.pad(x, (pad + 1, pad) if dim == -1 else (0, 0, pad + 1, pad)).cumsum(dim)
+    total = sums.narrow(dim, window, n) - sums.narrow(dim, 0, n)
+    index = torch.arange(n, device=x.device)
+    count = (torch.clamp(index + pad, max=n - 1) - torch.clamp(index - pad, min=0) + 1).to(x.dtype)
+    return total / (count if dim == -1 else count.view(n, 1))
+
+
 def _box(x: torch.Tensor, window: int) -> torch.Tensor:
-    """Mean over a ``window x window`` box (border boxes average what lies inside)."""
-    return F.avg_pool2d(x, window, stride=1, padding=window // 2, count_include_pad=False)
+    """Mean over a ``window x window`` box (border boxes average what lies inside), as a row
+    pass and a column pass: exact, since a border box's count is the product of the two."""
+    return _box_1d(_box_1d(x, window, -1), window, -2)
 
 
 def _gradients(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -63,15 +78,13 @@ def _lucas_kanade_step(
     """The flow correction ``(N, 2, H, W)`` that best explains ``warped - prev`` per box."""
     gx, gy = _gradients((prev + warped) * 0.5)
     gt = warped - prev
-    sxx = _box(gx * gx, window) + reg
-    syy = _box(gy * gy, window) + reg
-    sxy = _box(gx * gy, window)
-    sxt = _box(gx * gt, window)
-    syt = _box(gy * gt, window)
+    products = torch.cat((gx * gx, gy * gy, gx * gy, gx * gt, gy * gt), dim=1)
+    sxx, syy, sxy, sxt, syt = _box(products, window).unbind(dim=1)
+    sxx, syy = sxx + reg, syy + reg
     det = sxx * syy - sxy * sxy
     du = (sxy * syt - syy * sxt) / det
     dv = (sxy * sxt - sxx * syt) / det
-    return torch.cat((du, dv), dim=1)
+    return torch.stack((du, dv), dim=1)
 
 
 def _pyramid(x: torch.Tensor, levels: int) -> list[torch.Tensor]:
@@ -86,9 +99,10 @@ def lucas_kanade(
     prev: torch.Tensor,
     nxt: torch.Tensor,
     levels: int = 3,
-    warps: int = 3,
-    window: int = 7,
+    warps: int = 1,
+    window: int = 9,
     reg: float = 1e-3,
+    smooth: int = 5,
 ) -> torch.Tensor:
     """Dense flow ``(N, 2, H, W)`` in pixels (channel 0: along W, 1: along H) from ``prev`` to
     ``nxt``, both ``(N, 1, H, W)``; float32 whatever their dtype. See the module docstring."""
@@ -102,7 +116,7 @@ def lucas_kanade(
         if flow.shape[-2:] != p.shape[-2:]:
             flow = 2.0 * F.interpolate(flow, size=p.shape[-2:], mode="bilinear")
         for _ in range(warps):
-            flow = flow + _lucas_kanade_step(p, _warp(n, flow), window, reg)
+            flow = _box(flow + _lucas_kanade_step(p, _warp(n, flow), window, reg), smooth)
     return flow
 
 
