@@ -136,3 +136,27 @@ def test_half_res_flops_with_beta_one_quarter_about_match_rgb_with_one_eighth() 
     )
     assert 0.8 < half / rgb < 1.2, (half, rgb)
     assert half8 < 0.8 * rgb
+
+
+@pytest.mark.parametrize(
+    ("overrides", "base", "expected"),
+    [
+        ({"fast_input": "flow"}, "slowfast_tiny", "flow"),
+        (
+            {"fast_input": "flow", "pathways": "fast_only", "fusion": "none"},
+            "slowfast_tiny",
+            "flow",
+        ),
+        ({"fast_input": "half_res"}, "slowfast_tiny", "rgb"),  # the weights cannot tell
+        ({"fast_input": "half_res", "beta_inv": 4}, "slowfast_4x16_r50_half_res", "half_res"),
+    ],
+)
+def test_checkpoints_infer_the_fast_input(overrides: dict, base: str, expected: str) -> None:
+    model = sm.create_model("slowfast_tiny", **overrides)
+    source = "pyslowfast" if model.config.pathways == "slowfast" else "ours"
+    state = model.state_dict()
+    theirs = sm.export_state_dict(state, source) if source != "ours" else state
+    config = sm.infer_config_from_state_dict(theirs, source, base=base)
+    assert config.fast_input == expected and config.in_channels == 3
+    rebuilt = sm.build_model(config)
+    assert rebuilt.fast.stem.conv.weight.shape == model.fast.stem.conv.weight.shape
