@@ -71,13 +71,15 @@ def input_costs(clips: torch.Tensor, repeats: int) -> dict[str, dict]:
     return out
 
 
-def farneback_cost(clips: torch.Tensor, repeats: int) -> dict:
+def farneback_cost(clips: torch.Tensor, repeats: int, threads: int | None) -> dict:
     """ms per clip of OpenCV Farneback flow over every consecutive uint8 luma frame pair."""
     try:
         # optional: only this comparison needs OpenCV
         import cv2
     except ImportError:
         return {"ms_per_clip": None, "why": "cv2 not importable (opencv-python-headless)"}
+    if threads:
+        cv2.setNumThreads(threads)
     luma = torch.tensor(LUMA).view(1, 3, 1, 1, 1)
     gray = (clips.cpu() * luma).sum(1) * 0.225 + 0.45  # (B, T, H, W), back to ~[0, 1]
     frames = (gray.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
@@ -123,7 +125,7 @@ def main(argv: list[str] | None = None) -> dict:
         "python": platform.python_version(),
         "loadavg_start": list(os.getloadavg()),
         "fast_inputs": input_costs(clips, args.repeats),
-        "flow_farneback_cpu": farneback_cost(clips, args.repeats),
+        "flow_farneback_cpu": farneback_cost(clips, args.repeats, args.threads),
         "loadavg_end": list(os.getloadavg()),
     }
     text = json.dumps(result, indent=2)
