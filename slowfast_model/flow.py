@@ -19,8 +19,8 @@ pixels satisfies ``nxt(x + u, y + v) ~ prev(x, y)``:
    corrections never damp the flow's pixel-to-pixel noise and every further warp makes it
    worse (tests/slowfast_model/test_flow.py measures the error on known translations).
 
-Only ops that autocast leaves in float32 are used (pooling, ``grid_sample``, element-wise), and
-the input is cast to float32 first: bf16 training computes the same flow.
+Only ops that autocast leaves in float32 are used (pooling, running sums, ``grid_sample``,
+element-wise), and the input is cast to float32 first: bf16 training computes the same flow.
 """
 
 from __future__ import annotations
