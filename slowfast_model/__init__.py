@@ -7,9 +7,12 @@
 - :mod:`~slowfast_model.model` — the two pathways, stage by stage;
 - :mod:`~slowfast_model.fusion`, :mod:`~slowfast_model.layers` — lateral connections; stems,
   blocks and heads;
+- :mod:`~slowfast_model.fast_inputs` — what the Fast pathway sees (RGB, gray, time difference,
+  half resolution, optical flow), made inside the network;
+- :mod:`~slowfast_model.flow` — dense optical flow in torch (coarse-to-fine Lucas-Kanade);
 - :mod:`~slowfast_model.config` — one frozen, validated :class:`SlowFastConfig`.
 
-Layers, top to bottom (checked by make lint): checkpoints > presets | flops | checkpoint_keys > model > fusion | layers > config
+Layers, top to bottom (checked by make lint): checkpoints > presets | flops | checkpoint_keys > model > fusion | layers | fast_inputs > config | flow
 
 Public API: `SlowFastConfig`, `StageSpec`, `create_model`, `build_model`, `get_config`,
 `list_models`, `sampling`, `count_flops`, `example_inputs`, `convert_state_dict`,

@@ -4,9 +4,9 @@ Key names are translated by `their_key(our_key, source, pathways)` (in
 `slowfast_model.checkpoint_keys`, which shows the layouts), a pure function of our module path.
 Converting a foreign state dict therefore needs our key list, which comes from the config:
 `infer_config_from_state_dict` reads depth, width, beta, fusion kind, fusion kernel, lateral BN,
-non-local blocks, res4 temporal blocks and classes from weight shapes. What weights cannot tell
-(alpha for conv/sampling laterals, T, tau, dropout, rgb vs time_diff) comes from a base config
-or preset.
+non-local blocks, res4 temporal blocks, classes and the Fast input's channels (1 gray, 2 flow)
+from weight shapes. What weights cannot tell (alpha for conv/sampling laterals, T, tau, dropout,
+rgb vs time_diff vs half_res, fast_spatial_scale) comes from a base config or preset.
 """
 
 from __future__ import annotations
@@ -104,7 +104,8 @@ def infer_config_from_state_dict(
     """Config whose architecture matches `state_dict` (in `source` layout, or 'ours').
 
     Fields not visible in weights (alpha unless time_to_channel, T, tau, dropout, rgb vs
-    time_diff) come from `base` (a config or preset name; default `SlowFastConfig()`).
+    time_diff vs half_res, fast_spatial_scale) come from `base` (a config or preset name;
+    default `SlowFastConfig()`).
     """
     if isinstance(base, str):
         base = get_config(base)
@@ -121,8 +122,8 @@ def infer_config_from_state_dict(
     fields.update(pathways=pathways, num_classes=head[0], fusion="none")
     if pathways == "fast_only":
         fields["width"] = fast_stem[0] * base.beta_inv
-        fields["fast_input"] = "gray" if fast_stem[1] == 1 else _rgb_or(base.fast_input)
-        fields["in_channels"] = 3 if fast_stem[1] == 1 else fast_stem[1]
+        fields["fast_input"] = _fast_input(fast_stem[1], base)
+        fields["in_channels"] = 3 if fast_stem[1] in (1, 2) else fast_stem[1]
     else:
         fields["width"] = slow_stem[0]
         fields["in_channels"] = slow_stem[1]
@@ -188,7 +189,7 @@ def _infer_fusion(
     """The Fast-pathway fields of a two-pathway net: beta, Fast input and the lateral kind."""
     fields: dict[str, object] = {
         "beta_inv": slow_stem[0] // fast_stem[0],
-        "fast_input": "gray" if fast_stem[1] == 1 else _rgb_or(base.fast_input),
+        "fast_input": _fast_input(fast_stem[1], base),
     }
     lateral = shape("laterals.0.conv.weight")
     extra = shape("slow.stages.0.blocks.0.conv_a.weight")[1] - slow_stem[0]
@@ -204,8 +205,12 @@ def _infer_fusion(
     return fields
 
 
-def _rgb_or(fast_input: str) -> str:
-    return fast_input if fast_input in ("rgb", "time_diff") else "rgb"
+def _fast_input(stem_channels: int, base: SlowFastConfig) -> str:
+    """The Fast input a stem of `stem_channels` inputs reads: 1 gray, 2 flow; 3 channels are
+    RGB, or `base`'s time difference or half resolution (the weights cannot tell)."""
+    if stem_channels in (1, 2):
+        return "gray" if stem_channels == 1 else "flow"
+    return base.fast_input if base.fast_input in ("rgb", "time_diff", "half_res") else "rgb"
 
 
 # ---------------------------------------------------------------------- conversion

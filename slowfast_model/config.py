@@ -13,7 +13,10 @@ from dataclasses import dataclass
 
 FUSIONS = ("time_to_channel", "time_strided_sampling", "time_strided_conv", "none")
 PATHWAYS = ("slowfast", "slow_only", "fast_only")
-FAST_INPUTS = ("rgb", "gray", "time_diff")
+#: What the Fast pathway sees (`slowfast_model.fast_inputs`): the paper's Table 5c inputs.
+FAST_INPUTS = ("rgb", "gray", "time_diff", "half_res", "flow")
+#: `fast_spatial_scale` that `fast_input="half_res"` stands for.
+HALF_RES_SCALE = 0.5
 
 #: Residual blocks per stage (res2..res5). Every depth uses bottleneck blocks, as PySlowFast
 #: and PyTorchVideo do (their "R18" is the 2-2-2-2 bottleneck net).
@@ -98,7 +101,12 @@ class SlowFastConfig:
         lateral_norm: BN + ReLU after the time-strided conv (PySlowFast/PyTorchVideo); False
             matches mmaction2's plain-conv laterals.
         pathways: `slowfast`, `slow_only` or `fast_only`.
-        fast_input: what the Fast pathway sees: `rgb`, `gray` (luma) or `time_diff`.
+        fast_input: what the Fast pathway sees: `rgb`, `gray` (luma), `time_diff`, `half_res`
+            (RGB at `fast_spatial_scale` 0.5; the paper pairs it with beta = 1/4) or `flow`
+            (2-channel optical flow between consecutive Fast frames).
+        fast_spatial_scale: the Fast frames' size as a fraction 1/k of the Slow frames' (1.0,
+            0.5, 0.25, ...), downsampled inside the network; None: 0.5 for `half_res`, else 1.0.
+            The laterals bring the k-times smaller Fast maps up to the Slow maps (nearest).
         width: base width (Slow stem channels); 64 in the paper.
         num_classes: classifier outputs.
         dropout: dropout probability before the classifier.
@@ -121,6 +129,7 @@ class SlowFastConfig:
     lateral_norm: bool = True
     pathways: str = "slowfast"
     fast_input: str = "rgb"
+    fast_spatial_scale: float | None = None
     width: int = 64
     num_classes: int = 400
     dropout: float = 0.5
@@ -135,6 +144,7 @@ class SlowFastConfig:
         self._check_types()
         self._check_values()
         self._check_pathway_rules()
+        self._check_fast_input()
 
     def _check(self, ok: bool, name: str, message: str) -> None:
         if not ok:
@@ -194,10 +204,6 @@ class SlowFastConfig:
                 "nonlocal_res4",
                 "non-local blocks live in the Slow pathway",
             )
-        if self.fast_input == "gray":
-            self._check(
-                self.in_channels == 3, "in_channels", "fast_input='gray' needs RGB (3) input"
-            )
         if self.res4_temporal_blocks is not None:
             self._check(
                 isinstance(self.res4_temporal_blocks, int)
@@ -205,6 +211,44 @@ class SlowFastConfig:
                 "res4_temporal_blocks",
                 f"must be None or in [0, {STAGE_DEPTHS[self.depth][2]}]",
             )
+
+    def _check_fast_input(self) -> None:
+        """`fast_input` against the input channels, the frames and `fast_spatial_scale`."""
+        if self.fast_input in ("gray", "flow"):
+            self._check(
+                self.in_channels == 3,
+                "in_channels",
+                f"fast_input={self.fast_input!r} needs RGB (3) input (it reads the luma)",
+            )
+        if self.fast_input == "flow":
+            self._check(
+                self.fast_frames >= 2,
+                "alpha",
+                "fast_input='flow' needs at least 2 Fast frames (alpha * slow_frames)",
+            )
+        scale = self.fast_spatial_scale
+        if scale is None:
+            return
+        self._check(
+            isinstance(scale, (int, float)) and not isinstance(scale, bool) and 0 < scale <= 1,
+            "fast_spatial_scale",
+            "must be None or a number in (0, 1]",
+        )
+        self._check(
+            abs(1 / scale - round(1 / scale)) < 1e-6,
+            "fast_spatial_scale",
+            "must be 1/k for an integer k (1.0, 0.5, 0.25, ...): the Fast frames are "
+            "average-pooled k x k",
+        )
+        if self.fast_input == "half_res":
+            self._check(
+                scale == HALF_RES_SCALE,
+                "fast_spatial_scale",
+                f"fast_input='half_res' is fast_spatial_scale={HALF_RES_SCALE}; for another "
+                "scale use fast_input='rgb' with that fast_spatial_scale",
+            )
+        if self.pathways == "slow_only":
+            self._check(scale == 1, "fast_spatial_scale", "a slow_only model has no Fast pathway")
 
     # ----------------------------------------------------------------- derived quantities
     @property
@@ -232,8 +276,20 @@ class SlowFastConfig:
 
     @property
     def fast_in_channels(self) -> int:
-        """Channels the Fast stem conv takes (1 for `gray`)."""
-        return 1 if self.fast_input == "gray" else self.in_channels
+        """Channels the Fast stem conv takes (1 for `gray`, 2 for `flow`)."""
+        return {"gray": 1, "flow": 2}.get(self.fast_input, self.in_channels)
+
+    @property
+    def fast_scale(self) -> float:
+        """The Fast frames' size relative to the Slow frames' (`fast_spatial_scale` resolved)."""
+        if self.fast_spatial_scale is not None:
+            return float(self.fast_spatial_scale)
+        return HALF_RES_SCALE if self.fast_input == "half_res" else 1.0
+
+    @property
+    def fast_downsample(self) -> int:
+        """k: the Fast frames are average-pooled k x k (1: full size)."""
+        return round(1 / self.fast_scale)
 
     def lateral_channels(self, fast_channels: int) -> int:
         """Channels a lateral adds to the Slow pathway, given the Fast channels it reads."""

@@ -1,12 +1,18 @@
 """Lateral connections: transforms that bring Fast features to the Slow pathway's shape.
 
 Fast features are (B, beta*C, alpha*T, H, W); each transform returns (B, C_lat, T, H, W),
-which `SlowFast` concatenates onto the Slow features along channels.
+which `SlowFast` concatenates onto the Slow features along channels. A Fast pathway at 1/k of
+the Slow pathway's size (`fast_spatial_scale`, `half_res`) has maps k times smaller at every
+stage; `to_slow_grid` brings a lateral's output up to the Slow map it joins (nearest
+neighbour, no parameters): a spatial stride of 1/k, applied after the transform so the
+time-strided conv runs on the small map. With crops divisible by 16k (8k without the stem
+pool) that is exact k-fold repetition; otherwise the nearest Fast cell of each Slow cell.
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from slowfast_model.config import FUSION_CONV_CHANNEL_RATIO, SlowFastConfig
@@ -82,3 +88,12 @@ def build_lateral(config: SlowFastConfig, fast_channels: int) -> nn.Module:
             fast_channels, config.alpha, config.fusion_kernel, norm=config.lateral_norm
         )
     raise ValueError(f"fusion={config.fusion!r}: no lateral for this fusion")
+
+
+def to_slow_grid(lateral: torch.Tensor, slow: torch.Tensor) -> torch.Tensor:
+    """``lateral`` (B, C, T, h, w) resized to the Slow map's (H, W) by nearest neighbour; the
+    tensor itself when the sizes already agree (every full-size Fast pathway)."""
+    if lateral.shape[-2:] == slow.shape[-2:]:
+        return lateral
+    size = (lateral.shape[2], slow.shape[3], slow.shape[4])
+    return F.interpolate(lateral, size=size, mode="nearest")

@@ -6,11 +6,9 @@ import torch
 from torch import nn
 
 from slowfast_model.config import SlowFastConfig
-from slowfast_model.fusion import build_lateral
+from slowfast_model.fast_inputs import FastInput
+from slowfast_model.fusion import build_lateral, to_slow_grid
 from slowfast_model.layers import Bottleneck, NonLocal, Pathway
-
-#: ITU-R BT.601 luma weights used by `fast_input="gray"`.
-LUMA = (0.299, 0.587, 0.114)
 
 
 class SlowFast(nn.Module):
@@ -19,7 +17,8 @@ class SlowFast(nn.Module):
     ::
 
           slow: (B,3,T,H,W)              fast: (B,3,aT,H,W)
-                 |                        |  (gray | time_diff applied here)
+                 |                        |  FastInput: k x k pool (fast_scale 1/k), then
+                 |                        |  gray | time_diff | flow: (B,C',aT,H/k,W/k)
           conv1 1x7^2, pool1       conv1 5x7^2, pool1       channels:
                  | <---- lateral 0 ----- |                  slow C, fast bC
           res2 (1x1^2 first conv)  res2 (3x1^2)
@@ -36,7 +35,9 @@ class SlowFast(nn.Module):
                      dropout, fc  -> (B, num_classes)
 
     Laterals transform Fast features {aT, S^2, bC} to T frames (time_to_channel,
-    time_strided_sampling or time_strided_conv) and concatenate them on Slow's channels.
+    time_strided_sampling or time_strided_conv) and concatenate them on Slow's channels; with
+    a Fast pathway at 1/k of the Slow size, each lateral's output is brought up to the Slow map
+    it joins (nearest, x k: `fusion.to_slow_grid`).
     Neither pathway downsamples time. `slow_only` keeps the left column (full width, no
     laterals); `fast_only` keeps the right one.
 
@@ -82,8 +83,7 @@ class SlowFast(nn.Module):
         self.num_features = features
         self.dropout = nn.Dropout(config.dropout)
         self.head = nn.Linear(features, config.num_classes)
-        if config.fast_input == "gray":
-            self.register_buffer("luma", torch.tensor(LUMA).view(1, 3, 1, 1, 1), persistent=False)
+        self.fast_input = FastInput(config)
         self.init_weights()
 
     # ------------------------------------------------------------------ init
@@ -131,28 +131,20 @@ class SlowFast(nn.Module):
             )
         return slow, fast
 
-    def _weaken_fast(self, fast: torch.Tensor) -> torch.Tensor:
-        """Apply `config.fast_input` to the RGB Fast tensor (B, 3, aT, H, W)."""
-        if self.config.fast_input == "gray":
-            return (fast * self.luma.to(fast.dtype)).sum(dim=1, keepdim=True)
-        if self.config.fast_input == "time_diff":
-            # d_t = x_t - x_{t-1}, d_0 = 0: keeps all alpha*T frames.
-            return torch.diff(fast, dim=2, prepend=fast[:, :, :1])
-        return fast
-
     # ------------------------------------------------------------------ forward
     def forward_features(self, inputs: list[torch.Tensor]) -> list[torch.Tensor]:
         """Backbone: returns the res5 feature maps `[slow, fast]` of the pathways present,
-        slow (B, 32*width, T, H/32, W/32), fast (B, 32*width/beta_inv, aT, H/32, W/32)."""
+        slow (B, 32*width, T, H/32, W/32), fast (B, 32*width/beta_inv, aT, H/32k, W/32k)
+        (k = `config.fast_downsample`; H/16 and H/16k without the stem pool)."""
         slow, fast = self._select_inputs(inputs)
         if fast is not None:
-            fast = self.fast.stem(self._weaken_fast(fast))
+            fast = self.fast.stem(self.fast_input(fast))
         if slow is not None:
             slow = self.slow.stem(slow)
         num_stages = 4
         for i in range(num_stages):
             if self.laterals:
-                slow = torch.cat([slow, self.laterals[i](fast)], dim=1)
+                slow = torch.cat([slow, to_slow_grid(self.laterals[i](fast), slow)], dim=1)
             if slow is not None:
                 slow = self.slow.stages[i](slow)
             if fast is not None:

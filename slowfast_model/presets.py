@@ -46,9 +46,15 @@ _TINY = _R50.replace(
     dropout=0.2,
 )
 
+_R50_4X16 = _R50.replace(slow_frames=4, default_tau=16, alpha=8, fusion_kernel=5)
+
 _PRESETS: dict[str, SlowFastConfig] = {
     # T x tau, as in the paper's tables.
-    "slowfast_4x16_r50": _R50.replace(slow_frames=4, default_tau=16, alpha=8, fusion_kernel=5),
+    "slowfast_4x16_r50": _R50_4X16,
+    # Table 5c's weaker Fast inputs that change the network: half resolution (paired with
+    # beta = 1/4, as in the paper) and optical flow (a 2-channel Fast stem).
+    "slowfast_4x16_r50_half_res": _R50_4X16.replace(fast_input="half_res", beta_inv=4),
+    "slowfast_4x16_r50_flow": _R50_4X16.replace(fast_input="flow"),
     "slowfast_8x8_r50": _R50.replace(slow_frames=8, default_tau=8, alpha=4, fusion_kernel=7),
     "slowfast_8x8_r101": _R50.replace(
         depth=101, slow_frames=8, default_tau=8, alpha=4, fusion_kernel=5

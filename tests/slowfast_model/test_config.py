@@ -20,7 +20,7 @@ from slowfast_model.config import SlowFastConfig, StageSpec
         ({"fusion": "sum"}, "fusion"),
         ({"fusion_kernel": 4}, "fusion_kernel"),
         ({"pathways": "both"}, "pathways"),
-        ({"fast_input": "flow"}, "fast_input"),
+        ({"fast_input": "tvl1_flow"}, "fast_input"),
         ({"width": 0}, "width"),
         ({"num_classes": 0}, "num_classes"),
         ({"dropout": 1.0}, "dropout"),

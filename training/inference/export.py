@@ -7,7 +7,10 @@ The exported model has one signature for every variant::
 both float32 and already normalised, exactly what :func:`training.device.inputs.spec_inputs` feeds the
 network in training and evaluation: uint8 RGB frames / 255, minus the clip spec's ``mean``,
 divided by its ``std``, channels first. A single-pathway network (Slow-only, Fast-only) takes
-the same pair and reads its own pathway, so one preprocessing feeds every export. The batch
+the same pair and reads its own pathway, so one preprocessing feeds every export. The Fast
+input of Table 5c (gray, time difference, half resolution, optical flow) is made inside the
+network (:mod:`slowfast_model.fast_inputs`), so it is part of every export: ``fast`` is always
+full-size RGB, and ``<out>.json`` records ``fast_input`` and ``fast_spatial_scale``. The batch
 dimension is dynamic; frames and crop size are the clip spec's (``slow_frames``,
 ``alpha * slow_frames``, ``crop_size``).
 
@@ -224,7 +227,8 @@ def check_export(wrapper: torch.nn.Module, path: Path, fmt: str, spec: ClipSpec)
 def metadata(model, spec: ClipSpec, fmt: str, classes, source, diff: float) -> dict[str, Any]:
     """What ``<out>.json`` holds (see the module docstring)."""
     size = [spec.crop_size, spec.crop_size]
-    num_classes = getattr(getattr(model, "config", None), "num_classes", len(classes or []))
+    config = getattr(model, "config", None)
+    num_classes = getattr(config, "num_classes", len(classes or []))
     return {
         "format": fmt,
         "inputs": [
@@ -240,7 +244,9 @@ def metadata(model, spec: ClipSpec, fmt: str, classes, source, diff: float) -> d
             if spec.normalise == "clip"
             else ""
         ),
-        "pathways": getattr(getattr(model, "config", None), "pathways", None),
+        "pathways": getattr(config, "pathways", None),
+        "fast_input": getattr(config, "fast_input", None),
+        "fast_spatial_scale": getattr(config, "fast_scale", None),
         "clip_spec": spec.to_dict(),
         "classes": list(classes or []),
         "source_checkpoint": source,

@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Literal
 
 from raysf.config import apply_overrides, build, deep_merge, read_yaml
+from slowfast_model.config import FAST_INPUTS
 from training.config import TrainJobConfig
 
 #: The lateral connections of the paper's Table 5a, plus ``none`` (two pathways, no laterals).
 FUSIONS = ("time_to_channel", "time_strided_sampling", "time_strided_conv", "none")
-FAST_INPUTS = ("rgb", "gray", "time_diff")
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,7 @@ class SpaceConfig:
     alpha: list[int] = field(default_factory=lambda: [2, 4, 8])
     beta_inv: list[int] = field(default_factory=lambda: [4, 8, 16])
     fusion: list[str] = field(default_factory=lambda: list(FUSIONS))
+    # any of the network's FAST_INPUTS: rgb, gray, time_diff, half_res, flow
     fast_input: list[str] = field(default_factory=lambda: ["rgb"])
     base_lr: list[float] = field(default_factory=list)
     slow_only: bool = True

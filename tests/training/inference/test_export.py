@@ -31,6 +31,9 @@ VARIANTS = {
     "time_strided_sampling": {"fusion": "time_strided_sampling"},
     "time_strided_conv": {"fusion": "time_strided_conv", "fast_input": "time_diff"},
     "no_lateral": {"fusion": "none", "fast_input": "gray"},
+    # both new Fast inputs in one network (one export each format: the CI's time): the Fast
+    # frames pooled 2 x 2, their flow, laterals brought up to the Slow maps
+    "flow_half_res": {"fast_input": "flow", "fast_spatial_scale": 0.5, "beta_inv": 4},
     "slow_only": None,
 }
 
@@ -81,6 +84,11 @@ def test_exported_logits_match_eager(variant, fmt, tmp_path):
     assert meta["inputs"][1]["shape"] == ["batch", 3, 16, 32, 32]
     assert meta["output"]["shape"] == ["batch", 5]
     assert ClipSpec.from_dict(meta["clip_spec"]) == SPEC
+    config = model.config
+    assert (meta["fast_input"], meta["fast_spatial_scale"]) == (
+        config.fast_input,
+        config.fast_scale,
+    )
 
 
 def test_export_command_writes_the_checkpoints_model_and_spec(tmp_path, capsys):

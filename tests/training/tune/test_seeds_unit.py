@@ -149,7 +149,7 @@ def test_fast_only_baselines_are_points():
 
 
 def test_ablation_files_load_and_every_trial_builds():
-    expected = {"fusion": 18, "beta": 18, "fast_input": 9}
+    expected = {"fusion": 18, "beta": 18, "fast_input": 15}
     for name, count in expected.items():
         cfg = load_tune_config(REPO / "jobs" / "ablations" / f"{name}.yaml")
         configs = select_points(make_points(cfg.space, cfg.train), cfg.search)
@@ -166,6 +166,22 @@ def test_ablation_files_load_and_every_trial_builds():
         for p in make_points(beta.space, beta.train)
     ]
     assert widths == [8, 5, 4, 2, 2, 1]  # width 32 // beta_inv for beta 1/4 ... 1/32
+
+
+def test_the_fast_input_ablation_has_table_5c_five_rows():
+    cfg = load_tune_config(REPO / "jobs" / "ablations" / "fast_input.yaml")
+    points = {p.key: p for p in make_points(cfg.space, cfg.train)}
+    assert sorted(points) == sorted(
+        f"tsc-a4-b4-{f}" for f in ("rgb", "gray", "time_diff", "half_res", "flow")
+    )
+    models = {
+        key: trial_job(cfg.train, p, "/tmp/r", "s").model.resolve(num_classes=6)
+        for key, p in points.items()
+    }
+    half, flow = models["tsc-a4-b4-half_res"], models["tsc-a4-b4-flow"]
+    assert (half.fast_scale, half.beta_inv, half.fast_in_channels) == (0.5, 4, 3)
+    assert (flow.fast_scale, flow.fast_in_channels) == (1.0, 2)
+    assert points["tsc-a4-b4-flow"].label == "SlowFast α=4 β=1/4 T-conv flow"
 
 
 class _Result:

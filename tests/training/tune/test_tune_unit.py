@@ -79,6 +79,7 @@ def test_beta_leaving_no_fast_channel_is_rejected_naming_the_key():
     [
         ("space.fusion=[time_to_chanel]", r"space\.fusion.*time_to_chanel"),
         ("space.fast_input=[depth]", r"space\.fast_input.*depth"),
+        ("space.fast_input=[half-res]", r"space\.fast_input.*'half-res' is not one of.*half_res"),
         ("space.alpha=[2, 2]", r"space\.alpha has duplicates"),
         ("space.alpha=[]", r"space\.alpha must list"),
         ("search.mode=bayes", r"search\.mode.*bayes"),
