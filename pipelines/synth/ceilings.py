@@ -14,6 +14,10 @@ pathway (stride 8) sees ``drift_right`` and ``drift_left`` only, ceiling (2 + 1)
 the Fast pathway (stride 2) sees every class, ceiling 1. Decided from
 :func:`~pipelines.synth.spec.object_state` itself (the state the renderer draws), over random
 videos and window starts, not from a list kept by hand.
+
+The ceiling bounds what the *motion* tells; a network can pass it on static cues the generator
+leaks (a vibrating object's wider range of positions, ``flicker``'s contrasting second colour:
+docs/data-loading.md, "Aliasing argument").
 """
 
 from __future__ import annotations
