@@ -252,8 +252,8 @@ def _train_batches(
     plan: TrainingPlan,
     epoch: int,
     host: dict[str, Any],
-    key: str = "train",
-    batch_size: int | None = None,
+    key: str,
+    batch_size: int,
 ):
     """This worker's shard of the train dataset ``key`` (the epoch's shape) for ``epoch``:
     shuffled with a seed of its own (run seed, epoch, rank), the last partial batch dropped."""
@@ -261,7 +261,7 @@ def _train_batches(
 
     job = plan.job
     return ray.train.get_dataset_shard(key).iter_torch_batches(
-        batch_size=batch_size or job.train.batch_size,
+        batch_size=batch_size,
         drop_last=True,
         local_shuffle_buffer_size=job.data.shuffle_buffer or None,
         local_shuffle_seed=job.train.seed + epoch * 1000 + worker.rank,
