@@ -163,4 +163,13 @@ def log_pytorch_model(run: RunTarget, state: TrainingState) -> None:
     example = np.zeros((1, 3, spec.fast_frames, spec.crop_size, spec.crop_size), dtype=np.float32)
     mlflow.set_tracking_uri(mlflow_uri(run.tracking_uri))
     with mlflow.start_run(run_id=run.run_id):
-        mlflow.pytorch.log_model(model, name="model", input_example=example)
+        mlflow.pytorch.log_model(
+            model, name="model", input_example=example, pip_requirements=model_requirements()
+        )
+
+
+def model_requirements() -> list[str]:
+    """What the logged model needs (the exported graph: torch; its input example: numpy), at
+    the versions that trained it. Stated, not inferred: MLflow's inference imports the model in
+    a subprocess, 15 of the 20 s a tiny model took to log on a 2-core machine."""
+    return [f"torch=={torch.__version__}", f"numpy=={np.__version__}"]

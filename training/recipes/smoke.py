@@ -61,8 +61,9 @@ def smoke_train_job(
 
 
 def smoke_sweep(cfg: TuneJobConfig, dataset: str | None, root: Path = SMOKE_ROOT) -> TuneJobConfig:
-    """4 tiny one-epoch trials: three fusions and two alphas (random mode, seed 0 draws all of
-    them; tests/training/tune/test_tune_unit.py checks it), ~2 min on 2 CPUs."""
+    """4 tiny one-epoch trials, two at a time: three fusions and two alphas (random mode, seed 0
+    draws all of them; tests/training/tune/test_tune_unit.py checks it), ~3 min on 2 CPUs (two
+    at a time take 0.7 of one at a time there: a trial's start-up leaves a core idle)."""
     base = smoke_train_job(cfg.train, dataset, root)
     base = replace(
         base,
@@ -79,7 +80,7 @@ def smoke_sweep(cfg: TuneJobConfig, dataset: str | None, root: Path = SMOKE_ROOT
         fast_input=["rgb"],
         slow_only=False,
     )
-    search = replace(cfg.search, mode="random", num_samples=4, seed=0, max_concurrent=1)
+    search = replace(cfg.search, mode="random", num_samples=4, seed=0, max_concurrent=2)
     sweep = replace(
         cfg.sweep, name="smoke", resume=False, storage_path=str(root.absolute() / "tune")
     )

@@ -138,36 +138,16 @@ def test_two_worker_ddp_keeps_ranks_identical(dataset, local_ray, tmp_path, mlfl
     models = client.search_logged_models(experiment_ids=[run.info.experiment_id])
     assert any(m.source_run_id == run.info.run_id for m in models)
     import mlflow.pytorch
+    import torch
 
     mlflow.set_tracking_uri(mlflow_server.tracking_uri)
     model_uri = next(m.model_uri for m in models if m.source_run_id == run.info.run_id)
     served = mlflow.pytorch.load_model(model_uri)
-    import torch
-
+    # the requirements are stated (training.artifacts.model_requirements), not inferred
+    requirements = Path(mlflow.pyfunc.get_model_dependencies(model_uri)).read_text().split()
+    assert f"torch=={torch.__version__}" in requirements
     logits = served(torch.zeros(1, 3, 8, 32, 32))
     assert logits.shape == (1, 3)
-
-
-def test_killed_worker_resumes_without_repeating_epochs(dataset, local_ray, tmp_path):
-    epochs = 5
-    job = _job(
-        dataset,
-        tmp_path,
-        f"train.epochs={epochs}",
-        "train.max_steps_per_epoch=3",
-        "failure.max_failures=2",
-        "eval.after_training=false",
-        "mlflow.enabled=false",
-    )
-    log = tmp_path / "reports.jsonl"
-    outcome = _train_and_kill_a_worker(job, log, after_epoch=1)
-
-    records = _reports(log)
-    assert any("failures" in r for r in records), "Ray Train saw no worker failure"
-    reported = [r["rank_metrics"][0]["epoch"] for r in records if "rank_metrics" in r]
-    # every epoch reported exactly once: the restarted group resumed after the last checkpoint
-    assert reported == list(range(epochs))
-    assert load_state(outcome.checkpoint_uri).epoch == epochs - 1
 
 
 def _train_and_kill_a_worker(job, log: Path, after_epoch: int):
@@ -199,16 +179,21 @@ def _train_and_kill_a_worker(job, log: Path, after_epoch: int):
     return result["outcome"]
 
 
-def test_multigrid_resumes_in_the_middle_of_a_phase(dataset, local_ray, tmp_path):
-    """A multigrid run whose worker dies inside its first phase: the restarted group continues
-    that phase (each epoch at its phase's shape, none repeated), and the final checkpoint
-    records the fine-tune phase."""
+def test_killed_multigrid_worker_resumes_its_phase_in_lock_step(dataset, local_ray, tmp_path):
+    """Two workers on a multigrid schedule, one SIGKILLed inside the first phase: the restarted
+    group resumes after the last checkpoint and continues that phase (every epoch reported once,
+    each at its phase's shape on both ranks, weights bit-identical), the final checkpoint
+    records the fine-tune phase, and the schedule is logged to MLflow. One run for the plain
+    resume path, the phase resume and multigrid's DDP lock-step: they share the same restart."""
     job = _job(
         dataset,
         tmp_path,
+        "scaling.num_workers=2",
+        "scaling.resources_per_worker={CPU: 1}",
         "train.epochs=4",
         "train.batch_size=1",
         "train.max_steps_per_epoch=2",
+        "train.log_param_digest=true",
         "train.schedule=multigrid",
         "train.multigrid.long_cycle=[[0.5, 1], [1, 1]]",
         "train.multigrid.short_cycle=[0.5]",
@@ -217,53 +202,25 @@ def test_multigrid_resumes_in_the_middle_of_a_phase(dataset, local_ray, tmp_path
         "train.multigrid.crop_multiple=4",
         "failure.max_failures=2",
         "eval.after_training=false",
-        "mlflow.enabled=false",
+        "mlflow.log_model=false",
     )
     shapes = plan_training(job).shapes
     assert [(p.name, p.epochs) for p in shapes.phases] == [("1.1", 3), ("1.2", 2), ("finetune", 1)]
     log = tmp_path / "reports.jsonl"
     outcome = _train_and_kill_a_worker(job, log, after_epoch=0)
-    reports = [r["rank_metrics"][0] for r in _reports(log) if "rank_metrics" in r]
-    assert [r["epoch"] for r in reports] == list(range(6))
-    assert [r["phase"] for r in reports] == [shapes.phase_index(e) for e in range(6)]
-    assert [r["steps"] for r in reports] == [2] * 6
-    assert load_state(outcome.checkpoint_uri).schedule["phase"] == "finetune"
 
-
-def test_multigrid_ddp_ranks_train_the_same_shapes(dataset, local_ray, tmp_path):
-    """Two workers on a multigrid schedule: every epoch at its phase's shape on both ranks, the
-    same number of steps, weights bit-identical; the schedule is logged to MLflow."""
-    job = _job(
-        dataset,
-        tmp_path,
-        "scaling.num_workers=2",
-        "scaling.resources_per_worker={CPU: 1}",
-        "train.batch_size=1",
-        "train.epochs=2",
-        "train.max_steps_per_epoch=2",
-        "train.log_param_digest=true",
-        "train.schedule=multigrid",
-        "train.multigrid.long_cycle=[[0.5, 1], [1, 1]]",
-        "train.multigrid.short_cycle=[0.5]",
-        "train.multigrid.long_cycles=1",
-        "train.multigrid.finetune_fraction=0.34",
-        "train.multigrid.crop_multiple=4",
-        "eval.after_training=false",
-        "mlflow.log_model=false",
-    )
-    shapes = plan_training(job).shapes
-    assert [p.name for p in shapes.phases] == ["1.1", "1.2", "finetune"]
-    log = tmp_path / "reports.jsonl"
-    outcome = run_training(job, metrics_log=str(log))
-
-    reports = [r["rank_metrics"] for r in _reports(log) if "rank_metrics" in r]
-    assert [ranks[0]["epoch"] for ranks in reports] == [0, 1, 2]
+    records = _reports(log)
+    assert any("failures" in r for r in records), "Ray Train saw no worker failure"
+    reports = [r["rank_metrics"] for r in records if "rank_metrics" in r]
+    # every epoch reported exactly once: the restarted group resumed inside phase 1.1
+    assert [ranks[0]["epoch"] for ranks in reports] == list(range(6))
     for epoch, ranks in enumerate(reports):
         assert len(ranks) == 2
         assert ranks[0]["phase"] == ranks[1]["phase"] == shapes.phase_index(epoch)
         assert ranks[0]["steps"] == ranks[1]["steps"] >= 1
         assert ranks[0]["param_digest"] == ranks[1]["param_digest"]
-    assert len({ranks[0]["param_digest"] for ranks in reports}) == 3  # it trained every epoch
+    assert len({ranks[0]["param_digest"] for ranks in reports}) == 6  # it trained every epoch
+    assert load_state(outcome.checkpoint_uri).schedule["phase"] == "finetune"
 
     from mlflow.tracking import MlflowClient
 
@@ -271,4 +228,4 @@ def test_multigrid_ddp_ranks_train_the_same_shapes(dataset, local_ray, tmp_path)
     table = client.download_artifacts(outcome.mlflow_run_id, "shape_schedule.txt", str(tmp_path))
     assert Path(table).read_text().startswith("phase") and "4x@16 1x@32" in Path(table).read_text()
     params = client.get_run(outcome.mlflow_run_id).data.params
-    assert params["train.schedule"] == "multigrid" and params["train.resolved.epochs"] == "3"
+    assert params["train.schedule"] == "multigrid" and params["train.resolved.epochs"] == "6"
