@@ -19,11 +19,16 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(PY) -m jobs.demo
 
+# Two workers by default: a third of the suite's time is waits (process start-ups, a killed
+# node's detection, retries), which the other worker's tests fill. TEST_WORKERS=0 runs serially.
+TEST_WORKERS ?= 2
+XDIST = $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadgroup)
+
 test: $(STAMP)
-	$(PY) -m pytest -q --timeout=900 --durations=25
+	$(PY) -m pytest -q --timeout=900 --durations=25 $(XDIST)
 
 test-fast: $(STAMP)
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -m "not slow" $(XDIST)
 
 test-acceptance: $(STAMP)
 	$(PY) -m pytest -q -s -m acceptance

@@ -242,6 +242,18 @@ def handlers(**by_kind: Callable[[dict[str, Any]], None]) -> Iterator[None]:
 _real_stderr: TextIO | None = None
 
 
+def _new_log_folder(command: str) -> Path:
+    """``DEFAULT_LOG_ROOT/<command>-<time>``, created; ``...-<time>-<pid>`` when another command
+    of the same name took that folder in the same second (two jobs on one machine)."""
+    folder = DEFAULT_LOG_ROOT / f"{command}-{time.strftime('%Y%m%d-%H%M%S')}"
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir()
+    except FileExistsError:
+        folder = folder.with_name(f"{folder.name}-{os.getpid()}")
+    return folder
+
+
 @contextlib.contextmanager
 def session(
     command: str,
@@ -252,7 +264,7 @@ def session(
 ) -> Iterator[Session]:
     """The console of one command (see the module docstring); restores everything on exit."""
     global _session
-    folder = Path(log_dir or DEFAULT_LOG_ROOT / f"{command}-{time.strftime('%Y%m%d-%H%M%S')}")
+    folder = Path(log_dir) if log_dir else _new_log_folder(command)
     folder.mkdir(parents=True, exist_ok=True)
     console = Session(sys.stdout, log_dir=folder, verbose=verbose, interval=interval)
     previous, _session = _session, console

@@ -47,14 +47,44 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "acceptance: a full-size target; only with -m acceptance")
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Acceptance tests (minutes each, outside CI's budget) run only when ``-m`` names them."""
+    """Acceptance tests (minutes each, outside CI's budget) run only when ``-m`` names them;
+    every test gets its ``xdist_group`` and the slow groups go first (:func:`_group_and_order`)."""
+    _group_and_order(items)
     if "acceptance" in (config.getoption("markexpr") or ""):
         return
     skip = pytest.mark.skip(reason="acceptance test: make test-acceptance runs it")
     for item in items:
         if "acceptance" in item.keywords:
             item.add_marker(skip)
+
+
+#: Packages whose modules share package-scoped services (tests/cluster's four-node cluster):
+#: one xdist group each, so the services start once.
+SHARED_PACKAGES = ("tests/cluster/",)
+
+
+def _group_and_order(items: list[pytest.Item]) -> None:
+    """``make test`` runs two pytest-xdist workers with ``--dist loadgroup``: a group runs whole on
+    one worker. A group is a test module (its module fixtures start once), or a package of
+    :data:`SHARED_PACKAGES`. Groups holding slow tests are handed out first, the unit-test
+    modules last, so the short ones fill the gaps at the end instead of a long one starting
+    alone. Without xdist the markers do nothing and only the order changes (the same on every
+    worker, as xdist requires)."""
+    slow_groups = set()
+    for item in items:
+        path = item.nodeid.split("::", 1)[0]
+        group = next((p for p in SHARED_PACKAGES if path.startswith(p)), path)
+        item.add_marker(pytest.mark.xdist_group(group))
+        item.stash[_GROUP] = group
+        if item.get_closest_marker("slow"):
+            slow_groups.add(group)
+    order = {item.stash[_GROUP]: i for i, item in reversed(list(enumerate(items)))}
+    items.sort(key=lambda it: (it.stash[_GROUP] not in slow_groups, order[it.stash[_GROUP]]))
+
+
+_GROUP = pytest.StashKey[str]()
 
 
 def free_port() -> int:

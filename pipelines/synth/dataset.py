@@ -8,6 +8,7 @@ the benchmarks.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -78,8 +79,18 @@ ABLATION_DATA = SynthDataset(
 
 
 def ensure_synth_dataset(root: str | os.PathLike, data: SynthDataset) -> str:
-    """SynthMotion videos under ``root/videos`` ingested into ``root/dataset``; its URI."""
+    """SynthMotion videos under ``root/videos`` ingested into ``root/dataset``; its URI.
+
+    Two processes that ask for the same ``root`` at once (two smoke runs on one machine) take
+    turns on ``root/.lock``: the second finds the first's dataset complete."""
     root = Path(root).absolute()
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        return _ensure_synth_dataset(root, data)
+
+
+def _ensure_synth_dataset(root: Path, data: SynthDataset) -> str:
     videos, dataset = root / "videos", root / "dataset"
     stamp = root / "synth-params.json"
     if not stamp.exists() or json.loads(stamp.read_text()) != data.videos_key():
@@ -91,7 +102,6 @@ def ensure_synth_dataset(root: str | os.PathLike, data: SynthDataset) -> str:
             frames=data.frames,
             splits=data.splits,
         )
-        root.mkdir(parents=True, exist_ok=True)
         stamp.write_text(json.dumps(data.videos_key()))
     cfg = with_overrides(
         IngestConfig(

@@ -11,6 +11,12 @@ reported with its error.
 The aggregated table must then hold, from the trials' own results: T-conv with n = 2, their mean
 and the t interval of the two; TtoC with n = 1 (seed 0 missing, not a zero) and no interval; the
 paired difference TtoC - T-conv over seed 1 only (matched by seed).
+
+It is also the test of the sweep itself (one sweep in the suite, as each costs minutes on two
+cores): the resumed sweep's console (the progress and result tables, no Ray log line, a few
+dozen lines), the parent and child MLflow runs with their params and the summary artifacts read
+back with ``MlflowClient``, and the exported best configuration, read and planned as
+``jobs.train`` does.
 """
 
 from __future__ import annotations
@@ -27,6 +33,10 @@ from pathlib import Path
 import pytest
 
 from infra.local.procs import find_pids
+from jobs import train as train_cmd
+from tests.jobs.test_console_output import RAY_LOG_LINE
+from training.plan import plan_training
+from training.tune.report import best_row
 from training.tune.stats import t_quantile
 
 pytestmark = pytest.mark.slow
@@ -67,6 +77,7 @@ def _argv(dataset: str, tmp_path: Path, tracking_uri: str) -> list[str]:
         "sweep.name=faults",
         "sweep.resume=true",
         f"sweep.storage_path={tmp_path / 'tune'}",
+        f"sweep.export_path={tmp_path / 'best.yaml'}",
         "--json",
         str(tmp_path / "sweep.json"),
     ]
@@ -156,7 +167,9 @@ def test_failed_trial_is_missing_and_an_interrupted_seeded_sweep_resumes(
     assert rows2[f"{TSC}-s0"]["top1"] == rows[f"{TSC}-s0"]["top1"]  # not rerun
 
     _check_aggregation(summary, rows2, out)
-    _check_mlflow(client)
+    _check_console(out + second.stderr)
+    _check_mlflow(client, tmp_path)
+    _check_exported_best(summary, tmp_path, dataset)
 
 
 def _check_aggregation(summary: dict, rows: dict, out: str) -> None:
@@ -181,7 +194,20 @@ def _check_aggregation(summary: dict, rows: dict, out: str) -> None:
     assert "| SlowFast α=2 β=1/8 TtoC | 1 |" in out and "(n=1, no interval)" in out
 
 
-def _check_mlflow(client) -> None:
+def _check_console(console: str) -> None:
+    """What a person sees of the resumed sweep: the progress table (a column per swept
+    dimension, a row per trial), the result table, nothing of Ray's own logging, a few dozen
+    lines in all."""
+    lines = console.splitlines()
+    assert len(lines) <= 60, console
+    assert not [line for line in lines if RAY_LOG_LINE.search(line)], console
+    header = next(line for line in lines if line.startswith("trial "))
+    assert header.split()[:7] == ["trial", "pathways", "fusion", "α", "β", "fast", "input"]
+    assert "| configuration | seed | top-1 | top-5 | GFLOPs | params (M) |" in console
+    assert "| configuration | n | top-1 (± 95 % CI) |" in console  # the seeds' table
+
+
+def _check_mlflow(client, tmp_path: Path) -> None:
     runs = _runs(client)
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     assert len(parents) == 1  # the resumed sweep continued its parent run
@@ -201,3 +227,31 @@ def _check_mlflow(client) -> None:
     assert len(done) == 1
     history = client.get_metric_history(done[0].info.run_id, "val_top1")
     assert [m.step for m in history] == [0, 1]
+    for child in children:  # each trial's run names the network it trained
+        p = child.data.params
+        assert p["model.resolved.fusion"] == p["tune.fusion"] and p["tune.trial_id"]
+        assert p["model.resolved.alpha"] == p["tune.alpha"] == p["model.overrides.alpha"] == "2"
+        assert p["model.resolved.width"] == "16" and float(p["model.gflops"]) > 0
+        assert int(p["model.params"]) > 10_000
+    artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert {"ablation.md", "ablation.csv", "accuracy_vs_gflops.png", "best.yaml"} <= artifacts
+    csv = client.download_artifacts(parent.info.run_id, "ablation.csv", str(tmp_path / "dl"))
+    lines = Path(csv).read_text().splitlines()
+    assert lines[0].startswith("configuration,top1,top5,gflops,params") and len(lines) == 5
+    png = client.download_artifacts(parent.info.run_id, "accuracy_vs_gflops.png", str(tmp_path))
+    assert Path(png).read_bytes()[:4] == b"\x89PNG"
+
+
+def _check_exported_best(summary: dict, tmp_path: Path, dataset: str) -> None:
+    """The best configuration (by mean over seeds) exported as a training config that
+    ``python -m jobs.train best.yaml`` reads, validates and plans against the dataset before Ray
+    starts; that part runs here in-process (training a valid config is every other Train test's
+    job, and a Train run would cost this test a minute)."""
+    best_yaml = Path(summary["best_config"])
+    assert best_yaml == tmp_path / "best.yaml"
+    best = best_row(summary["aggregated"], "top1_mean")  # the sweep's own choice
+    job = train_cmd.load_job(train_cmd.parse_args([str(best_yaml)]))
+    assert job.data.dataset == dataset
+    plan = plan_training(job)
+    assert plan.model.fusion == {TTC: "time_to_channel", TSC: "time_strided_conv"}[best["key"]]
+    assert plan.model.alpha == 2 and plan.summary.gflops > 0

@@ -48,3 +48,15 @@ def test_count_flops_defaults_and_restores_mode() -> None:
     assert sm.count_flops(model, crop=64, include_bn=False) < small
     with pytest.raises(ValueError, match="inputs"):
         sm.count_flops(torch.nn.Linear(2, 2))
+
+
+@pytest.mark.parametrize(
+    "fusion", ["time_to_channel", "time_strided_sampling", "time_strided_conv"]
+)
+def test_a_larger_alpha_costs_more_for_every_fusion(fusion: str) -> None:
+    """More Fast frames, more computation: what a sweep's GFLOPs column shows for alpha 2 vs 4."""
+    cost = {
+        a: sm.count_flops(sm.create_model("slowfast_tiny", alpha=a, fusion=fusion), crop=32)
+        for a in (2, 4)
+    }
+    assert cost[4] > cost[2] > 0

@@ -109,3 +109,27 @@ def test_bframes_and_long_gops_are_common():
     assert sum(s.bframes > 0 for s in specs) > 100
     assert sum(s.gop >= 48 for s in specs) > 100
     assert {s.fps for s in specs} == {24, 25, 30}
+
+
+def test_two_callers_of_one_root_take_turns(tmp_path, monkeypatch):
+    """ensure_synth_dataset holds ``root/.lock`` while it generates and ingests: a second
+    caller (another process on the machine) waits for it instead of writing the same files."""
+    import fcntl
+    import threading
+
+    from pipelines.synth import dataset as synth_dataset
+
+    entered = threading.Event()
+    monkeypatch.setattr(
+        synth_dataset, "_ensure_synth_dataset", lambda root, data: entered.set() or str(root)
+    )
+    tmp_path.mkdir(exist_ok=True)
+    with open(tmp_path / ".lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # the first caller, mid-ingest
+        waiter = threading.Thread(
+            target=synth_dataset.ensure_synth_dataset, args=(tmp_path, synth_dataset.SMOKE_DATA)
+        )
+        waiter.start()
+        assert not entered.wait(0.5)  # blocked on the lock
+    assert entered.wait(5)  # released: it goes on
+    waiter.join(5)
