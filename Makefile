@@ -22,7 +22,7 @@ demo: $(STAMP)
 # Two workers by default: a third of the suite's time is waits (process start-ups, a killed
 # node's detection, retries), which the other worker's tests fill. TEST_WORKERS=0 runs serially.
 TEST_WORKERS ?= 2
-XDIST = $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadgroup)
+XDIST = $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder)
 
 test: $(STAMP)
 	$(PY) -m pytest -q --timeout=900 --durations=25 $(XDIST)

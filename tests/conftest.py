@@ -47,10 +47,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "acceptance: a full-size target; only with -m acceptance")
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Acceptance tests (minutes each, outside CI's budget) run only when ``-m`` names them;
-    every test gets its ``xdist_group`` and the slow groups go first (:func:`_group_and_order`)."""
+    the slow test groups go first (:func:`_group_and_order`)."""
     _group_and_order(items)
     if "acceptance" in (config.getoption("markexpr") or ""):
         return
@@ -61,30 +60,44 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 #: Packages whose modules share package-scoped services (tests/cluster's four-node cluster):
-#: one xdist group each, so the services start once.
+#: one group each, so the services start once.
 SHARED_PACKAGES = ("tests/cluster/",)
 
 
+def group_of(nodeid: str) -> str:
+    """The group a test runs in under ``make test``'s two workers: its module, or the package of
+    :data:`SHARED_PACKAGES` it belongs to."""
+    path = nodeid.split("::", 1)[0]
+    return next((p for p in SHARED_PACKAGES if path.startswith(p)), path)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """``--dist loadscope`` (``make test``) with :func:`group_of` as the scope: a group runs
+    whole on one worker, so module and package fixtures start once. (pytest-xdist 3.8's
+    ``loadgroup`` marks a group by setting ``item._nodeid``, which pytest 9.2 no longer reads:
+    its groups were silently ignored.)"""
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling  # only under xdist
+
+    class GroupScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return group_of(nodeid)
+
+    return GroupScheduling(config, log)
+
+
 def _group_and_order(items: list[pytest.Item]) -> None:
-    """``make test`` runs two pytest-xdist workers with ``--dist loadgroup``: a group runs whole on
-    one worker. A group is a test module (its module fixtures start once), or a package of
-    :data:`SHARED_PACKAGES`. Groups holding slow tests are handed out first, the unit-test
-    modules last, so the short ones fill the gaps at the end instead of a long one starting
-    alone. Without xdist the markers do nothing and only the order changes (the same on every
-    worker, as xdist requires)."""
-    slow_groups = set()
-    for item in items:
-        path = item.nodeid.split("::", 1)[0]
-        group = next((p for p in SHARED_PACKAGES if path.startswith(p)), path)
-        item.add_marker(pytest.mark.xdist_group(group))
-        item.stash[_GROUP] = group
-        if item.get_closest_marker("slow"):
-            slow_groups.add(group)
-    order = {item.stash[_GROUP]: i for i, item in reversed(list(enumerate(items)))}
-    items.sort(key=lambda it: (it.stash[_GROUP] not in slow_groups, order[it.stash[_GROUP]]))
-
-
-_GROUP = pytest.StashKey[str]()
+    """Groups holding slow tests first, the unit-test modules last, so that under two workers
+    (``--no-loadscope-reorder`` keeps this order) the short ones fill the gaps at the end
+    instead of a long one starting alone. The order is the same on every worker, as xdist
+    requires; a serial run only changes order."""
+    groups = [group_of(item.nodeid) for item in items]
+    slow = {g for g, item in zip(groups, items, strict=True) if item.get_closest_marker("slow")}
+    first = {g: i for i, g in reversed(list(enumerate(groups)))}
+    rank = {id(item): (g not in slow, first[g]) for g, item in zip(groups, items, strict=True)}
+    items.sort(key=lambda item: rank[id(item)])
 
 
 def free_port() -> int:
