@@ -178,3 +178,16 @@ def test_slow_rates_are_per_minute():
     shown = display.Progress("sweep", total=4, unit="trials", count=1)
     shown.started -= 300.0  # one trial in 5 minutes
     assert "0.20 trials/min" in shown.text() and "ETA 15:00" in shown.text()
+
+
+def test_two_commands_in_one_second_get_two_log_folders(tmp_path, monkeypatch):
+    """The default log folder is created exclusively: a second command of the same name started
+    in the same second gets ``-<pid>`` instead of writing into the first one's logs."""
+    import time
+
+    monkeypatch.setattr(console, "DEFAULT_LOG_ROOT", tmp_path / "logs")
+    monkeypatch.setattr(time, "strftime", lambda *_: "20261208-041435")
+    first = console._new_log_folder("train")
+    second = console._new_log_folder("train")
+    assert first == tmp_path / "logs" / "train-20261208-041435" and first.is_dir()
+    assert second == first.with_name(f"{first.name}-{os.getpid()}")
