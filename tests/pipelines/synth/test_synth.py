@@ -123,7 +123,6 @@ def test_two_callers_of_one_root_take_turns(tmp_path, monkeypatch):
     monkeypatch.setattr(
         synth_dataset, "_ensure_synth_dataset", lambda root, data: entered.set() or str(root)
     )
-    tmp_path.mkdir(exist_ok=True)
     with open(tmp_path / ".lock", "w") as held:
         fcntl.flock(held, fcntl.LOCK_EX)  # the first caller, mid-ingest
         waiter = threading.Thread(
